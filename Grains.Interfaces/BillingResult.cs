@@ -1,0 +1,36 @@
+namespace Billing;
+
+/// <summary>
+/// Why a billing call did not do what was asked. Expected outcomes (an insufficient balance, an unknown
+/// account, bad input) are values the caller matches on; exceptions are reserved for faults.
+/// Append new members at the end only: the numbers travel between silos of different versions.
+/// </summary>
+[GenerateSerializer]
+public enum BillingStatus
+{
+    InvalidInput = 1,
+    AccountNotFound = 2,
+    BillingErrorNotFound = 3,
+    NoPriceInEffect = 4,
+    CurrencyMismatch = 5,
+    InsufficientBalance = 6,
+    CreatorConflict = 7,
+}
+
+/// <summary>A refused call: its status, a message for people, and the billing error stored for it, if any.</summary>
+[GenerateSerializer, Immutable, Alias("Billing.BillingProblem")]
+public sealed record BillingProblem(BillingStatus Status, string Detail, Guid? BillingErrorId = null);
+
+/// <summary>Either a value or the problem that prevented it.</summary>
+[GenerateSerializer, Immutable, Alias("Billing.BillingResult`1")]
+public sealed record BillingResult<T>(T? Value, BillingProblem? Problem) where T : class
+{
+    public bool IsOk => Problem is null;
+
+    public static BillingResult<T> Ok(T value) => new(value, null);
+
+    public static BillingResult<T> Fail(BillingStatus status, string detail, Guid? billingErrorId = null) =>
+        new(null, new BillingProblem(status, detail, billingErrorId));
+
+    public static BillingResult<T> Fail(BillingProblem problem) => new(null, problem);
+}

@@ -1,0 +1,122 @@
+using System.Text.Json;
+
+namespace Billing.Accounts;
+
+/// <summary>
+/// The money rules of one account, as pure functions: each decision returns the history row that explains it,
+/// and the account after a row is <see cref="Apply"/> of the row — so the balance is always the sum of the rows'
+/// amounts and monthUsed the sum of their quotaUsed.
+/// </summary>
+public static class AccountLedger
+{
+    public const decimal SignupCredit = 10.0000m;
+    public const decimal FirstProjectCredit = 20.0000m;
+    public const string DefaultCurrency = "USD";
+
+    /// <summary>What is left of the monthly quota at <paramref name="now"/> (a cycle that has ended counts as reset).</summary>
+    public static decimal QuotaLeft(bool isPro, decimal monthlyQuota, decimal monthUsed, DateTimeOffset? cycleEnd, DateTimeOffset now)
+    {
+        if (!isPro) return 0m;
+        if (cycleEnd is { } end && now >= end) return monthlyQuota;
+        return Math.Max(0m, monthlyQuota - monthUsed);
+    }
+
+    /// <summary>The most one usage could cost and still be paid by this account alone.</summary>
+    public static decimal Available(AccountView account, DateTimeOffset now) =>
+        account.Balance + QuotaLeft(account.IsPro, account.MonthlyQuota, account.MonthUsed, account.CycleEnd, now);
+
+    public static AccountState Apply(AccountState state, LedgerRow row) => state with
+    {
+        Balance = row.BalanceAfter,
+        MonthUsed = row.MonthUsedAfter,
+        Version = row.Sequence,
+        UpdatedAt = row.CreatedAt,
+    };
+
+    /// <summary>When a pro account's cycle has ended: the reset row (monthUsed back to 0, cycle moved on by whole months).</summary>
+    public static LedgerRow? CycleReset(AccountState state, DateTimeOffset now)
+    {
+        if (!state.IsPro || state.CycleStart is not { } start || state.CycleEnd is not { } end || now < end) return null;
+        var months = 1;
+        while (start.AddMonths(months + 1) <= now) months++;
+        var newStart = start.AddMonths(months);
+        var newEnd = start.AddMonths(months + 1);
+        return Row(state, now, amount: 0m, quotaUsed: -state.MonthUsed, HistoryReasons.QuotaCycleReset,
+            extra: Json(new { cycleStart = newStart, cycleEnd = newEnd }));
+    }
+
+    /// <summary>The cycle that a reset row starts (its extra holds it).</summary>
+    public static AccountState ApplyCycleReset(AccountState state, LedgerRow reset)
+    {
+        using var doc = JsonDocument.Parse(reset.Extra!);
+        return Apply(state, reset) with
+        {
+            CycleStart = doc.RootElement.GetProperty("cycleStart").GetDateTimeOffset(),
+            CycleEnd = doc.RootElement.GetProperty("cycleEnd").GetDateTimeOffset(),
+        };
+    }
+
+    /// <summary>Decides a charge: quota first, then balance, never below zero. Returns the row or why not.</summary>
+    public static (LedgerRow? Row, BillingProblem? Problem) Charge(AccountState state, AccountCharge charge, DateTimeOffset now)
+    {
+        if (!string.Equals(charge.Currency, state.Currency, StringComparison.Ordinal))
+        {
+            return (null, new BillingProblem(BillingStatus.CurrencyMismatch,
+                $"The price is in {charge.Currency} but the {Describe(state)} is in {state.Currency}."));
+        }
+
+        var quotaLeft = QuotaLeft(state.IsPro, state.MonthlyQuota, state.MonthUsed, state.CycleEnd, now);
+        var fromQuota = Math.Min(charge.Cost, quotaLeft);
+        var fromBalance = charge.Cost - fromQuota;
+        if (fromBalance > state.Balance)
+        {
+            return (null, new BillingProblem(BillingStatus.InsufficientBalance,
+                $"Insufficient balance in the {Describe(state)}. Required: {charge.Cost} {charge.Currency}, available: {state.Balance + quotaLeft} {state.Currency}."));
+        }
+
+        var row = Row(state, now, -fromBalance, fromQuota, charge.Reason,
+            extra: null, charge.UsageId, charge.CounterpartyId, charge.ModelId, charge.InputTokens, charge.OutputTokens);
+        return (row, null);
+    }
+
+    public static LedgerRow Credit(AccountState state, AccountCredit credit, DateTimeOffset now) =>
+        Row(state, now, credit.Amount, 0m, credit.Reason, extra: null, creditId: credit.CreditId);
+
+    /// <summary>A plan change starts a new cycle from now (pro) or clears it, and returns the quota drawn so far.</summary>
+    public static LedgerRow PlanChange(AccountState state, PlanChange plan, DateTimeOffset now) =>
+        Row(state, now, 0m, -state.MonthUsed, HistoryReasons.PlanChange,
+            extra: Json(new
+            {
+                isPro = plan.IsPro,
+                monthlyQuota = plan.MonthlyQuota,
+                cycleStart = plan.IsPro ? now : (DateTimeOffset?)null,
+                cycleEnd = plan.IsPro ? now.AddMonths(1) : (DateTimeOffset?)null,
+            }));
+
+    public static AccountState ApplyPlanChange(AccountState state, PlanChange plan, LedgerRow row) => Apply(state, row) with
+    {
+        IsPro = plan.IsPro,
+        MonthlyQuota = plan.MonthlyQuota,
+        CycleStart = plan.IsPro ? row.CreatedAt : null,
+        CycleEnd = plan.IsPro ? row.CreatedAt.AddMonths(1) : null,
+    };
+
+    /// <summary>The project's zero-amount row for a usage its user paid (what was charged to whom is in its extra).</summary>
+    public static LedgerRow UserFallbackMarker(AccountState state, UsageReceipt userReceipt, Guid modelId, DateTimeOffset now) =>
+        Row(state, now, 0m, 0m, HistoryReasons.AiUsageUserFallback,
+            extra: Json(new { deductedFrom = "user", userId = userReceipt.AccountId, cost = userReceipt.Cost, currency = userReceipt.Currency }),
+            userReceipt.UsageId, userReceipt.AccountId, modelId, userReceipt.InputTokens, userReceipt.OutputTokens);
+
+    private static LedgerRow Row(
+        AccountState state, DateTimeOffset now, decimal amount, decimal quotaUsed, string reason, string? extra,
+        Guid? usageId = null, Guid? counterpartyId = null, Guid? modelId = null, long? inputTokens = null,
+        long? outputTokens = null, Guid? creditId = null) =>
+        new(Guid.NewGuid(), state.Version + 1, amount, quotaUsed, state.Currency, reason,
+            state.Balance + amount, state.MonthUsed + quotaUsed, usageId, counterpartyId, modelId,
+            inputTokens, outputTokens, creditId, extra, now);
+
+    private static string Describe(AccountState state) =>
+        state.Kind == AccountKind.Project ? $"project account {state.Id}" : $"user account {state.Id}";
+
+    private static string Json<T>(T value) => JsonSerializer.Serialize(value);
+}

@@ -1,0 +1,85 @@
+namespace Billing.Accounts;
+
+/// <summary>A usage charge. Its receipt is also its usage record, written in the same statement as its row.</summary>
+internal sealed class ChargeOperation(AccountCharge charge) : PendingOperation<BillingResult<UsageReceipt>>
+{
+    public AccountCharge Charge { get; } = charge;
+
+    public bool Charged => Receipt is not null;
+
+    /// <summary>The receipt of a charge this batch writes.</summary>
+    public UsageReceipt? Receipt { get; private set; }
+
+    public override void Decide(LedgerBatch batch)
+    {
+        Receipt = null;
+        var (row, problem) = AccountLedger.Charge(batch.State, Charge, batch.Now);
+        if (row is null)
+        {
+            Result = BillingResult<UsageReceipt>.Fail(problem!);
+            return;
+        }
+
+        batch.Append(row);
+        var receipt = new UsageReceipt(
+            Charge.UsageId, Charge.Cost, Charge.Currency, Charge.InputTokens, Charge.OutputTokens,
+            batch.State.Kind == AccountKind.Project ? PayingAccount.Project : PayingAccount.User,
+            batch.State.Id, row.BalanceAfter, row.QuotaUsed);
+        batch.Charges.Add(receipt);
+        Result = BillingResult<UsageReceipt>.Ok(receipt);
+        Receipt = receipt;
+    }
+
+    /// <summary>The usage id already has an answer in the database (this or another account gave it).</summary>
+    public void Settle(BillingResult<UsageReceipt> stored)
+    {
+        Result = stored;
+        Receipt = null;
+        Settled = true;
+    }
+}
+
+/// <summary>A top-up, idempotent by credit id; it resolves the account's open insufficient-balance errors.</summary>
+internal sealed class CreditOperation(AccountCredit credit) : PendingOperation<BillingResult<AccountView>>
+{
+    public AccountCredit Credit { get; } = credit;
+
+    public override void Decide(LedgerBatch batch)
+    {
+        batch.Append(AccountLedger.Credit(batch.State, Credit, batch.Now));
+        batch.ResolveInsufficientBalanceErrors = true;
+        Result = BillingResult<AccountView>.Ok(batch.State.ToView());
+    }
+
+    public void Settle() => Settled = true;
+
+    public override void Complete(AccountState? committed)
+    {
+        // A credit found already applied answers with the account as it is now.
+        if (Settled) Result = BillingResult<AccountView>.Ok(committed!.ToView());
+        base.Complete(committed);
+    }
+}
+
+internal sealed class PlanChangeOperation(PlanChange plan) : PendingOperation<BillingResult<AccountView>>
+{
+    public override void Decide(LedgerBatch batch)
+    {
+        batch.Append(AccountLedger.PlanChange(batch.State, plan, batch.Now), (state, row) => AccountLedger.ApplyPlanChange(state, plan, row));
+        Result = BillingResult<AccountView>.Ok(batch.State.ToView());
+    }
+}
+
+/// <summary>The project's zero-amount row for a usage its user paid; idempotent by usage id.</summary>
+internal sealed class UserFallbackOperation(UsageReceipt userReceipt, Guid modelId) : PendingOperation<bool>
+{
+    public Guid UsageId => userReceipt.UsageId;
+
+    public override void Decide(LedgerBatch batch)
+    {
+        batch.Append(AccountLedger.UserFallbackMarker(batch.State, userReceipt, modelId, batch.Now));
+        Result = true;
+    }
+
+    public void Settle() => Settled = true;
+}

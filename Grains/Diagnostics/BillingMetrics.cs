@@ -1,0 +1,41 @@
+using System.Diagnostics;
+using System.Diagnostics.Metrics;
+
+namespace Billing.Diagnostics;
+
+/// <summary>The <c>Billing</c> meter. Exported by the silo (OpenTelemetry); names follow OpenTelemetry conventions.</summary>
+public static class BillingMetrics
+{
+    public const string MeterName = "Billing";
+
+    private static readonly Meter Meter = new(MeterName, "1.0");
+
+    private static readonly Counter<long> UsageRecorded = Meter.CreateCounter<long>(
+        "billing.usage.recorded", "{usage}", "Usages charged, by paying account kind.");
+
+    private static readonly Counter<decimal> CostCharged = Meter.CreateCounter<decimal>(
+        "billing.cost.charged", "{currency_unit}", "Money charged for usage, per currency.");
+
+    private static readonly Counter<long> Refusals = Meter.CreateCounter<long>(
+        "billing.refusals", "{refusal}", "Calls refused, by reason.");
+
+    private static readonly Histogram<double> DeductionLatency = Meter.CreateHistogram<double>(
+        "billing.deduction.duration", "ms", "Time from a charge reaching its account to its commit.");
+
+    private static readonly Histogram<long> BatchSize = Meter.CreateHistogram<long>(
+        "billing.group_commit.batch_size", "{operation}", "Ledger operations committed together in one round trip.");
+
+    public static void RecordCharge(string paidBy, decimal cost, string currency)
+    {
+        UsageRecorded.Add(1, new KeyValuePair<string, object?>("paid_by", paidBy));
+        CostCharged.Add(cost, new KeyValuePair<string, object?>("currency", currency));
+    }
+
+    public static void RecordRefusal(BillingStatus reason) =>
+        Refusals.Add(1, new KeyValuePair<string, object?>("reason", reason.ToString()));
+
+    public static void RecordDeduction(long startTimestamp) =>
+        DeductionLatency.Record(Stopwatch.GetElapsedTime(startTimestamp).TotalMilliseconds);
+
+    public static void RecordBatch(int size) => BatchSize.Record(size);
+}

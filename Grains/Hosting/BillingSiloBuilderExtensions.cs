@@ -1,0 +1,32 @@
+using Billing.Storage;
+using Microsoft.Extensions.DependencyInjection;
+using Npgsql;
+using Orleans.Configuration;
+
+namespace Billing.Hosting;
+
+public static class BillingSiloBuilderExtensions
+{
+    /// <summary>The Orleans grain storage provider that holds billing state which is not money.</summary>
+    public const string GrainStorageName = "billing";
+
+    /// <summary>
+    /// Everything a silo needs to host the billing grains: the PostgreSQL data source they share and the
+    /// Orleans ADO.NET grain storage on the same database. Clustering is the host's choice.
+    /// </summary>
+    public static ISiloBuilder AddBillingGrains(this ISiloBuilder silo, string connectionString)
+    {
+        silo.Services.AddSingleton(_ => NpgsqlDataSource.Create(connectionString));
+        silo.Services.AddSingleton<LedgerStore>();
+        silo.Services.AddSingleton<UsageRecordStore>();
+        silo.Services.AddSingleton<PricingStore>();
+        silo.Services.AddSingleton<BillingErrorStore>();
+        silo.Services.AddSingleton(TimeProvider.System);
+        silo.AddAdoNetGrainStorage(GrainStorageName, (AdoNetGrainStorageOptions options) =>
+        {
+            options.Invariant = "Npgsql";
+            options.ConnectionString = connectionString;
+        });
+        return silo;
+    }
+}

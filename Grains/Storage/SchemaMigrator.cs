@@ -1,0 +1,76 @@
+using Microsoft.Extensions.Logging;
+using Npgsql;
+
+namespace Billing.Storage;
+
+/// <summary>
+/// Applies <c>sql/order.txt</c> in order, each file once per database, recording it in
+/// <c>billing_schema_migrations</c>. Safe to run from several processes at once (advisory lock)
+/// and on a database that already has everything (it applies nothing).
+/// </summary>
+public static class SchemaMigrator
+{
+    private const long AdvisoryLockKey = 0x42494c4c494e47; // "BILLING"
+
+    public static IReadOnlyList<string> Files { get; } = ReadOrder();
+
+    public static async Task<int> ApplyAsync(string connectionString, ILogger logger, CancellationToken cancellationToken = default)
+    {
+        await using var connection = new NpgsqlConnection(connectionString);
+        await connection.OpenAsync(cancellationToken);
+        await ExecuteAsync(connection, "SELECT pg_advisory_lock(@key)", cancellationToken, ("key", AdvisoryLockKey));
+        try
+        {
+            await ExecuteAsync(connection, """
+                CREATE TABLE IF NOT EXISTS billing_schema_migrations (
+                    name       text        PRIMARY KEY,
+                    applied_at timestamptz NOT NULL DEFAULT now())
+                """, cancellationToken);
+            var applied = new HashSet<string>();
+            await using (var read = new NpgsqlCommand("SELECT name FROM billing_schema_migrations", connection))
+            await using (var reader = await read.ExecuteReaderAsync(cancellationToken))
+            {
+                while (await reader.ReadAsync(cancellationToken)) applied.Add(reader.GetString(0));
+            }
+
+            var count = 0;
+            foreach (var file in Files.Where(f => !applied.Contains(f)))
+            {
+                logger.LogInformation("Applying schema file {SchemaFile}", file);
+                await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+                await ExecuteAsync(connection, ReadResource(file), cancellationToken);
+                await ExecuteAsync(connection, "INSERT INTO billing_schema_migrations (name) VALUES (@name)", cancellationToken, ("name", file));
+                await transaction.CommitAsync(cancellationToken);
+                count++;
+            }
+
+            logger.LogInformation("Schema up to date: {AppliedCount} file(s) applied now, {TotalCount} in all", count, Files.Count);
+            return count;
+        }
+        finally
+        {
+            await ExecuteAsync(connection, "SELECT pg_advisory_unlock(@key)", CancellationToken.None, ("key", AdvisoryLockKey));
+        }
+    }
+
+    private static async Task ExecuteAsync(NpgsqlConnection connection, string sql, CancellationToken cancellationToken, params (string Name, object Value)[] parameters)
+    {
+        await using var command = new NpgsqlCommand(sql, connection);
+        foreach (var (name, value) in parameters) command.Parameters.AddWithValue(name, value);
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    private static IReadOnlyList<string> ReadOrder() =>
+        ReadResource("order.txt")
+            .Split('\n', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
+            .Where(line => !line.StartsWith('#'))
+            .ToArray();
+
+    private static string ReadResource(string name)
+    {
+        using var stream = typeof(SchemaMigrator).Assembly.GetManifestResourceStream("sql/" + name)
+            ?? throw new InvalidOperationException($"Schema file sql/{name} is not embedded in {typeof(SchemaMigrator).Assembly.GetName().Name}.");
+        using var reader = new StreamReader(stream);
+        return reader.ReadToEnd();
+    }
+}

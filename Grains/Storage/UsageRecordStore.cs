@@ -1,0 +1,78 @@
+using System.Text.Json;
+using Npgsql;
+
+namespace Billing.Storage;
+
+/// <summary>
+/// <c>usage_record</c>: the one answer given for each usage id, whichever account charged it or whether it was
+/// refused. Its primary key is the at-most-once guarantee (I3); a refusal and its billing error (I5) are one statement.
+/// </summary>
+public sealed class UsageRecordStore(NpgsqlDataSource dataSource)
+{
+    /// <summary>The stored answers for those of <paramref name="usageIds"/> that have one.</summary>
+    public async Task<Dictionary<Guid, BillingResult<UsageReceipt>>> ReadAsync(Guid[] usageIds, CancellationToken cancellationToken = default)
+    {
+        var found = new Dictionary<Guid, BillingResult<UsageReceipt>>();
+        if (usageIds.Length == 0) return found;
+        await using var command = dataSource.CreateCommand("""
+            SELECT usage_id, outcome, paid_by, account_id, cost, currency, input_tokens, output_tokens, balance_after,
+                   quota_used, billing_error_id, message
+            FROM usage_record WHERE usage_id = ANY($1)
+            """);
+        command.Parameters.Add(new NpgsqlParameter<Guid[]> { TypedValue = usageIds });
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            var usageId = reader.GetGuid(0);
+            found[usageId] = reader.GetString(1) == "charged"
+                ? BillingResult<UsageReceipt>.Ok(new UsageReceipt(
+                    usageId, reader.GetDecimal(4), reader.GetString(5), reader.GetInt64(6), reader.GetInt64(7),
+                    reader.GetString(2) == "project" ? PayingAccount.Project : PayingAccount.User,
+                    reader.GetGuid(3), reader.GetDecimal(8), reader.GetDecimal(9)))
+                : BillingResult<UsageReceipt>.Fail(BillingStatus.InsufficientBalance, reader.GetString(11), reader.GetGuid(10));
+        }
+
+        return found;
+    }
+
+    /// <summary>
+    /// Stores a refusal and its one billing error, unless the usage id already has an answer: then that answer
+    /// (the first call's) is returned instead and nothing is written.
+    /// </summary>
+    public async Task<BillingResult<UsageReceipt>> RecordRefusalAsync(
+        Guid usageId, string scope, Guid scopeId, decimal cost, string currency, long inputTokens, long outputTokens,
+        string message, object details, DateTimeOffset now, CancellationToken cancellationToken = default)
+    {
+        var billingErrorId = Guid.NewGuid();
+        await using var command = dataSource.CreateCommand("""
+            WITH rec AS (
+                INSERT INTO usage_record (usage_id, outcome, cost, currency, input_tokens, output_tokens, billing_error_id, message, created_at)
+                VALUES ($1, 'refused', $2, $3, $4, $5, $6, $7, $8)
+                ON CONFLICT (usage_id) DO NOTHING
+                RETURNING usage_id),
+            err AS (
+                INSERT INTO billing_error (id, scope, scope_id, error_type, message, details, usage_id, created_at)
+                SELECT $6, $9, $10, 'insufficient_balance', $7, $11::jsonb, usage_id, $8 FROM rec)
+            SELECT count(*) FROM rec
+            """);
+        var p = command.Parameters;
+        p.Add(new NpgsqlParameter<Guid> { TypedValue = usageId });
+        p.Add(new NpgsqlParameter<decimal> { TypedValue = cost });
+        p.Add(new NpgsqlParameter<string> { TypedValue = currency });
+        p.Add(new NpgsqlParameter<long> { TypedValue = inputTokens });
+        p.Add(new NpgsqlParameter<long> { TypedValue = outputTokens });
+        p.Add(new NpgsqlParameter<Guid> { TypedValue = billingErrorId });
+        p.Add(new NpgsqlParameter<string> { TypedValue = message });
+        p.Add(new NpgsqlParameter<DateTimeOffset> { TypedValue = now });
+        p.Add(new NpgsqlParameter<string> { TypedValue = scope });
+        p.Add(new NpgsqlParameter<Guid> { TypedValue = scopeId });
+        p.Add(new NpgsqlParameter<string> { TypedValue = JsonSerializer.Serialize(details) });
+        if ((long)(await command.ExecuteScalarAsync(cancellationToken))! == 1)
+        {
+            return BillingResult<UsageReceipt>.Fail(BillingStatus.InsufficientBalance, message, billingErrorId);
+        }
+
+        var first = await ReadAsync([usageId], cancellationToken);
+        return first[usageId];
+    }
+}

@@ -1,0 +1,133 @@
+using Billing.Accounts;
+using Billing.Diagnostics;
+using Billing.Pricing;
+using Billing.Storage;
+using Microsoft.Extensions.Logging;
+using Orleans.Concurrency;
+
+namespace Billing.Usage;
+
+/// <summary>
+/// The agents' entry point. Prices a usage, asks the project to pay, then the user (never splitting a cost), and
+/// stores the refusal with its one billing error when neither can. Holds no state: the account grains and the
+/// usage record keep every invariant, so any number of these may run on every silo.
+/// </summary>
+[StatelessWorker]
+public sealed class UsageGrain(UsageRecordStore usageRecords, TimeProvider clock, ILogger<UsageGrain> logger) : Grain, IUsageGrain
+{
+    public async Task<BillingResult<UsageReceipt>> RecordAiUsage(AiUsage usage)
+    {
+        if (Validate(usage.UsageId, usage.InputTokens, usage.OutputTokens, ("projectId", usage.ProjectId), ("userId", usage.UserId), ("modelId", usage.ModelId)) is { } invalid)
+            return Refused(invalid);
+        var (priced, problem) = await Price(usage.ModelId, usage.InputTokens, usage.OutputTokens);
+        if (problem is not null) return Refused(problem);
+
+        var charge = new AccountCharge(usage.UsageId, HistoryReasons.AiUsage, priced.Cost, priced.Currency, usage.ModelId,
+            usage.InputTokens, usage.OutputTokens, usage.UserId);
+        var project = GrainFactory.GetGrain<IProjectGrain>(usage.ProjectId);
+        var byProject = await project.Charge(charge);
+        if (byProject.IsOk) return await WithFallbackMarker(project, byProject, usage.ModelId);
+        // Not found, another currency, or this usage id's refusal stored earlier: that is the answer.
+        if (byProject.Problem!.Status != BillingStatus.InsufficientBalance || byProject.Problem.BillingErrorId is not null) return Refused(byProject.Problem);
+
+        var byUser = await GrainFactory.GetGrain<IUserGrain>(usage.UserId)
+            .Charge(charge with { Reason = HistoryReasons.AiUsageUserFallback, CounterpartyId = usage.ProjectId });
+        if (byUser.IsOk) return await WithFallbackMarker(project, byUser, usage.ModelId);
+        if (byUser.Problem!.BillingErrorId is not null || byUser.Problem.Status == BillingStatus.CurrencyMismatch) return Refused(byUser.Problem);
+
+        var message = $"Insufficient balance (project + user). {byProject.Problem.Detail} {byUser.Problem.Detail}";
+        return await Refuse(usage.UsageId, BillingScopes.Project, usage.ProjectId, priced, usage.InputTokens, usage.OutputTokens, message,
+            new { userId = usage.UserId, modelId = usage.ModelId, inputTokens = usage.InputTokens, outputTokens = usage.OutputTokens, cost = priced.Cost, currency = priced.Currency });
+    }
+
+    public async Task<BillingResult<UsageReceipt>> RecordPersonalUsage(PersonalUsage usage)
+    {
+        if (Validate(usage.UsageId, usage.InputTokens, usage.OutputTokens, ("userId", usage.UserId), ("modelId", usage.ModelId)) is { } invalid)
+            return Refused(invalid);
+        var (priced, problem) = await Price(usage.ModelId, usage.InputTokens, usage.OutputTokens);
+        if (problem is not null) return Refused(problem);
+
+        var byUser = await GrainFactory.GetGrain<IUserGrain>(usage.UserId).Charge(new AccountCharge(
+            usage.UsageId, HistoryReasons.AiUsagePersonal, priced.Cost, priced.Currency, usage.ModelId, usage.InputTokens, usage.OutputTokens, null));
+        if (byUser.IsOk) return byUser;
+        if (byUser.Problem!.Status != BillingStatus.InsufficientBalance || byUser.Problem.BillingErrorId is not null) return Refused(byUser.Problem);
+
+        return await Refuse(usage.UsageId, BillingScopes.User, usage.UserId, priced, usage.InputTokens, usage.OutputTokens, byUser.Problem.Detail,
+            new { userId = usage.UserId, modelId = usage.ModelId, inputTokens = usage.InputTokens, outputTokens = usage.OutputTokens, cost = priced.Cost, currency = priced.Currency, scope = "personal" });
+    }
+
+    public async Task<BillingResult<BalanceCheckResult>> CheckBalance(BalanceCheck check)
+    {
+        if (check.ProjectId == Guid.Empty) return BillingResult<BalanceCheckResult>.Fail(BillingStatus.InvalidInput, "projectId must not be the nil UUID.");
+        if (Validate(Guid.NewGuid(), check.EstimatedInputTokens, check.EstimatedOutputTokens, ("userId", check.UserId), ("modelId", check.ModelId)) is { } invalid)
+            return BillingResult<BalanceCheckResult>.Fail(invalid);
+        var (priced, problem) = await Price(check.ModelId, check.EstimatedInputTokens, check.EstimatedOutputTokens);
+        if (problem is not null) return BillingResult<BalanceCheckResult>.Fail(problem);
+
+        var now = clock.GetUtcNow();
+        decimal? projectAvailable = null;
+        var projectCanPay = false;
+        if (check.ProjectId is { } projectId)
+        {
+            var project = await GrainFactory.GetGrain<IProjectGrain>(projectId).GetAccount();
+            if (!project.IsOk) return BillingResult<BalanceCheckResult>.Fail(project.Problem!);
+            projectAvailable = AccountLedger.Available(project.Value!, now);
+            projectCanPay = project.Value!.Currency == priced.Currency && projectAvailable >= priced.Cost;
+        }
+
+        var user = await GrainFactory.GetGrain<IUserGrain>(check.UserId).GetAccount();
+        if (!user.IsOk) return BillingResult<BalanceCheckResult>.Fail(user.Problem!);
+        var userAvailable = AccountLedger.Available(user.Value!, now);
+        var userCanPay = user.Value!.Currency == priced.Currency && userAvailable >= priced.Cost;
+
+        // One account alone must be able to pay: a deduction is never split (seed defect 1).
+        return BillingResult<BalanceCheckResult>.Ok(new BalanceCheckResult(projectCanPay || userCanPay, priced.Cost, priced.Currency, projectAvailable, userAvailable));
+    }
+
+    /// <summary>When the user paid, the project's history gets its zero-amount row (idempotent; done again on a retry).</summary>
+    private static async Task<BillingResult<UsageReceipt>> WithFallbackMarker(IProjectGrain project, BillingResult<UsageReceipt> paid, Guid modelId)
+    {
+        if (paid.Value!.DeductedFrom == PayingAccount.User) await project.RecordUserFallback(paid.Value, modelId);
+        return paid;
+    }
+
+    private async Task<BillingResult<UsageReceipt>> Refuse(
+        Guid usageId, string scope, Guid scopeId, (decimal Cost, string Currency) priced, long inputTokens, long outputTokens, string message, object details)
+    {
+        var answer = await usageRecords.RecordRefusalAsync(usageId, scope, scopeId, priced.Cost, priced.Currency, inputTokens, outputTokens,
+            message, details, clock.GetUtcNow());
+        if (answer.IsOk) return answer; // a concurrent attempt with this usage id was charged first
+        logger.LogWarning("Usage {UsageId} refused for insufficient balance ({Scope} {ScopeId}, cost {Cost} {Currency}); billing error {BillingErrorId}",
+            usageId, scope, scopeId, priced.Cost, priced.Currency, answer.Problem!.BillingErrorId);
+        return Refused(answer.Problem);
+    }
+
+    private async Task<((decimal Cost, string Currency) Priced, BillingProblem? Problem)> Price(Guid modelId, long inputTokens, long outputTokens)
+    {
+        var price = await GrainFactory.GetGrain<IModelPricingGrain>(modelId).GetPriceAt(clock.GetUtcNow());
+        if (price is null || (price.InputPricePerMillion == 0 && price.OutputPricePerMillion == 0))
+            return (default, new BillingProblem(BillingStatus.NoPriceInEffect, $"Model {modelId} has no price in effect; configure its pricing first."));
+        var cost = UsageCost.TryCompute(inputTokens, outputTokens, price.InputPricePerMillion, price.OutputPricePerMillion);
+        if (cost is null)
+            return (default, new BillingProblem(BillingStatus.InvalidInput, "Token counts are too large: their cost cannot be represented exactly."));
+        return ((cost.Value, price.Currency), null);
+    }
+
+    private static BillingProblem? Validate(Guid usageId, long inputTokens, long outputTokens, params (string Name, Guid Value)[] ids)
+    {
+        if (usageId == Guid.Empty) return new BillingProblem(BillingStatus.InvalidInput, "usageId must not be the nil UUID.");
+        foreach (var (name, value) in ids)
+        {
+            if (value == Guid.Empty) return new BillingProblem(BillingStatus.InvalidInput, $"{name} must be a UUID other than the nil UUID.");
+        }
+
+        if (inputTokens < 0 || outputTokens < 0) return new BillingProblem(BillingStatus.InvalidInput, "Token counts must not be negative.");
+        return null;
+    }
+
+    private static BillingResult<UsageReceipt> Refused(BillingProblem problem)
+    {
+        BillingMetrics.RecordRefusal(problem.Status);
+        return BillingResult<UsageReceipt>.Fail(problem);
+    }
+}
