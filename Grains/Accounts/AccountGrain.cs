@@ -124,6 +124,7 @@ public abstract class AccountGrain(LedgerStore ledger, UsageRecordStore usageRec
 
     private async Task CommitBatch(List<PendingOperation> batch)
     {
+        var refusalsChecked = false;
         for (var attempt = 1; ; attempt++)
         {
             if (reloadNeeded)
@@ -134,6 +135,19 @@ public abstract class AccountGrain(LedgerStore ledger, UsageRecordStore usageRec
 
             var pending = batch.Where(o => !o.Settled).ToList();
             var decided = Decide(pending);
+            if (!refusalsChecked && pending.OfType<ChargeOperation>().Any(c => c.RefusedForBalance))
+            {
+                // A refusal writes nothing, so no version guard would notice a stale state: before refusing,
+                // make sure no other activation has moved the account on (a top-up it took, for example).
+                refusalsChecked = true;
+                if (await ledger.ReadVersionAsync(Table, AccountId) != State!.Version)
+                {
+                    logger.LogWarning("{AccountKind} account {AccountId} was changed by another activation; reloading before refusing", Table.Kind, AccountId);
+                    reloadNeeded = true;
+                    continue;
+                }
+            }
+
             if (decided.Rows.Count > 0)
             {
                 bool committed;

@@ -7,6 +7,8 @@ internal sealed class ChargeOperation(AccountCharge charge) : PendingOperation<B
 
     public bool Charged => Receipt is not null;
 
+    public bool RefusedForBalance => !Settled && Result?.Problem?.Status == BillingStatus.InsufficientBalance;
+
     /// <summary>The receipt of a charge this batch writes.</summary>
     public UsageReceipt? Receipt { get; private set; }
 

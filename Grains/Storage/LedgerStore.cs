@@ -36,6 +36,14 @@ public sealed class LedgerStore(NpgsqlDataSource dataSource)
             reader.GetInt64(7), reader.GetFieldValue<DateTimeOffset>(8), reader.GetFieldValue<DateTimeOffset>(9));
     }
 
+    /// <summary>The account's version in the database (-1 when there is no account).</summary>
+    public async Task<long> ReadVersionAsync(AccountTable table, Guid id, CancellationToken cancellationToken = default)
+    {
+        await using var command = dataSource.CreateCommand($"SELECT version FROM {table.Accounts} WHERE {table.Key} = $1");
+        command.Parameters.Add(new NpgsqlParameter<Guid> { TypedValue = id });
+        return await command.ExecuteScalarAsync(cancellationToken) is long version ? version : -1;
+    }
+
     /// <summary>Creates an account with its opening row (if any) in one statement; false when it already existed.</summary>
     public async Task<bool> CreateAsync(AccountState account, LedgerRow? openingRow, CancellationToken cancellationToken = default)
     {

@@ -1,0 +1,75 @@
+using Billing.Hosting;
+using Billing.Testing;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Npgsql;
+using Orleans.TestingHost;
+
+namespace Billing.Tests;
+
+/// <summary>A clock the tests can move forward (quota cycles); otherwise real time.</summary>
+public sealed class AdjustableClock : TimeProvider
+{
+    private long offsetTicks;
+
+    public override DateTimeOffset GetUtcNow() => base.GetUtcNow().AddTicks(Interlocked.Read(ref offsetTicks));
+
+    public void Advance(TimeSpan by) => Interlocked.Add(ref offsetTicks, by.Ticks);
+}
+
+/// <summary>
+/// One Orleans test cluster hosting the billing grains on its own database of the throwaway PostgreSQL,
+/// shared by a collection. Tests use fresh ids, so they neither see nor disturb each other.
+/// </summary>
+public class ClusterFixture : IAsyncLifetime
+{
+    public InProcessTestCluster Cluster { get; private set; } = null!;
+
+    public string ConnectionString { get; private set; } = null!;
+
+    public AdjustableClock Clock { get; } = new();
+
+    public IGrainFactory Grains => Cluster.Client;
+
+    public async Task InitializeAsync()
+    {
+        ConnectionString = await PostgresServer.Instance.CreateDatabaseAsync("core");
+        var builder = new InProcessTestClusterBuilder(1);
+        builder.ConfigureSilo((_, silo) =>
+        {
+            silo.AddBillingGrains(ConnectionString);
+            silo.Services.AddSingleton<TimeProvider>(Clock);
+            silo.Services.AddLogging(logging => logging.SetMinimumLevel(LogLevel.Warning));
+        });
+        Cluster = builder.Build();
+        await Cluster.DeployAsync();
+    }
+
+    public async Task DisposeAsync()
+    {
+        await Cluster.StopAllSilosAsync();
+        await Cluster.DisposeAsync();
+    }
+
+    public NpgsqlConnection OpenDatabase()
+    {
+        var connection = new NpgsqlConnection(ConnectionString);
+        connection.Open();
+        return connection;
+    }
+}
+
+[CollectionDefinition(Name)]
+public sealed class ClusterCollection : ICollectionFixture<ClusterFixture>
+{
+    public const string Name = "billing cluster";
+}
+
+/// <summary>A cluster of its own, so moving its clock disturbs no other test.</summary>
+public sealed class ClockClusterFixture : ClusterFixture;
+
+[CollectionDefinition(Name)]
+public sealed class ClockClusterCollection : ICollectionFixture<ClockClusterFixture>
+{
+    public const string Name = "billing cluster with a movable clock";
+}

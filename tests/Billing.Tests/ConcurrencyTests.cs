@@ -1,0 +1,89 @@
+namespace Billing.Tests;
+
+[Collection(ClusterCollection.Name)]
+public sealed class ConcurrencyTests(ClusterFixture fixture) : BillingTestBase(fixture)
+{
+    [Fact]
+    public async Task Two_hundred_concurrent_usages_on_a_balance_for_fifty_charge_exactly_fifty()
+    {
+        var model = await NewModel(1_000_000m, 0.0001m); // 1 input token costs exactly 1
+        var user = await NewUser(balance: 0m);
+        var project = await NewProject(balance: 50m);
+
+        var results = await Task.WhenAll(Enumerable.Range(0, 200).Select(_ =>
+            Usage.RecordAiUsage(new AiUsage(Guid.NewGuid(), project, user, model, 1, 0))));
+
+        Assert.Equal(50, results.Count(r => r.IsOk));
+        var refusals = results.Where(r => !r.IsOk).ToArray();
+        Assert.Equal(150, refusals.Length);
+        Assert.All(refusals, r => Assert.Equal(BillingStatus.InsufficientBalance, r.Problem!.Status));
+        Assert.Equal(150, refusals.Select(r => r.Problem!.BillingErrorId).Distinct().Count());
+        Assert.Equal(0m, (await View(AccountKind.Project, project)).Balance);
+        Assert.Equal(150, await BillingErrorCount(project));
+    }
+
+    [Fact]
+    public async Task Twelve_concurrent_project_initialisations_by_one_creator_grant_exactly_one_credit()
+    {
+        var creator = Guid.NewGuid();
+        var projects = Enumerable.Range(0, 12).Select(_ => Guid.NewGuid()).ToArray();
+
+        // Each project initialised twice at once as well: retries must not add a credit either.
+        var results = await Task.WhenAll(projects.Concat(projects).Select(p => Grains.GetGrain<IProjectGrain>(p).Initialize(creator)));
+
+        foreach (var project in projects) Touch(AccountKind.Project, project);
+        Assert.Equal(1, await Scalar("SELECT count(*) FROM project_billing WHERE \"user\" = $1 AND initial_credit_granted", creator));
+        Assert.Equal(20.0000m, (decimal)await Scalar("SELECT sum(balance)::bigint FROM project_billing WHERE \"user\" = $1", creator));
+        Assert.Equal(12, results.Count(r => r.Value!.Created));
+    }
+
+    [Fact]
+    public async Task Twenty_concurrent_calls_with_one_usage_id_charge_once()
+    {
+        var model = await NewModel();
+        var user = await NewUser();
+        var project = await NewProject();
+        var usage = new AiUsage(Guid.NewGuid(), project, user, model, 1_234, 567);
+
+        var results = await Task.WhenAll(Enumerable.Range(0, 20).Select(_ => Usage.RecordAiUsage(usage)));
+
+        Assert.All(results, r => Assert.Equal(results[0].Value, r.Value));
+        Assert.Equal(19.987793m, (await View(AccountKind.Project, project)).Balance);
+        Assert.Equal(1, await Scalar("SELECT count(*) FROM usage_record WHERE usage_id = $1", usage.UsageId));
+    }
+
+    [Fact]
+    public async Task A_usage_id_refused_once_stays_refused_after_a_top_up_with_one_billing_error()
+    {
+        var model = await NewModel(1_000_000m, 0.0001m);
+        var user = await NewUser(balance: 0m);
+        var project = await NewProject(balance: 0m);
+        var usage = new AiUsage(Guid.NewGuid(), project, user, model, 5, 0);
+
+        var refused = await Usage.RecordAiUsage(usage);
+        await Grains.GetGrain<IProjectGrain>(project).Credit(new AccountCredit(100m, HistoryReasons.TopUp, null));
+        var retried = await Task.WhenAll(Enumerable.Range(0, 5).Select(_ => Usage.RecordAiUsage(usage)));
+
+        Assert.All(retried, r => Assert.Equal(refused.Problem, r.Problem));
+        Assert.Equal(100m, (await View(AccountKind.Project, project)).Balance);
+        Assert.Equal(1, await BillingErrorCount(project));
+    }
+
+    [Fact]
+    public async Task A_usage_paid_by_the_user_is_not_charged_again_by_a_topped_up_project_on_retry()
+    {
+        var model = await NewModel(1_000_000m, 0.0001m);
+        var user = await NewUser();
+        var project = await NewProject(balance: 0m);
+        var usage = new AiUsage(Guid.NewGuid(), project, user, model, 3, 0);
+
+        var first = await Usage.RecordAiUsage(usage);
+        await Grains.GetGrain<IProjectGrain>(project).Credit(new AccountCredit(100m, HistoryReasons.TopUp, null));
+        var retry = await Usage.RecordAiUsage(usage);
+
+        Assert.Equal(PayingAccount.User, first.Value!.DeductedFrom);
+        Assert.Equal(first.Value, retry.Value);
+        Assert.Equal(100m, (await View(AccountKind.Project, project)).Balance);
+        Assert.Equal(7m, (await View(AccountKind.User, user)).Balance);
+    }
+}

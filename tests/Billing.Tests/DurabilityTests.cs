@@ -1,0 +1,54 @@
+using Billing.Accounts;
+using Billing.Storage;
+using Npgsql;
+
+namespace Billing.Tests;
+
+[Collection(ClusterCollection.Name)]
+public sealed class DurabilityTests(ClusterFixture fixture) : BillingTestBase(fixture)
+{
+    [Fact]
+    public async Task Balance_reloads_from_the_database_after_deactivation_and_a_silo_restart()
+    {
+        var model = await NewModel();
+        var user = await NewUser();
+        var project = await NewProject();
+        await Usage.RecordAiUsage(new AiUsage(Guid.NewGuid(), project, user, model, 1_234, 567));
+
+        await Fixture.Cluster.DeactivateAsync(Grains.GetGrain<IProjectGrain>(project));
+        var silo = Fixture.Cluster.GetActiveSilos().First();
+        await Fixture.Cluster.RestartSiloAsync(silo);
+        await Fixture.Cluster.InitializeClientAsync();
+
+        var account = await View(AccountKind.Project, project);
+        Assert.Equal(19.987793m, account.Balance);
+        Assert.Equal(2, account.Version);
+    }
+
+    [Fact]
+    public async Task A_stale_second_activation_cannot_write_and_the_live_one_reloads()
+    {
+        var model = await NewModel(1_000_000m, 0.0001m);
+        var user = await NewUser();
+        var project = await NewProject(balance: 10m);
+        var store = new LedgerStore(NpgsqlDataSource.Create(Fixture.ConnectionString));
+        var stale = (await store.LoadAsync(AccountTable.Projects, project))!;
+
+        // The grain moves on; the "other activation" still holds the old version.
+        await Usage.RecordAiUsage(new AiUsage(Guid.NewGuid(), project, user, model, 4, 0));
+        var (row, _) = AccountLedger.Charge(stale, new AccountCharge(Guid.NewGuid(), HistoryReasons.AiUsage, 10m, "USD", model, 10, 0, user), DateTimeOffset.UtcNow);
+        var written = await store.CommitAsync(AccountLedger.Apply(stale, row!), stale.Version, [row!], [], false);
+
+        Assert.False(written);
+        Assert.Equal(6m, (await store.LoadAsync(AccountTable.Projects, project))!.Balance);
+
+        // Now a second activation does write first (a top-up behind the grain's back): the grain's next write
+        // conflicts, it reloads, and decides against the real balance.
+        var current = (await store.LoadAsync(AccountTable.Projects, project))!;
+        var credit = AccountLedger.Credit(current, new AccountCredit(100m, HistoryReasons.TopUp, Guid.NewGuid()), DateTimeOffset.UtcNow);
+        Assert.True(await store.CommitAsync(AccountLedger.Apply(current, credit), current.Version, [credit], [], false));
+        var afterConflict = await Usage.RecordAiUsage(new AiUsage(Guid.NewGuid(), project, user, model, 50, 0));
+
+        Assert.Equal((PayingAccount.Project, 56m), (afterConflict.Value!.DeductedFrom, afterConflict.Value.BalanceAfter));
+    }
+}
