@@ -16,7 +16,7 @@ public static class BillingSiloBuilderExtensions
     /// </summary>
     public static ISiloBuilder AddBillingGrains(this ISiloBuilder silo, string connectionString)
     {
-        silo.Services.AddSingleton(_ => NpgsqlDataSource.Create(connectionString));
+        silo.Services.AddSingleton(_ => NpgsqlDataSource.Create(WithBillingDefaults(connectionString)));
         silo.Services.AddSingleton<LedgerStore>();
         silo.Services.AddSingleton<UsageRecordStore>();
         silo.Services.AddSingleton<PricingStore>();
@@ -28,5 +28,13 @@ public static class BillingSiloBuilderExtensions
             options.ConnectionString = connectionString;
         });
         return silo;
+    }
+
+    /// <summary>The ledger's few statements run constantly: let Npgsql prepare them unless told otherwise.</summary>
+    private static string WithBillingDefaults(string connectionString)
+    {
+        var builder = new NpgsqlConnectionStringBuilder(connectionString);
+        if (builder.MaxAutoPrepare == 0) builder.MaxAutoPrepare = 32;
+        return builder.ConnectionString;
     }
 }
