@@ -42,7 +42,7 @@ public static class AccountLedger
         var newStart = start.AddMonths(months);
         var newEnd = start.AddMonths(months + 1);
         return Row(state, now, amount: 0m, quotaUsed: -state.MonthUsed, HistoryReasons.QuotaCycleReset,
-            extra: Json(new { cycleStart = newStart, cycleEnd = newEnd }));
+            extra: Json(new { cycleStart = newStart, cycleEnd = newEnd }))!;
     }
 
     /// <summary>The cycle that a reset row starts (its extra holds it).</summary>
@@ -67,20 +67,24 @@ public static class AccountLedger
 
         var quotaLeft = QuotaLeft(state.IsPro, state.MonthlyQuota, state.MonthUsed, state.CycleEnd, now);
         var fromQuota = Math.Min(charge.Cost, quotaLeft);
-        var fromBalance = charge.Cost - fromQuota;
+        var fromBalance = ExactDecimal.TrySubtract(charge.Cost, fromQuota);
+        if (fromBalance is null) return (null, Inexact);
         if (fromBalance > state.Balance)
         {
             return (null, new BillingProblem(BillingStatus.InsufficientBalance,
                 $"Insufficient balance in the {Describe(state)}. Required: {charge.Cost} {charge.Currency}, available: {state.Balance + quotaLeft} {state.Currency}."));
         }
 
-        var row = Row(state, now, -fromBalance, fromQuota, charge.Reason,
+        var row = Row(state, now, -fromBalance.Value, fromQuota, charge.Reason,
             extra: null, charge.UsageId, charge.CounterpartyId, charge.ModelId, charge.InputTokens, charge.OutputTokens);
-        return (row, null);
+        return row is null ? (null, Inexact) : (row, null);
     }
 
-    public static LedgerRow Credit(AccountState state, AccountCredit credit, DateTimeOffset now) =>
-        Row(state, now, credit.Amount, 0m, credit.Reason, extra: null, creditId: credit.CreditId);
+    public static (LedgerRow? Row, BillingProblem? Problem) Credit(AccountState state, AccountCredit credit, DateTimeOffset now) =>
+        Row(state, now, credit.Amount, 0m, credit.Reason, extra: null, creditId: credit.CreditId) is { } row ? (row, null) : (null, Inexact);
+
+    private static readonly BillingProblem Inexact = new(BillingStatus.InvalidInput,
+        "The amount has more significant digits than the account can hold exactly; use fewer decimals.");
 
     /// <summary>A plan change starts a new cycle from now (pro) or clears it, and returns the quota drawn so far.</summary>
     public static LedgerRow PlanChange(AccountState state, PlanChange plan, DateTimeOffset now) =>
@@ -91,7 +95,7 @@ public static class AccountLedger
                 monthlyQuota = plan.MonthlyQuota,
                 cycleStart = plan.IsPro ? now : (DateTimeOffset?)null,
                 cycleEnd = plan.IsPro ? now.AddMonths(1) : (DateTimeOffset?)null,
-            }));
+            }))!;
 
     public static AccountState ApplyPlanChange(AccountState state, PlanChange plan, LedgerRow row) => Apply(state, row) with
     {
@@ -105,15 +109,19 @@ public static class AccountLedger
     public static LedgerRow UserFallbackMarker(AccountState state, UsageReceipt userReceipt, Guid modelId, DateTimeOffset now) =>
         Row(state, now, 0m, 0m, HistoryReasons.AiUsageUserFallback,
             extra: Json(new { deductedFrom = "user", userId = userReceipt.AccountId, cost = userReceipt.Cost, currency = userReceipt.Currency }),
-            userReceipt.UsageId, userReceipt.AccountId, modelId, userReceipt.InputTokens, userReceipt.OutputTokens);
+            userReceipt.UsageId, userReceipt.AccountId, modelId, userReceipt.InputTokens, userReceipt.OutputTokens)!;
 
-    private static LedgerRow Row(
+    /// <summary>The next row, or null when its balance or monthUsed would not be exact.</summary>
+    private static LedgerRow? Row(
         AccountState state, DateTimeOffset now, decimal amount, decimal quotaUsed, string reason, string? extra,
         Guid? usageId = null, Guid? counterpartyId = null, Guid? modelId = null, long? inputTokens = null,
-        long? outputTokens = null, Guid? creditId = null) =>
-        new(Guid.NewGuid(), state.Version + 1, amount, quotaUsed, state.Currency, reason,
-            state.Balance + amount, state.MonthUsed + quotaUsed, usageId, counterpartyId, modelId,
-            inputTokens, outputTokens, creditId, extra, now);
+        long? outputTokens = null, Guid? creditId = null)
+    {
+        if (ExactDecimal.TryAdd(state.Balance, amount) is not { } balanceAfter) return null;
+        if (ExactDecimal.TryAdd(state.MonthUsed, quotaUsed) is not { } monthUsedAfter) return null;
+        return new(Guid.NewGuid(), state.Version + 1, amount, quotaUsed, state.Currency, reason,
+            balanceAfter, monthUsedAfter, usageId, counterpartyId, modelId, inputTokens, outputTokens, creditId, extra, now);
+    }
 
     private static string Describe(AccountState state) =>
         state.Kind == AccountKind.Project ? $"project account {state.Id}" : $"user account {state.Id}";

@@ -48,7 +48,14 @@ internal sealed class CreditOperation(AccountCredit credit) : PendingOperation<B
 
     public override void Decide(LedgerBatch batch)
     {
-        batch.Append(AccountLedger.Credit(batch.State, Credit, batch.Now));
+        var (row, problem) = AccountLedger.Credit(batch.State, Credit, batch.Now);
+        if (row is null)
+        {
+            Result = BillingResult<AccountView>.Fail(problem!);
+            return;
+        }
+
+        batch.Append(row);
         batch.ResolveInsufficientBalanceErrors = true;
         Result = BillingResult<AccountView>.Ok(batch.State.ToView());
     }

@@ -18,7 +18,7 @@ public sealed class ProjectGrain(LedgerStore ledger, UsageRecordStore usageRecor
             var now = Clock.GetUtcNow();
             var empty = new AccountState(AccountId, AccountKind.Project, creatorId, 0m, AccountLedger.DefaultCurrency, first, false, 0m, 0m, null, null, 0, now, now);
             var credit = first
-                ? AccountLedger.Credit(empty, new AccountCredit(AccountLedger.FirstProjectCredit, HistoryReasons.FirstProjectCredit, null), now) with { CounterpartyId = creatorId }
+                ? AccountLedger.Credit(empty, new AccountCredit(AccountLedger.FirstProjectCredit, HistoryReasons.FirstProjectCredit, null), now).Row! with { CounterpartyId = creatorId }
                 : null;
             var account = credit is null ? empty : AccountLedger.Apply(empty, credit);
             if (await Ledger.CreateAsync(account, credit))

@@ -14,7 +14,7 @@ public sealed class UserGrain(LedgerStore ledger, UsageRecordStore usageRecords,
 
         var now = Clock.GetUtcNow();
         var empty = new AccountState(AccountId, AccountKind.User, null, 0m, AccountLedger.DefaultCurrency, true, false, 0m, 0m, null, null, 0, now, now);
-        var signup = AccountLedger.Credit(empty, new AccountCredit(AccountLedger.SignupCredit, HistoryReasons.SignupCredit, null), now);
+        var signup = AccountLedger.Credit(empty, new AccountCredit(AccountLedger.SignupCredit, HistoryReasons.SignupCredit, null), now).Row!;
         var account = AccountLedger.Apply(empty, signup);
         var created = await Ledger.CreateAsync(account, signup);
         State = created ? account : await Ledger.LoadAsync(Table, AccountId);

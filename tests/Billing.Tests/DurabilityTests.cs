@@ -45,7 +45,7 @@ public sealed class DurabilityTests(ClusterFixture fixture) : BillingTestBase(fi
         // Now a second activation does write first (a top-up behind the grain's back): the grain's next write
         // conflicts, it reloads, and decides against the real balance.
         var current = (await store.LoadAsync(AccountTable.Projects, project))!;
-        var credit = AccountLedger.Credit(current, new AccountCredit(100m, HistoryReasons.TopUp, Guid.NewGuid()), DateTimeOffset.UtcNow);
+        var credit = AccountLedger.Credit(current, new AccountCredit(100m, HistoryReasons.TopUp, Guid.NewGuid()), DateTimeOffset.UtcNow).Row!;
         Assert.True(await store.CommitAsync(AccountLedger.Apply(current, credit), current.Version, [credit], [], false));
         var afterConflict = await Usage.RecordAiUsage(new AiUsage(Guid.NewGuid(), project, user, model, 50, 0));
 
