@@ -196,7 +196,7 @@ public abstract class AccountGrain(LedgerStore ledger, UsageRecordStore usageRec
 
     private LedgerBatch Decide(List<PendingOperation> operations)
     {
-        var now = Clock.GetUtcNow();
+        var now = Clock.GetDatabaseNow();
         var batch = new LedgerBatch(State!, now);
         if (AccountLedger.CycleReset(batch.State, now) is { } reset) batch.Append(reset, AccountLedger.ApplyCycleReset);
         foreach (var operation in operations) operation.Decide(batch);

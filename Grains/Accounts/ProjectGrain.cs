@@ -15,7 +15,7 @@ public sealed class ProjectGrain(LedgerStore ledger, UsageRecordStore usageRecor
         {
             // The creator's grain decides, once and for all, which project takes the first-project credit.
             var first = await GrainFactory.GetGrain<ICreatorGrain>(creatorId).ClaimFirstProjectCredit(AccountId);
-            var now = Clock.GetUtcNow();
+            var now = Clock.GetDatabaseNow();
             var empty = new AccountState(AccountId, AccountKind.Project, creatorId, 0m, AccountLedger.DefaultCurrency, first, false, 0m, 0m, null, null, 0, now, now);
             var credit = first
                 ? AccountLedger.Credit(empty, new AccountCredit(AccountLedger.FirstProjectCredit, HistoryReasons.FirstProjectCredit, null), now).Row! with { CounterpartyId = creatorId }

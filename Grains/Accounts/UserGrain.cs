@@ -12,7 +12,7 @@ public sealed class UserGrain(LedgerStore ledger, UsageRecordStore usageRecords,
     {
         if (State is not null) return BillingResult<AccountInitialized>.Ok(new AccountInitialized(State.ToView(), Created: false));
 
-        var now = Clock.GetUtcNow();
+        var now = Clock.GetDatabaseNow();
         var empty = new AccountState(AccountId, AccountKind.User, null, 0m, AccountLedger.DefaultCurrency, true, false, 0m, 0m, null, null, 0, now, now);
         var signup = AccountLedger.Credit(empty, new AccountCredit(AccountLedger.SignupCredit, HistoryReasons.SignupCredit, null), now).Row!;
         var account = AccountLedger.Apply(empty, signup);

@@ -17,7 +17,7 @@ public sealed class BillingErrorsGrain(BillingErrorStore store, TimeProvider clo
     }
 
     public async Task<BillingResult<BillingErrorView>> Resolve(Guid billingErrorId) =>
-        await store.ResolveAsync(billingErrorId, clock.GetUtcNow()) is { } resolved
+        await store.ResolveAsync(billingErrorId, clock.GetDatabaseNow()) is { } resolved
             ? BillingResult<BillingErrorView>.Ok(resolved)
             : BillingResult<BillingErrorView>.Fail(BillingStatus.BillingErrorNotFound, $"There is no billing error {billingErrorId}.");
 }

@@ -20,9 +20,9 @@ public sealed partial class ModelPricingGrain(PricingStore store, TimeProvider c
     public async Task<BillingResult<ModelPrice>> AddPrice(ModelPriceInput input)
     {
         if (Validate(input) is { } problem) return BillingResult<ModelPrice>.Fail(BillingStatus.InvalidInput, problem);
-        var now = clock.GetUtcNow();
+        var now = clock.GetDatabaseNow();
         var price = new ModelPrice(Guid.NewGuid(), this.GetPrimaryKey(), input.InputPricePerMillion, input.OutputPricePerMillion,
-            input.Currency, (input.EffectiveFrom ?? now).ToUniversalTime(), now);
+            input.Currency, (input.EffectiveFrom ?? now).ToUniversalTime().ToDatabasePrecision(), now);
         await store.InsertAsync(price);
         prices = [.. prices.Append(price).OrderBy(p => p.EffectiveFrom).ThenBy(p => p.CreatedAt)];
         logger.LogInformation("Price of model {ModelId} from {EffectiveFrom}: {InputPrice}/{OutputPrice} {Currency} per million tokens",
@@ -32,7 +32,7 @@ public sealed partial class ModelPricingGrain(PricingStore store, TimeProvider c
 
     public Task<ModelPricing> GetPricing()
     {
-        var now = clock.GetUtcNow();
+        var now = clock.GetDatabaseNow();
         return Task.FromResult(new ModelPricing(InEffect(now), prices.Where(p => p.EffectiveFrom > now).ToArray()));
     }
 

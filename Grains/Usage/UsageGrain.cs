@@ -64,7 +64,7 @@ public sealed class UsageGrain(UsageRecordStore usageRecords, TimeProvider clock
         var (priced, problem) = await Price(check.ModelId, check.EstimatedInputTokens, check.EstimatedOutputTokens);
         if (problem is not null) return BillingResult<BalanceCheckResult>.Fail(problem);
 
-        var now = clock.GetUtcNow();
+        var now = clock.GetDatabaseNow();
         decimal? projectAvailable = null;
         var projectCanPay = false;
         if (check.ProjectId is { } projectId)
@@ -95,7 +95,7 @@ public sealed class UsageGrain(UsageRecordStore usageRecords, TimeProvider clock
         Guid usageId, string scope, Guid scopeId, (decimal Cost, string Currency) priced, long inputTokens, long outputTokens, string message, object details)
     {
         var answer = await usageRecords.RecordRefusalAsync(usageId, scope, scopeId, priced.Cost, priced.Currency, inputTokens, outputTokens,
-            message, details, clock.GetUtcNow());
+            message, details, clock.GetDatabaseNow());
         if (answer.IsOk) return answer; // a concurrent attempt with this usage id was charged first
         logger.LogWarning("Usage {UsageId} refused for insufficient balance ({Scope} {ScopeId}, cost {Cost} {Currency}); billing error {BillingErrorId}",
             usageId, scope, scopeId, priced.Cost, priced.Currency, answer.Problem!.BillingErrorId);
@@ -104,7 +104,7 @@ public sealed class UsageGrain(UsageRecordStore usageRecords, TimeProvider clock
 
     private async Task<((decimal Cost, string Currency) Priced, BillingProblem? Problem)> Price(Guid modelId, long inputTokens, long outputTokens)
     {
-        var price = await GrainFactory.GetGrain<IModelPricingGrain>(modelId).GetPriceAt(clock.GetUtcNow());
+        var price = await GrainFactory.GetGrain<IModelPricingGrain>(modelId).GetPriceAt(clock.GetDatabaseNow());
         if (price is null || (price.InputPricePerMillion == 0 && price.OutputPricePerMillion == 0))
             return (default, new BillingProblem(BillingStatus.NoPriceInEffect, $"Model {modelId} has no price in effect; configure its pricing first."));
         var cost = UsageCost.TryCompute(inputTokens, outputTokens, price.InputPricePerMillion, price.OutputPricePerMillion);

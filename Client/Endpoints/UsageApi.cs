@@ -1,0 +1,113 @@
+using Billing.Gateway.Contracts;
+using Billing.Gateway.Hosting;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Mvc;
+
+namespace Billing.Gateway.Endpoints;
+
+/// <summary>Usage: charge AI usage (project with user fallback, or personal) and balance checks.</summary>
+public static class UsageApi
+{
+    public const string IdempotencyKeyHeader = "Idempotency-Key";
+
+    public static IEndpointRouteBuilder MapUsageApi(this IEndpointRouteBuilder app)
+    {
+        var group = app.MapGroup("/v1").WithTags("Usage").RequireAuthorization(BillingClaims.ServicePolicy);
+        group.MapPost("/usage", RecordUsage)
+            .WithName("RecordUsage").WithSummary("Record AI usage in a project: paid by the project, else by the user's personal account.")
+            .ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status402PaymentRequired)
+            .ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status422UnprocessableEntity);
+        group.MapPost("/users/{userId}/usage", RecordPersonalUsage)
+            .WithName("RecordPersonalUsage").WithSummary("Record personal AI usage, paid only by the user's account.")
+            .ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status402PaymentRequired)
+            .ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status422UnprocessableEntity);
+        group.MapPost("/balance-checks", CheckBalance)
+            .WithName("CheckBalance").WithSummary("Would this call be payable now? True only when one account alone can pay.")
+            .ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status422UnprocessableEntity);
+        return app;
+    }
+
+    private static async Task<Results<Ok<UsageResponse>, ProblemHttpResult>> RecordUsage(
+        [FromBody] AiUsageRequest body,
+        [FromHeader(Name = IdempotencyKeyHeader)] string? idempotencyKey,
+        IClusterClient cluster)
+    {
+        if (!Http.Require(body.ProjectId, "projectId", out var projectId, out var invalid)) return invalid;
+        if (!Http.Require(body.UserId, "userId", out var userId, out invalid)) return invalid;
+        if (!Http.Require(body.ModelId, "modelId", out var modelId, out invalid)) return invalid;
+        if (!Http.RequireTokens(body.InputTokens, "inputTokens", out var input, out invalid)) return invalid;
+        if (!Http.RequireTokens(body.OutputTokens, "outputTokens", out var output, out invalid)) return invalid;
+        if (!TryResolveUsageId(body.UsageId, idempotencyKey, out var usageId, out invalid)) return invalid;
+
+        var result = await cluster.GetGrain<IUsageGrain>(0).RecordAiUsage(new AiUsage(usageId, projectId, userId, modelId, input, output));
+        return result.Problem is { } problem ? Http.Problem(problem) : TypedResults.Ok(UsageResponse.From(result.Value!));
+    }
+
+    private static async Task<Results<Ok<UsageResponse>, ProblemHttpResult>> RecordPersonalUsage(
+        string userId,
+        [FromBody] PersonalUsageRequest body,
+        [FromHeader(Name = IdempotencyKeyHeader)] string? idempotencyKey,
+        IClusterClient cluster)
+    {
+        if (!Http.TryParseId(userId, "userId", out var user, out var invalid)) return invalid;
+        if (!Http.Require(body.ModelId, "modelId", out var modelId, out invalid)) return invalid;
+        if (!Http.RequireTokens(body.InputTokens, "inputTokens", out var input, out invalid)) return invalid;
+        if (!Http.RequireTokens(body.OutputTokens, "outputTokens", out var output, out invalid)) return invalid;
+        if (!TryResolveUsageId(body.UsageId, idempotencyKey, out var usageId, out invalid)) return invalid;
+
+        var result = await cluster.GetGrain<IUsageGrain>(0).RecordPersonalUsage(new PersonalUsage(usageId, user, modelId, input, output));
+        return result.Problem is { } problem ? Http.Problem(problem) : TypedResults.Ok(UsageResponse.From(result.Value!));
+    }
+
+    private static async Task<Results<Ok<BalanceCheckResponse>, ProblemHttpResult>> CheckBalance([FromBody] BalanceCheckRequest body, IClusterClient cluster)
+    {
+        Guid? projectId = null;
+        if (body.ProjectId is not null)
+        {
+            if (!Http.Require(body.ProjectId, "projectId", out var project, out var invalidProject)) return invalidProject;
+            projectId = project;
+        }
+
+        if (!Http.Require(body.UserId, "userId", out var userId, out var invalid)) return invalid;
+        if (!Http.Require(body.ModelId, "modelId", out var modelId, out invalid)) return invalid;
+        if (!Http.RequireTokens(body.EstimatedInputTokens, "estimatedInputTokens", out var input, out invalid)) return invalid;
+        if (!Http.RequireTokens(body.EstimatedOutputTokens, "estimatedOutputTokens", out var output, out invalid)) return invalid;
+
+        var result = await cluster.GetGrain<IUsageGrain>(0).CheckBalance(new BalanceCheck(projectId, userId, modelId, input, output));
+        return result.Problem is { } problem ? Http.Problem(problem) : TypedResults.Ok(BalanceCheckResponse.From(result.Value!));
+    }
+
+    /// <summary>The usage id: from the body, else the Idempotency-Key header (a UUID), else a new one. Both and different: 400.</summary>
+    internal static bool TryResolveUsageId(Guid? fromBody, string? header, out Guid usageId, out ProblemHttpResult problem)
+    {
+        problem = null!;
+        usageId = Guid.Empty;
+        Guid? fromHeader = null;
+        if (header is not null)
+        {
+            if (!Guid.TryParse(header, out var parsed) || parsed == Guid.Empty)
+            {
+                problem = Http.BadRequest($"The {IdempotencyKeyHeader} header must be a UUID (it is the usage id).");
+                return false;
+            }
+
+            fromHeader = parsed;
+        }
+
+        if (fromBody == Guid.Empty)
+        {
+            problem = Http.BadRequest("usageId must not be the nil UUID.");
+            return false;
+        }
+
+        if (fromBody is not null && fromHeader is not null && fromBody != fromHeader)
+        {
+            problem = Http.BadRequest($"usageId in the body and the {IdempotencyKeyHeader} header differ; send one, or the same id in both.");
+            return false;
+        }
+
+        usageId = fromBody ?? fromHeader ?? Guid.NewGuid();
+        return true;
+    }
+}

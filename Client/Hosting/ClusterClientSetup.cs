@@ -1,0 +1,73 @@
+using Orleans.Configuration;
+
+namespace Billing.Gateway.Hosting;
+
+public static partial class ClusterClientSetup
+{
+    /// <summary>
+    /// The Orleans client: membership from PostgreSQL (ADO.NET clustering, <c>ConnectionStrings:Billing</c>),
+    /// cluster and service id from <c>Orleans:ClusterId</c>/<c>Orleans:ServiceId</c> (default "billing").
+    /// It keeps retrying to connect, so the gateway may start before any silo; until then /health/ready is 503.
+    /// </summary>
+    public static WebApplicationBuilder AddBillingClusterClient(this WebApplicationBuilder builder)
+    {
+        var connectionString = builder.Configuration.GetConnectionString("Billing");
+        if (string.IsNullOrWhiteSpace(connectionString))
+        {
+            throw new InvalidOperationException(
+                "ConnectionStrings:Billing is not set. Set it in configuration or as the environment variable ConnectionStrings__Billing " +
+                "(the Development environment has a default).");
+        }
+
+        builder.UseOrleansClient(client =>
+        {
+            client.UseAdoNetClustering(options =>
+            {
+                options.Invariant = "Npgsql";
+                options.ConnectionString = connectionString;
+            });
+            client.Services.AddOptions<ClusterOptions>()
+                .Configure(options =>
+                {
+                    options.ClusterId = "billing";
+                    options.ServiceId = "billing";
+                })
+                .BindConfiguration("Orleans");
+            client.Services.AddOptions<GatewayOptions>();
+            client.Services.AddOptions<ClientMessagingOptions>()
+                .Configure<Microsoft.Extensions.Options.IOptions<GatewayOptions>>((messaging, gateway) =>
+                    messaging.ResponseTimeout = TimeSpan.FromSeconds(gateway.Value.ClusterCallTimeoutSeconds));
+            client.UseConnectionRetryFilter<RetryConnectingForever>();
+        });
+
+        // Kestrel starts while the client is still connecting: /health/live answers at once.
+        builder.Services.Configure<HostOptions>(o => o.ServicesStartConcurrently = true);
+        return builder;
+    }
+
+    /// <summary>Retries the first connection to the cluster every two seconds until the host stops.</summary>
+    internal sealed partial class RetryConnectingForever(ILogger<RetryConnectingForever> logger) : IClientConnectionRetryFilter
+    {
+        private int attempts;
+
+        public async Task<bool> ShouldRetryConnectionAttempt(Exception exception, CancellationToken cancellationToken)
+        {
+            if (cancellationToken.IsCancellationRequested) return false;
+            var attempt = Interlocked.Increment(ref attempts);
+            LogRetry(logger, attempt, exception.GetType().Name, exception.Message);
+            try
+            {
+                await Task.Delay(TimeSpan.FromSeconds(2), cancellationToken);
+            }
+            catch (OperationCanceledException)
+            {
+                return false;
+            }
+
+            return true;
+        }
+
+        [LoggerMessage(Level = LogLevel.Warning, Message = "Cannot reach the billing cluster yet (attempt {Attempt}, {ExceptionType}: {Reason}); retrying in 2 s")]
+        private static partial void LogRetry(ILogger logger, int attempt, string exceptionType, string reason);
+    }
+}

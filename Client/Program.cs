@@ -1,0 +1,56 @@
+using Billing.Gateway.Endpoints;
+using Billing.Gateway.Hosting;
+
+namespace Billing.Gateway;
+
+/// <summary>
+/// The billing gateway: an ASP.NET Core minimal API over an Orleans client (see shared/API.md).
+/// <c>token --role admin --sub &lt;uuid&gt;</c> mints a development token instead of starting the server.
+/// </summary>
+public static class Program
+{
+    public static async Task<int> Main(string[] args)
+    {
+        if (TokenCommand.IsTokenCommand(args)) return TokenCommand.Run(args, Console.Out, Console.Error);
+
+        await using var app = BuildGateway(args);
+        await app.RunAsync();
+        return 0;
+    }
+
+    /// <summary>Builds the gateway; tests call this with their own configuration as command-line arguments.</summary>
+    public static WebApplication BuildGateway(string[] args)
+    {
+        var builder = WebApplication.CreateBuilder(Options(args));
+
+        builder.AddBillingServerDefaults();   // default URL, request limits, JSON, problem details
+        builder.AddBillingClusterClient();    // Orleans client on ADO.NET (PostgreSQL) clustering
+        builder.AddBillingAuth();             // JWT bearer (HS256) and the service/admin policies
+        builder.AddBillingHealth();           // cluster + database readiness
+        builder.AddBillingOpenApi();          // /openapi/v1.json
+
+        var app = builder.Build();
+
+        app.UseBillingErrorHandling();        // exceptions and empty error responses become problem+json
+        app.UseAuthentication();
+        app.UseAuthorization();
+
+        app.MapOpenApi().AllowAnonymous();
+        app.MapAccountsApi();
+        app.MapUsageApi();
+        app.MapHistoryApi();
+        app.MapBillingErrorsApi();
+        app.MapAdminApi();
+        app.MapHealthApi();
+
+        return app;
+    }
+
+    /// <summary>appsettings*.json are read beside the assembly, wherever the process was started from (unless --contentRoot).</summary>
+    internal static WebApplicationOptions Options(string[] args, string? environmentName = null) => new()
+    {
+        Args = args,
+        EnvironmentName = environmentName,
+        ContentRootPath = args.Any(a => a.StartsWith("--contentRoot", StringComparison.OrdinalIgnoreCase)) ? null : AppContext.BaseDirectory,
+    };
+}
