@@ -13,8 +13,10 @@ public static class BillingMetrics
     private static readonly Counter<long> UsageRecorded = Meter.CreateCounter<long>(
         "billing.usage.recorded", "{usage}", "Usages charged, by paying account kind.");
 
-    private static readonly Counter<decimal> CostCharged = Meter.CreateCounter<decimal>(
-        "billing.cost.charged", "{currency_unit}", "Money charged for usage, per currency.");
+    // OpenTelemetry exports long and double instruments only (a decimal counter is silently dropped), so this
+    // one observability figure is a double; the ledger itself never leaves decimal.
+    private static readonly Counter<double> CostCharged = Meter.CreateCounter<double>(
+        "billing.cost.charged", "{currency_unit}", "Money charged for usage, per currency (approximate; the ledger is exact).");
 
     private static readonly Counter<long> Refusals = Meter.CreateCounter<long>(
         "billing.refusals", "{refusal}", "Calls refused, by reason.");
@@ -28,7 +30,7 @@ public static class BillingMetrics
     public static void RecordCharge(string paidBy, decimal cost, string currency)
     {
         UsageRecorded.Add(1, new KeyValuePair<string, object?>("paid_by", paidBy));
-        CostCharged.Add(cost, new KeyValuePair<string, object?>("currency", currency));
+        CostCharged.Add(decimal.ToDouble(cost), new KeyValuePair<string, object?>("currency", currency));
     }
 
     public static void RecordRefusal(BillingStatus reason) =>

@@ -1,0 +1,113 @@
+using System.Net;
+using Billing.Hosting;
+using Billing.Storage;
+using Npgsql;
+using Orleans.Configuration;
+using Orleans.Dashboard;
+
+namespace Billing.SiloHost.Hosting;
+
+public static class SiloHostingExtensions
+{
+    public const string ConnectionStringName = "Billing";
+
+    /// <summary>
+    /// The Orleans silo: membership on PostgreSQL (ADO.NET clustering), endpoints on the loopback address,
+    /// membership timeouts for fast fail-over, the billing grains and the dashboard.
+    /// </summary>
+    public static WebApplicationBuilder AddBillingSilo(this WebApplicationBuilder builder)
+    {
+        var connectionString = builder.GetBillingConnectionString();
+        var silo = builder.Configuration.GetSection(BillingSiloOptions.SectionName).Get<BillingSiloOptions>() ?? new BillingSiloOptions();
+
+        builder.Services.AddOptions<BillingSiloOptions>().BindConfiguration(BillingSiloOptions.SectionName);
+        builder.Services.AddOptions<BillingHostOptions>().BindConfiguration(BillingHostOptions.SectionName);
+
+        builder.UseOrleans(orleans =>
+        {
+            orleans.UseAdoNetClustering(options =>
+            {
+                options.Invariant = "Npgsql";
+                options.ConnectionString = connectionString;
+            });
+            // Orleans itself binds ClusterOptions from the "Orleans" section; this adds our defaults.
+            orleans.Configure<ClusterOptions>(options =>
+            {
+                options.ClusterId = silo.ClusterId;
+                options.ServiceId = silo.ServiceId;
+            });
+            orleans.ConfigureEndpoints(IPAddress.Loopback, silo.SiloPort, silo.GatewayPort, listenOnAnyHostAddress: false);
+            orleans.Services.AddOptions<ClusterMembershipOptions>()
+                .Configure(FastFailover)
+                .BindConfiguration($"{BillingSiloOptions.SectionName}:Membership");
+            orleans.AddBillingGrains(connectionString);
+            orleans.AddDashboard();
+        });
+        return builder;
+    }
+
+    /// <summary>
+    /// Membership for silos on one machine or one LAN: a dead silo is suspected after 2 missed probes
+    /// (probes every ~2 s; a killed process refuses connections, so they fail at once) and, its vote being
+    /// enough in a cluster of two (Orleans asks min(2, ceil(active/2)) votes), declared dead in ≈ 4–6 s.
+    /// Overridable under Orleans:Membership (e.g. Orleans__Membership__ProbeTimeout=00:00:05).
+    /// </summary>
+    public static void FastFailover(ClusterMembershipOptions options)
+    {
+        options.ProbeTimeout = TimeSpan.FromSeconds(2);
+        options.NumMissedProbesLimit = 2;
+        options.NumVotesForDeathDeclaration = 2;
+        options.DeathVoteExpirationTimeout = TimeSpan.FromSeconds(20);
+        options.IAmAliveTablePublishTimeout = TimeSpan.FromSeconds(5);
+        options.TableRefreshTimeout = TimeSpan.FromSeconds(5);
+    }
+
+    /// <summary><c>ConnectionStrings:Billing</c>; appsettings.json has the development default (port 5433, database billing).</summary>
+    public static string GetBillingConnectionString(this IHostApplicationBuilder builder) =>
+        builder.Configuration.GetConnectionString(ConnectionStringName) is { Length: > 0 } cs
+            ? cs
+            : throw new InvalidOperationException("ConnectionStrings:Billing is not set (environment: ConnectionStrings__Billing).");
+
+    /// <summary>The dashboard and health endpoints on http://127.0.0.1:{Orleans:DashboardPort}, unless URLs are given (--urls, ASPNETCORE_URLS).</summary>
+    public static WebApplicationBuilder UseDashboardUrl(this WebApplicationBuilder builder)
+    {
+        if (string.IsNullOrWhiteSpace(builder.Configuration[WebHostDefaults.ServerUrlsKey]) &&
+            string.IsNullOrWhiteSpace(builder.Configuration["http_ports"]) &&
+            string.IsNullOrWhiteSpace(builder.Configuration["https_ports"]))
+        {
+            var silo = builder.Configuration.GetSection(BillingSiloOptions.SectionName).Get<BillingSiloOptions>() ?? new BillingSiloOptions();
+            builder.WebHost.UseUrls($"http://127.0.0.1:{silo.DashboardPort}");
+        }
+
+        return builder;
+    }
+
+    /// <summary>
+    /// Applies <c>sql/</c> before the host starts, unless Billing:ApplySchema is false. False (logged) when the
+    /// database cannot be reached or refuses the schema: the silo must not start.
+    /// </summary>
+    public static async Task<bool> ApplyBillingSchemaAsync(this WebApplication app)
+    {
+        var options = app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<BillingHostOptions>>().Value;
+        var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Billing.Schema");
+        if (!options.ApplySchema)
+        {
+            logger.LogInformation("Billing:ApplySchema is false: not applying the schema");
+            return true;
+        }
+
+        var connectionString = app.Configuration.GetConnectionString(ConnectionStringName)!;
+        var target = new NpgsqlConnectionStringBuilder(connectionString);
+        try
+        {
+            await SchemaMigrator.ApplyAsync(connectionString, logger, app.Lifetime.ApplicationStopping);
+            return true;
+        }
+        catch (Exception exception) when (exception is NpgsqlException or TimeoutException)
+        {
+            logger.LogCritical(exception, "Cannot apply the schema to database {Database} on {Host}:{Port}: {Reason}",
+                target.Database, target.Host, target.Port, exception.Message);
+            return false;
+        }
+    }
+}

@@ -1,0 +1,3 @@
+global using Billing.Cluster.Tests.Infrastructure;
+global using Xunit;
+global using Xunit.Abstractions;

@@ -1,0 +1,223 @@
+using System.Net;
+using Billing.Testing;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Npgsql;
+using Orleans.Configuration;
+using Orleans.Serialization;
+
+namespace Billing.Cluster.Tests.Infrastructure;
+
+/// <summary>A silo process and its ports (all on 127.0.0.1).</summary>
+public sealed record SiloProcess(string Name, ChildProcess Process, int SiloPort, int GatewayPort, int DashboardPort)
+{
+    public Uri Http => new($"http://127.0.0.1:{DashboardPort}");
+}
+
+/// <summary>The HTTP gateway (Client project) as a process.</summary>
+public sealed record GatewayProcess(ChildProcess Process, int Port, string SigningKey)
+{
+    public Uri Http => new($"http://127.0.0.1:{Port}");
+}
+
+/// <summary>
+/// One cluster of real processes on its own database of the throwaway PostgreSQL, with its own cluster id;
+/// everything it started is killed on dispose.
+/// </summary>
+public sealed class ProcessCluster : IAsyncDisposable
+{
+    public const string ServiceId = "billing";
+
+    private readonly List<ChildProcess> processes = [];
+    private readonly List<IHost> clients = [];
+
+    private ProcessCluster(string connectionString, string clusterId)
+    {
+        ConnectionString = connectionString;
+        ClusterId = clusterId;
+    }
+
+    public string ConnectionString { get; }
+
+    public string ClusterId { get; }
+
+    public static HttpClient Http { get; } = new() { Timeout = TimeSpan.FromSeconds(15) };
+
+    public static async Task<ProcessCluster> CreateAsync(string prefix)
+    {
+        var connectionString = await PostgresServer.Instance.CreateDatabaseAsync(prefix);
+        return new ProcessCluster(connectionString, $"{prefix}-{Guid.NewGuid():N}"[..24]);
+    }
+
+    private Dictionary<string, string?> Environment(IReadOnlyDictionary<string, string?>? extra) =>
+        new(extra ?? new Dictionary<string, string?>())
+        {
+            ["ConnectionStrings__Billing"] = ConnectionString,
+            ["Orleans__ClusterId"] = ClusterId,
+            ["Orleans__ServiceId"] = ServiceId,
+            ["DOTNET_ENVIRONMENT"] = "Development",
+            ["ASPNETCORE_ENVIRONMENT"] = "Development",
+        };
+
+    /// <summary>Starts a billing silo (Silo project) on free ports; <see cref="WaitReadyAsync"/> waits for it.</summary>
+    public SiloProcess StartSilo(string name, IReadOnlyDictionary<string, string?>? environment = null)
+    {
+        int siloPort = PostgresServer.FreePort(), gatewayPort = PostgresServer.FreePort(), dashboardPort = PostgresServer.FreePort();
+        var process = ChildProcess.StartDotnet(name, Artifacts.SiloDll,
+            [
+                $"--Orleans:SiloPort={siloPort}", $"--Orleans:GatewayPort={gatewayPort}",
+                $"--Orleans:DashboardPort={dashboardPort}", $"--Orleans:Name={name}",
+            ],
+            Environment(environment));
+        processes.Add(process);
+        return new SiloProcess(name, process, siloPort, gatewayPort, dashboardPort);
+    }
+
+    /// <summary>Starts an agent silo (references Grains.Interfaces only); ready when its log says the silo started.</summary>
+    public SiloProcess StartAgentSilo(string name)
+    {
+        int siloPort = PostgresServer.FreePort(), gatewayPort = PostgresServer.FreePort();
+        var process = ChildProcess.StartDotnet(name, Artifacts.AgentSiloDll,
+            [$"--Orleans:SiloPort={siloPort}", $"--Orleans:GatewayPort={gatewayPort}", $"--Orleans:Name={name}"],
+            Environment(null));
+        processes.Add(process);
+        return new SiloProcess(name, process, siloPort, gatewayPort, 0);
+    }
+
+    /// <summary>Starts the HTTP gateway when the Client project is built, else returns null.</summary>
+    public GatewayProcess? StartGateway(string name = "gateway")
+    {
+        if (Artifacts.GatewayDll is not { } dll) return null;
+        var port = PostgresServer.FreePort();
+        var key = $"cluster-test-signing-key-{Guid.NewGuid():N}";
+        var process = ChildProcess.StartDotnet(name, dll, ["--urls", $"http://127.0.0.1:{port}"],
+            Environment(new Dictionary<string, string?>
+            {
+                ["Auth__SigningKey"] = key,
+                ["Gateway__ClusterCallTimeoutSeconds"] = "10",
+            }));
+        processes.Add(process);
+        return new GatewayProcess(process, port, key);
+    }
+
+    /// <summary>Mints a token with the Client's <c>token</c> verb.</summary>
+    public async Task<string> MintTokenAsync(GatewayProcess gateway, string role, Guid subject)
+    {
+        await using var token = ChildProcess.StartDotnet("token", Artifacts.GatewayDll!, ["token", "--role", role, "--sub", subject.ToString()],
+            Environment(new Dictionary<string, string?> { ["Auth__SigningKey"] = gateway.SigningKey }));
+        Assert.True(await token.WaitForExitAsync(TimeSpan.FromSeconds(60)), token.Tail());
+        Assert.True(token.ExitCode == 0, token.Tail());
+        return token.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Last();
+    }
+
+    /// <summary>Waits until <paramref name="url"/> answers 200 (fails at once if the process exits).</summary>
+    public static async Task WaitReadyAsync(ChildProcess process, Uri url, TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        string last = "";
+        while (DateTime.UtcNow < deadline)
+        {
+            if (process.HasExited) throw new InvalidOperationException($"{process.Name} exited while starting.\n{process.Tail()}");
+            try
+            {
+                using var response = await Http.GetAsync(url);
+                if (response.StatusCode == HttpStatusCode.OK) return;
+                last = $"{(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}";
+            }
+            catch (HttpRequestException e)
+            {
+                last = e.Message;
+            }
+
+            await Task.Delay(250);
+        }
+
+        throw new TimeoutException($"{url} did not answer 200 within {timeout} (last: {last}).\n{process.Tail()}");
+    }
+
+    public static Task WaitReadyAsync(SiloProcess silo) =>
+        WaitReadyAsync(silo.Process, new Uri(silo.Http, "/health/ready"), TimeSpan.FromSeconds(90));
+
+    /// <summary>An Orleans client that connects only to the given gateway ports (static clustering).</summary>
+    public Task<IClusterClient> ConnectAsync(params int[] gatewayPorts) =>
+        ConnectAsync(client => client.UseStaticClustering(gatewayPorts.Select(p => new IPEndPoint(IPAddress.Loopback, p)).ToArray()));
+
+    /// <summary>An Orleans client that finds the gateways in the membership table, as the HTTP gateway does.</summary>
+    public Task<IClusterClient> ConnectThroughMembershipAsync() =>
+        ConnectAsync(client => client.UseAdoNetClustering(options =>
+        {
+            options.Invariant = "Npgsql";
+            options.ConnectionString = ConnectionString;
+        }));
+
+    private async Task<IClusterClient> ConnectAsync(Action<IClientBuilder> clustering)
+    {
+        var host = new HostBuilder()
+            .UseOrleansClient(client =>
+            {
+                clustering(client);
+                // The agent silo's grain interface lives in its (executable) assembly: register its metadata.
+                client.Services.AddSerializer(serializer => serializer.AddAssembly(typeof(Billing.Agents.IAgentGrain).Assembly));
+                client.Configure<ClusterOptions>(options =>
+                {
+                    options.ClusterId = ClusterId;
+                    options.ServiceId = ServiceId;
+                });
+                client.Configure<ClientMessagingOptions>(options => options.ResponseTimeout = TimeSpan.FromSeconds(10));
+                client.Configure<GatewayOptions>(options => options.GatewayListRefreshPeriod = TimeSpan.FromSeconds(2));
+            })
+            .Build();
+        await host.StartAsync();
+        clients.Add(host);
+        return host.Services.GetRequiredService<IClusterClient>();
+    }
+
+    /// <summary>The cluster's rows of OrleansMembershipTable: silo port and status (3 Active, 6 Dead).</summary>
+    public async Task<Dictionary<int, int>> MembershipAsync()
+    {
+        await using var connection = new NpgsqlConnection(ConnectionString);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand(
+            "SELECT port, status FROM orleansmembershiptable WHERE deploymentid = @cluster ORDER BY generation", connection);
+        command.Parameters.AddWithValue("cluster", ClusterId);
+        var rows = new Dictionary<int, int>();
+        await using var reader = await command.ExecuteReaderAsync();
+        while (await reader.ReadAsync()) rows[reader.GetInt32(0)] = reader.GetInt32(1);
+        return rows;
+    }
+
+    /// <summary>Waits until every given silo port has a row with status Active (3).</summary>
+    public async Task WaitActiveAsync(TimeSpan timeout, params int[] siloPorts)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        Dictionary<int, int> rows = [];
+        while (DateTime.UtcNow < deadline)
+        {
+            rows = await MembershipAsync();
+            if (siloPorts.All(p => rows.TryGetValue(p, out var status) && status == 3)) return;
+            await Task.Delay(250);
+        }
+
+        Assert.Fail($"Not all of {string.Join(", ", siloPorts)} Active in OrleansMembershipTable: {string.Join(", ", rows.Select(r => $"{r.Key}={r.Value}"))}");
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var host in clients)
+        {
+            try
+            {
+                using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+                await host.StopAsync(stop.Token);
+            }
+            catch (Exception)
+            {
+                // The cluster may be gone already.
+            }
+
+            host.Dispose();
+        }
+
+        foreach (var process in processes) await process.DisposeAsync();
+    }
+}
