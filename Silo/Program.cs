@@ -4,7 +4,7 @@ using Orleans.Dashboard;
 // The billing silo: one process of the Orleans cluster, hosting the billing grains.
 // Configuration (appsettings.json, environment, command line): ConnectionStrings:Billing, Orleans:ClusterId,
 // Orleans:ServiceId, Orleans:SiloPort, Orleans:GatewayPort, Orleans:DashboardPort, Orleans:Membership:*,
-// Billing:ApplySchema, Metrics:*. See README-operations.md.
+// Billing:ApplySchema, Metrics:*. See README.md, "Running it".
 var builder = WebApplication.CreateBuilder(new WebApplicationOptions
 {
     Args = args,

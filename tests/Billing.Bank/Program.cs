@@ -6,7 +6,7 @@ using Npgsql;
 
 // The bank test: concurrent clients move money through 2–3 silos (and the gateway when it is built) while silos are
 // killed with SIGKILL, PostgreSQL restarts and client connections drop; every unknown outcome is retried with its id
-// until it has one answer; then the invariants are checked in SQL. Exit 0 = no violation. See README-bank.md.
+// until it has one answer; then the invariants are checked in SQL. Exit 0 = no violation. See README.md, "The bank test".
 var options = BankOptions.Parse(args);
 Console.WriteLine($"bank: seed {options.Seed} (replay: --seed {options.Seed} --seconds {options.Seconds} --silos {options.Silos} --workers {options.Workers} --transport {options.Transport})");
 AppDomain.CurrentDomain.ProcessExit += (_, _) => Child.KillAll();

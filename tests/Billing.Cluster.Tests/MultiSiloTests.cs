@@ -9,7 +9,7 @@ public sealed class MultiSiloTests(ITestOutputHelper output)
 {
     /// <summary>
     /// The bound this test holds the cluster to: from the kill -9 of a silo until every account has been
-    /// charged again. Silo/README-operations.md documents the membership timeouts behind it.
+    /// charged again. README.md ("Several silos") documents the membership timeouts behind it.
     /// </summary>
     private static readonly TimeSpan FailoverBound = TimeSpan.FromSeconds(30);
 
