@@ -1,0 +1,119 @@
+namespace Billing.Bench;
+
+/// <summary>Command-line options of the bench; see README-bench.md.</summary>
+public sealed class BenchOptions
+{
+    public int Seconds { get; private set; } = 15;
+
+    public int WarmupSeconds { get; private set; } = 3;
+
+    public int[] Clients { get; private set; } = [1, 8, 32, 64];
+
+    public string[] Paths { get; private set; } = ["cluster", "http"];
+
+    public string[] Accounts { get; private set; } = ["hot", "spread"];
+
+    /// <summary>orleans, seed, and the DB-only experiments db-single / db-shared (not run by default).</summary>
+    public string[] Modes { get; private set; } = ["orleans", "seed"];
+
+    public int SpreadProjects { get; private set; } = 10_000;
+
+    public string Root { get; private set; } = Directory.GetCurrentDirectory();
+
+    public string? SiloDll { get; private set; }
+
+    public string? GatewayDll { get; private set; }
+
+    /// <summary>Extra Npgsql connection-string settings given to the silo and gateway (e.g. "Max Auto Prepare=20").</summary>
+    public string? SiloConnectionExtra { get; private set; }
+
+    public string SiloLogLevel { get; private set; } = "Warning";
+
+    /// <summary>Extra environment variables of the silo process (experiments: GC, thread pool settings).</summary>
+    public Dictionary<string, string> SiloEnvironment { get; } = [];
+
+    /// <summary>Runs of a case again when other processes used the CPU during it.</summary>
+    public int Retries { get; private set; } = 2;
+
+    /// <summary>Longest wait for an idle machine before each case.</summary>
+    public int QuietWaitSeconds { get; private set; } = 120;
+
+    /// <summary>Writer loops (connections) of the db-shared experiment.</summary>
+    public int ExperimentWriters { get; private set; } = 2;
+
+    /// <summary>Extra Npgsql settings for the bench's own connections of the db-single/db-shared experiment.</summary>
+    public string? ExperimentConnectionExtra { get; private set; }
+
+    public static BenchOptions Parse(string[] args)
+    {
+        var o = new BenchOptions();
+        for (var i = 0; i < args.Length; i++)
+        {
+            string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
+            static string[] List(string s) => s.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+                .Select(v => v.ToLowerInvariant()).ToArray();
+            switch (args[i])
+            {
+                case "--seconds": o.Seconds = int.Parse(Next()); break;
+                case "--warmup": o.WarmupSeconds = int.Parse(Next()); break;
+                case "--clients": o.Clients = List(Next()).Select(int.Parse).ToArray(); break;
+                case "--paths": o.Paths = List(Next()); break;
+                case "--accounts": o.Accounts = List(Next()); break;
+                case "--modes": o.Modes = List(Next()); break;
+                case "--projects": o.SpreadProjects = int.Parse(Next()); break;
+                case "--root": o.Root = Path.GetFullPath(Next()); break;
+                case "--silo-dll": o.SiloDll = Path.GetFullPath(Next()); break;
+                case "--gateway-dll": o.GatewayDll = Path.GetFullPath(Next()); break;
+                case "--silo-db-options": o.SiloConnectionExtra = Next(); break;
+                case "--silo-log-level": o.SiloLogLevel = Next(); break;
+                case "--silo-env":
+                    var kv = Next().Split('=', 2);
+                    o.SiloEnvironment[kv[0]] = kv.Length > 1 ? kv[1] : "";
+                    break;
+                case "--retries": o.Retries = int.Parse(Next()); break;
+                case "--quiet-wait": o.QuietWaitSeconds = int.Parse(Next()); break;
+                case "--xp-writers": o.ExperimentWriters = int.Parse(Next()); break;
+                case "--xp-db-options": o.ExperimentConnectionExtra = Next(); break;
+                case "--smoke":
+                    o.Seconds = 2; o.WarmupSeconds = 1; o.Clients = [8]; o.SpreadProjects = 1000;
+                    break;
+                case "-h" or "--help":
+                    Console.WriteLine(Help);
+                    Environment.Exit(0);
+                    break;
+                default: throw new ArgumentException($"unknown option {args[i]}\n{Help}");
+            }
+        }
+
+        foreach (var p in o.Paths) if (p is not ("cluster" or "http")) throw new ArgumentException($"--paths: unknown path {p}");
+        foreach (var a in o.Accounts) if (a is not ("hot" or "spread")) throw new ArgumentException($"--accounts: unknown kind {a}");
+        foreach (var m in o.Modes) if (m is not ("orleans" or "seed" or "db-single" or "db-shared")) throw new ArgumentException($"--modes: unknown mode {m}");
+        if (o.Seconds < 1 || o.WarmupSeconds < 0 || o.Clients.Any(c => c < 1)) throw new ArgumentException("--seconds ≥ 1, --warmup ≥ 0, --clients ≥ 1");
+        o.SiloDll ??= Path.Combine(o.Root, "Silo/bin/Release/net10.0/Billing.Silo.dll");
+        o.GatewayDll ??= Path.Combine(o.Root, "Client/bin/Release/net10.0/Billing.Client.dll");
+        return o;
+    }
+
+    public const string Help = """
+        Billing.Bench — throughput and latency of recording AI usage, against the seed's lock-based transaction.
+          --seconds N         measured seconds per case (15)
+          --warmup N          uncounted warm-up seconds per case (3)
+          --clients LIST      concurrent callers, e.g. 1,8,32,64 (default)
+          --paths LIST        cluster (Orleans client → IUsageGrain), http (gateway POST /v1/usage); default both
+          --accounts LIST     hot (one project), spread (--projects projects); default both
+          --modes LIST        orleans, seed (default both); db-single, db-shared: DB-only experiment on
+                              cross-account round-trip sharing (one statement per account write vs many
+                              accounts' writes in one transaction)
+          --projects N        projects of the spread workload (10000)
+          --smoke             short run: --seconds 2 --warmup 1 --clients 8 --projects 1000
+          --silo-db-options S extra Npgsql settings appended to the silo's and gateway's connection string
+          --silo-log-level L  Logging:LogLevel:Default of the silo and gateway (Warning)
+          --silo-env K=V      extra environment variable of the silo process (repeatable)
+          --retries N         runs a case again, up to N times, when other processes used > 30% of a core during it (2)
+          --quiet-wait N      before each case, wait up to N s for the machine to be idle (120)
+          --xp-writers N      writer connections of db-shared, accounts partitioned over them (2)
+          --xp-db-options S   extra Npgsql settings for the db-single/db-shared connections
+          --root DIR, --silo-dll PATH, --gateway-dll PATH
+        Environment: BILLING_TEST_DB = an admin connection string of a PostgreSQL to use instead of a throwaway one.
+        """;
+}
