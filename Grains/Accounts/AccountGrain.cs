@@ -19,7 +19,11 @@ public abstract class AccountGrain(LedgerStore ledger, UsageRecordStore usageRec
     /// <summary>Most operations one statement carries; a longer queue goes in several round trips.</summary>
     private const int MaxBatch = 512;
     private const int MaxAttempts = 8;
-    private const int RecentReceiptsKept = 4096;
+    /// <summary>
+    /// Receipts kept for fast answers to retries; older usage ids are answered from usage_record (the database
+    /// is the guarantee, this is only a shortcut). Small, since 10,000 active accounts keep this many each.
+    /// </summary>
+    private const int RecentReceiptsKept = 64;
 
     private readonly Queue<PendingOperation> queue = new();
     private readonly Dictionary<Guid, Task<BillingResult<UsageReceipt>>> chargesInFlight = [];

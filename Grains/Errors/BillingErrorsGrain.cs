@@ -3,7 +3,7 @@ using Orleans.Concurrency;
 
 namespace Billing.Errors;
 
-[StatelessWorker]
+[StatelessWorker, Reentrant]
 public sealed class BillingErrorsGrain(BillingErrorStore store, TimeProvider clock) : Grain, IBillingErrorsGrain
 {
     public async Task<BillingResult<BillingErrorPage>> List(BillingErrorQuery query)
@@ -22,7 +22,7 @@ public sealed class BillingErrorsGrain(BillingErrorStore store, TimeProvider clo
             : BillingResult<BillingErrorView>.Fail(BillingStatus.BillingErrorNotFound, $"There is no billing error {billingErrorId}.");
 }
 
-[StatelessWorker]
+[StatelessWorker, Reentrant]
 public sealed class BillingHealthGrain(BillingErrorStore store) : Grain, IBillingHealthGrain
 {
     public Task CheckDatabase() => store.PingAsync();

@@ -10,9 +10,11 @@ namespace Billing.Usage;
 /// <summary>
 /// The agents' entry point. Prices a usage, asks the project to pay, then the user (never splitting a cost), and
 /// stores the refusal with its one billing error when neither can. Holds no state: the account grains and the
-/// usage record keep every invariant, so any number of these may run on every silo.
+/// usage record keep every invariant, so any number of these may run on every silo. Reentrant: a stateless
+/// worker has at most one activation per core, and without reentrancy each would carry one usage at a time,
+/// leaving the account grains nothing to group-commit (measured: 1 usage per write instead of 31 at 64 callers).
 /// </summary>
-[StatelessWorker]
+[StatelessWorker, Reentrant]
 public sealed class UsageGrain(UsageRecordStore usageRecords, TimeProvider clock, ILogger<UsageGrain> logger) : Grain, IUsageGrain
 {
     public async Task<BillingResult<UsageReceipt>> RecordAiUsage(AiUsage usage)
