@@ -13,7 +13,7 @@ namespace Billing.Accounts;
 /// (group commit); each caller is answered only after the statement holding its row has committed.
 /// </summary>
 [Reentrant]
-public abstract class AccountGrain(LedgerStore ledger, UsageRecordStore usageRecords, TimeProvider clock, ILogger logger)
+public abstract class AccountGrain(LedgerStore ledger, LedgerWriter writer, UsageRecordStore usageRecords, TimeProvider clock, ILogger logger)
     : Grain, IAccountGrain
 {
     /// <summary>Most operations one statement carries; a longer queue goes in several round trips.</summary>
@@ -30,7 +30,7 @@ public abstract class AccountGrain(LedgerStore ledger, UsageRecordStore usageRec
     private readonly Dictionary<Guid, UsageReceipt> recentReceipts = [];
     private readonly Queue<Guid> recentOrder = new();
     private readonly SemaphoreSlim initialization = new(1, 1);
-    private Task? writer;
+    private Task? writing;
     private bool reloadNeeded;
 
     protected abstract AccountTable Table { get; }
@@ -98,7 +98,7 @@ public abstract class AccountGrain(LedgerStore ledger, UsageRecordStore usageRec
     private protected void Enqueue(PendingOperation operation)
     {
         queue.Enqueue(operation);
-        if (writer is null || writer.IsCompleted) writer = WriteQueued();
+        if (writing is null || writing.IsCompleted) writing = WriteQueued();
     }
 
     private async Task WriteQueued()
@@ -157,7 +157,7 @@ public abstract class AccountGrain(LedgerStore ledger, UsageRecordStore usageRec
                 bool committed;
                 try
                 {
-                    committed = await ledger.CommitAsync(decided.State, State!.Version, decided.Rows, decided.Charges, decided.ResolveInsufficientBalanceErrors);
+                    committed = await writer.CommitAsync(decided.State, State!.Version, decided.Rows, decided.Charges, decided.ResolveInsufficientBalanceErrors);
                 }
                 catch (PostgresException exception) when (exception.SqlState == PostgresErrorCodes.UniqueViolation && attempt < MaxAttempts)
                 {

@@ -3,8 +3,8 @@ using Microsoft.Extensions.Logging;
 
 namespace Billing.Accounts;
 
-public sealed class ProjectGrain(LedgerStore ledger, UsageRecordStore usageRecords, TimeProvider clock, ILogger<ProjectGrain> logger)
-    : AccountGrain(ledger, usageRecords, clock, logger), IProjectGrain
+public sealed class ProjectGrain(LedgerStore ledger, LedgerWriter writer, UsageRecordStore usageRecords, TimeProvider clock, ILogger<ProjectGrain> logger)
+    : AccountGrain(ledger, writer, usageRecords, clock, logger), IProjectGrain
 {
     protected override AccountTable Table => AccountTable.Projects;
 

@@ -3,8 +3,8 @@ using Microsoft.Extensions.Logging;
 
 namespace Billing.Accounts;
 
-public sealed class UserGrain(LedgerStore ledger, UsageRecordStore usageRecords, TimeProvider clock, ILogger<UserGrain> logger)
-    : AccountGrain(ledger, usageRecords, clock, logger), IUserGrain
+public sealed class UserGrain(LedgerStore ledger, LedgerWriter writer, UsageRecordStore usageRecords, TimeProvider clock, ILogger<UserGrain> logger)
+    : AccountGrain(ledger, writer, usageRecords, clock, logger), IUserGrain
 {
     protected override AccountTable Table => AccountTable.Users;
 

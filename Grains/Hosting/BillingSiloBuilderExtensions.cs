@@ -18,6 +18,7 @@ public static class BillingSiloBuilderExtensions
     {
         silo.Services.AddSingleton(_ => NpgsqlDataSource.Create(WithBillingDefaults(connectionString)));
         silo.Services.AddSingleton<LedgerStore>();
+        silo.Services.AddSingleton<LedgerWriter>();
         silo.Services.AddSingleton<UsageRecordStore>();
         silo.Services.AddSingleton<PricingStore>();
         silo.Services.AddSingleton<BillingErrorStore>();

@@ -70,7 +70,7 @@ public sealed class LedgerStore(NpgsqlDataSource dataSource)
         command.Parameters.Add(new NpgsqlParameter<DateTimeOffset> { TypedValue = account.CreatedAt });
         command.Parameters.Add(new NpgsqlParameter { Value = (object?)account.CreatorId ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Uuid });
         command.Parameters.Add(new NpgsqlParameter<bool> { TypedValue = account.InitialCreditGranted });
-        AddHistoryArrays(command, openingRow is null ? [] : [openingRow]);
+        AddHistoryArrays(command.Parameters, openingRow is null ? [] : [openingRow]);
         return (long)(await command.ExecuteScalarAsync(cancellationToken))! == 1;
     }
 
@@ -83,8 +83,14 @@ public sealed class LedgerStore(NpgsqlDataSource dataSource)
         AccountState after, long expectedVersion, IReadOnlyList<LedgerRow> rows, IReadOnlyList<UsageReceipt> charges,
         bool resolveInsufficientBalanceErrors, CancellationToken cancellationToken = default)
     {
-        var table = AccountTable.For(after.Kind);
-        await using var command = dataSource.CreateCommand($"""
+        await using var batch = dataSource.CreateBatch();
+        batch.BatchCommands.Add(CommitCommand(after, expectedVersion, rows, charges, resolveInsufficientBalanceErrors));
+        return (long)(await batch.ExecuteScalarAsync(cancellationToken))! == 1;
+    }
+
+    private static readonly string[] CommitSql = [BuildCommitSql(AccountTable.Users), BuildCommitSql(AccountTable.Projects)];
+
+    private static string BuildCommitSql(AccountTable table) => $"""
             WITH acct AS (
                 UPDATE {table.Accounts}
                 SET balance = $2, is_pro = $3, monthly_quota = $4, month_used = $5, cycle_start = $6, cycle_end = $7,
@@ -103,7 +109,18 @@ public sealed class LedgerStore(NpgsqlDataSource dataSource)
                 FROM acct
                 WHERE $35 AND scope = $36 AND scope_id = $1 AND error_type = 'insufficient_balance' AND NOT resolved)
             SELECT count(*) FROM acct
-            """);
+            """;
+
+    /// <summary>
+    /// The statement of <see cref="CommitAsync"/>, to run alone or beside other accounts' in one transaction
+    /// (<see cref="LedgerWriter"/>). It returns one row: 1 when written, 0 on a version conflict.
+    /// </summary>
+    public static NpgsqlBatchCommand CommitCommand(
+        AccountState after, long expectedVersion, IReadOnlyList<LedgerRow> rows, IReadOnlyList<UsageReceipt> charges,
+        bool resolveInsufficientBalanceErrors)
+    {
+        var table = AccountTable.For(after.Kind);
+        var command = new NpgsqlBatchCommand(CommitSql[(int)after.Kind]);
         var p = command.Parameters;
         p.Add(new NpgsqlParameter<Guid> { TypedValue = after.Id });
         p.Add(new NpgsqlParameter<decimal> { TypedValue = after.Balance });
@@ -115,7 +132,7 @@ public sealed class LedgerStore(NpgsqlDataSource dataSource)
         p.Add(new NpgsqlParameter<long> { TypedValue = after.Version });
         p.Add(new NpgsqlParameter<DateTimeOffset> { TypedValue = after.UpdatedAt });
         p.Add(new NpgsqlParameter<long> { TypedValue = expectedVersion });
-        AddHistoryArrays(command, rows); // $11 … $26
+        AddHistoryArrays(p, rows); // $11 … $26
         p.Add(new NpgsqlParameter<Guid[]> { TypedValue = charges.Select(c => c.UsageId).ToArray() });
         p.Add(new NpgsqlParameter<string> { TypedValue = after.Kind == AccountKind.Project ? "project" : "user" });
         p.Add(new NpgsqlParameter<decimal[]> { TypedValue = charges.Select(c => c.Cost).ToArray() });
@@ -126,7 +143,7 @@ public sealed class LedgerStore(NpgsqlDataSource dataSource)
         p.Add(new NpgsqlParameter<decimal[]> { TypedValue = charges.Select(c => c.QuotaUsed).ToArray() });
         p.Add(new NpgsqlParameter<bool> { TypedValue = resolveInsufficientBalanceErrors });
         p.Add(new NpgsqlParameter<string> { TypedValue = table.Scope });
-        return (long)(await command.ExecuteScalarAsync(cancellationToken))! == 1;
+        return command;
     }
 
     /// <summary>Which of <paramref name="usageIds"/> already have a row in this account's history.</summary>
@@ -198,9 +215,8 @@ public sealed class LedgerStore(NpgsqlDataSource dataSource)
             """;
     }
 
-    private static void AddHistoryArrays(NpgsqlCommand command, IReadOnlyList<LedgerRow> rows)
+    private static void AddHistoryArrays(NpgsqlParameterCollection p, IReadOnlyList<LedgerRow> rows)
     {
-        var p = command.Parameters;
         p.Add(new NpgsqlParameter<Guid[]> { TypedValue = rows.Select(r => r.Id).ToArray() });
         p.Add(new NpgsqlParameter<long[]> { TypedValue = rows.Select(r => r.Sequence).ToArray() });
         p.Add(new NpgsqlParameter<decimal[]> { TypedValue = rows.Select(r => r.Amount).ToArray() });

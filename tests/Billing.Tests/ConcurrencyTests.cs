@@ -86,4 +86,28 @@ public sealed class ConcurrencyTests(ClusterFixture fixture) : BillingTestBase(f
         Assert.Equal(100m, (await View(AccountKind.Project, project)).Balance);
         Assert.Equal(7m, (await View(AccountKind.User, user)).Balance);
     }
+
+    [Fact]
+    public async Task Many_accounts_commit_together_and_a_usage_id_stored_elsewhere_fails_only_its_own_write()
+    {
+        var model = await NewModel(1_000_000m, 0.0001m);
+        var user = await NewUser();
+        var projects = new Guid[40];
+        for (var i = 0; i < projects.Length; i++) projects[i] = await NewProject(balance: 10m);
+        var first = await Usage.RecordAiUsage(new AiUsage(Guid.NewGuid(), projects[0], user, model, 1, 0));
+
+        // 40 accounts write at once (their statements share transactions in the silo's ledger writer); among
+        // them, account 1 is asked to charge a usage id that account 0 has already charged.
+        var replay = new AccountCharge(first.Value!.UsageId, HistoryReasons.AiUsage, 1m, "USD", model, 1, 0, user);
+        var writes = projects.Skip(1).Select(p => Grains.GetGrain<IProjectGrain>(p).Charge(
+                new AccountCharge(Guid.NewGuid(), HistoryReasons.AiUsage, 2m, "USD", model, 2, 0, user)))
+            .Append(Grains.GetGrain<IProjectGrain>(projects[1]).Charge(replay))
+            .ToArray();
+        var results = await Task.WhenAll(writes);
+
+        Assert.All(results[..^1], r => Assert.Equal(PayingAccount.Project, r.Value!.DeductedFrom));
+        Assert.Equal(first.Value, results[^1].Value); // answered with the first charge, nothing written twice
+        Assert.Equal(9m, (await View(AccountKind.Project, projects[0])).Balance);
+        foreach (var project in projects.Skip(1)) Assert.Equal(8m, (await View(AccountKind.Project, project)).Balance);
+    }
 }
