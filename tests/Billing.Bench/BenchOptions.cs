@@ -1,6 +1,6 @@
 namespace Billing.Bench;
 
-/// <summary>Command-line options of the bench; see README-bench.md.</summary>
+/// <summary>Command-line options of the bench; see README.md, "Benchmark".</summary>
 public sealed class BenchOptions
 {
     public int Seconds { get; private set; } = 15;
@@ -38,6 +38,9 @@ public sealed class BenchOptions
     /// <summary>Longest wait for an idle machine before each case.</summary>
     public int QuietWaitSeconds { get; private set; } = 120;
 
+    /// <summary>Give the experiment's history table the real one's foreign key to the account table.</summary>
+    public bool ExperimentForeignKey { get; private set; }
+
     /// <summary>Writer loops (connections) of the db-shared experiment.</summary>
     public int ExperimentWriters { get; private set; } = 2;
 
@@ -72,6 +75,7 @@ public sealed class BenchOptions
                     break;
                 case "--retries": o.Retries = int.Parse(Next()); break;
                 case "--quiet-wait": o.QuietWaitSeconds = int.Parse(Next()); break;
+                case "--xp-fk": o.ExperimentForeignKey = true; break;
                 case "--xp-writers": o.ExperimentWriters = int.Parse(Next()); break;
                 case "--xp-db-options": o.ExperimentConnectionExtra = Next(); break;
                 case "--smoke":
@@ -87,7 +91,7 @@ public sealed class BenchOptions
 
         foreach (var p in o.Paths) if (p is not ("cluster" or "http")) throw new ArgumentException($"--paths: unknown path {p}");
         foreach (var a in o.Accounts) if (a is not ("hot" or "spread")) throw new ArgumentException($"--accounts: unknown kind {a}");
-        foreach (var m in o.Modes) if (m is not ("orleans" or "seed" or "db-single" or "db-shared")) throw new ArgumentException($"--modes: unknown mode {m}");
+        foreach (var m in o.Modes) if (m is not ("orleans" or "seed" or "db-single" or "db-shared" or "db-grain")) throw new ArgumentException($"--modes: unknown mode {m}");
         if (o.Seconds < 1 || o.WarmupSeconds < 0 || o.Clients.Any(c => c < 1)) throw new ArgumentException("--seconds ≥ 1, --warmup ≥ 0, --clients ≥ 1");
         o.SiloDll ??= Path.Combine(o.Root, "Silo/bin/Release/net10.0/Billing.Silo.dll");
         o.GatewayDll ??= Path.Combine(o.Root, "Client/bin/Release/net10.0/Billing.Client.dll");
@@ -103,7 +107,8 @@ public sealed class BenchOptions
           --accounts LIST     hot (one project), spread (--projects projects); default both
           --modes LIST        orleans, seed (default both); db-single, db-shared: DB-only experiment on
                               cross-account round-trip sharing (one statement per account write vs many
-                              accounts' writes in one transaction)
+                              accounts' writes in one transaction); db-grain: the grains' own
+                              LedgerStore.CommitAsync statement without Orleans, one usage per statement
           --projects N        projects of the spread workload (10000)
           --smoke             short run: --seconds 2 --warmup 1 --clients 8 --projects 1000
           --silo-db-options S extra Npgsql settings appended to the silo's and gateway's connection string
@@ -112,6 +117,7 @@ public sealed class BenchOptions
           --retries N         runs a case again, up to N times, when other processes used > 30% of a core during it (2)
           --quiet-wait N      before each case, wait up to N s for the machine to be idle (120)
           --xp-writers N      writer connections of db-shared, accounts partitioned over them (2)
+          --xp-fk             the experiment's history table gets the real one's foreign key to the account
           --xp-db-options S   extra Npgsql settings for the db-single/db-shared connections
           --root DIR, --silo-dll PATH, --gateway-dll PATH
         Environment: BILLING_TEST_DB = an admin connection string of a PostgreSQL to use instead of a throwaway one.

@@ -124,6 +124,11 @@ public static class Database
         CREATE TABLE IF NOT EXISTS xp_usage_record (LIKE usage_record INCLUDING ALL);
         """;
 
+    /// <summary>The real history table's foreign key to its account, which LIKE does not copy (--xp-fk).</summary>
+    public const string ExperimentForeignKey = """
+        ALTER TABLE xp_project_billing_history ADD FOREIGN KEY (project) REFERENCES xp_project_billing (project);
+        """;
+
     /// <summary>
     /// One account's write as the account grain sends it (account update guarded by version, history row, usage
     /// record, in one statement), but deciding in SQL: the experiment has no grain memory.

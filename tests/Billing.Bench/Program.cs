@@ -63,6 +63,7 @@ internal sealed class Bench(BenchOptions options)
     private bool failed;
     private long siloPeakKb;
 
+    private GrainStatementBench? grainStatement;
     private (Guid Project, Guid User) hot;
     private (Guid Project, Guid User)[] spread = [];
 
@@ -94,6 +95,7 @@ internal sealed class Bench(BenchOptions options)
                 if (options.Modes.Contains("seed")) seedOps = await RunCaseAsync(accounts, "npgsql", "seed", clients, null);
                 if (options.Modes.Contains("db-single")) await RunCaseAsync(accounts, "npgsql", "db-single", clients, seedOps);
                 if (options.Modes.Contains("db-shared")) await RunCaseAsync(accounts, "npgsql", "db-shared", clients, seedOps);
+                if (options.Modes.Contains("db-grain")) await RunCaseAsync(accounts, "npgsql", "db-grain", clients, seedOps);
                 if (!needOrleans) continue;
                 foreach (var path in options.Paths) await RunCaseAsync(accounts, path, "orleans", clients, seedOps);
             }
@@ -132,9 +134,13 @@ internal sealed class Bench(BenchOptions options)
         if (await Database.ScalarAsync<string>(db, "SHOW fsync") != "on" || await Database.ScalarAsync<string>(db, "SHOW synchronous_commit") != "on")
             Say("WARNING: fsync or synchronous_commit is off: the figures are not durable-commit figures");
         var backend = await Database.ScalarAsync<int>(db, "SELECT pg_backend_pid()");
-        postmasterPid = ProcStats.ParentPid(backend) ?? 0;
+        // CPU of PostgreSQL is read from /proc: only when the server is a local process (its backend is "postgres").
+        var local = File.Exists($"/proc/{backend}/comm") && File.ReadAllText($"/proc/{backend}/comm").Trim() == "postgres";
+        postmasterPid = local ? ProcStats.ParentPid(backend) ?? 0 : 0;
+        if (!local) Say("PostgreSQL is not a local process: cpu_pg will read 0");
         await Database.ExecuteAsync(db, Database.SeedSchema);
         await Database.ExecuteAsync(db, Database.ExperimentSchema);
+        if (options.ExperimentForeignKey) await Database.ExecuteAsync(db, Database.ExperimentForeignKey);
     }
 
     private string ServiceConnectionString()
@@ -319,6 +325,12 @@ internal sealed class Bench(BenchOptions options)
         await Database.SeedAccountsAsync(db, all, SpreadTopUp * 100);
         await Database.ExperimentAccountsAsync(db, all, SpreadTopUp * 100);
         Say($"seed: {all.Length} accounts in seed_project_billing and xp_project_billing (same ids)");
+        if (options.Modes.Contains("db-grain"))
+        {
+            grainStatement = new GrainStatementBench(xp);
+            await grainStatement.CreateAccountsAsync(Math.Max(1, spread.Length), SpreadTopUp);
+            Say($"seed: {grainStatement.Ids.Length} accounts of its own for db-grain (created with the grains' LedgerStore)");
+        }
     }
 
     private static void Check<T>(BillingResult<T> result, string what) where T : class
@@ -339,6 +351,11 @@ internal sealed class Bench(BenchOptions options)
                 return rng => { var a = Pick(rng); return Database.SeedDeductAsync(db, a.Project, a.User, modelId); };
             case "db-single":
                 return rng => { var a = Pick(rng); return Database.ExperimentSingleAsync(xp, a.Project, a.User, modelId); };
+            case "db-grain":
+            {
+                var ids = grainStatement!.Ids;
+                return rng => grainStatement.ChargeAsync(accounts == "hot" ? ids[0] : ids[rng.Next(ids.Length)], modelId);
+            }
             case "db-shared":
             {
                 var committer = new SharedCommitter(xp, options.ExperimentWriters);
@@ -396,7 +413,7 @@ internal sealed class Bench(BenchOptions options)
         var name = $"case={accounts} path={path} mode={mode} clients={clients}";
         await WaitForQuietMachineAsync();
         Say($"start {name}: {options.WarmupSeconds} s warm-up, {options.Seconds} s measured");
-        var ledgerTable = mode switch { "seed" => "seed_project_billing", "orleans" => null, _ => "xp_project_billing" };
+        var ledgerTable = mode switch { "seed" => "seed_project_billing", "orleans" or "db-grain" => null, _ => "xp_project_billing" };
         var before = ledgerTable is null ? await Database.RealLedgerAsync(db) : await Database.SideLedgerAsync(db, ledgerTable);
 
         var call = Call(accounts, path, mode, out var cleanup, out var extra);
@@ -449,7 +466,7 @@ internal sealed class Bench(BenchOptions options)
         // statistics views (about a second behind) for the experiment.
         var writes = mode switch
         {
-            "orleans" => await OrleansWritesAsync(measureFrom, measureTo, result.Ops),
+            "orleans" or "db-grain" => await OrleansWritesAsync(measureFrom, measureTo, result.Ops),
             "seed" => result.Ops,
             _ => countersEnd!.AccountWrites - countersStart!.AccountWrites,
         };
