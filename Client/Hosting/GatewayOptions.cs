@@ -17,5 +17,5 @@ public sealed class GatewayOptions
 
     /// <summary>How long one call into the cluster may take before the request fails with 503.</summary>
     [Range(1, 600)]
-    public int ClusterCallTimeoutSeconds { get; set; } = 30;
+    public int ClusterCallTimeoutSeconds { get; set; } = 10;
 }
