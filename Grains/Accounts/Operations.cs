@@ -5,8 +5,6 @@ internal sealed class ChargeOperation(AccountCharge charge) : PendingOperation<B
 {
     public AccountCharge Charge { get; } = charge;
 
-    public bool Charged => Receipt is not null;
-
     public bool RefusedForBalance => !Settled && Result?.Problem?.Status == BillingStatus.InsufficientBalance;
 
     /// <summary>The receipt of a charge this batch writes.</summary>
