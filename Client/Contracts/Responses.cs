@@ -34,6 +34,10 @@ public sealed record AccountResponse(
     DateTime UpdatedAt,
     long Version)
 {
+    /// <summary>The credit id of a top-up (given or generated): retrying with it credits nothing more. Top-ups only.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public Guid? CreditId { get; init; }
+
     public static AccountResponse From(AccountView a) => new(
         a.Id,
         a.Kind == AccountKind.Project ? AccountKindName.Project : AccountKindName.User,

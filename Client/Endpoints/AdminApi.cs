@@ -55,13 +55,23 @@ public static class AdminApi
         return TypedResults.Ok(ModelPricingResponse.From(pricing));
     }
 
-    private static Task<Results<Ok<AccountResponse>, ProblemHttpResult>> CreditUser(string userId, [FromBody] CreditRequest body, IClusterClient cluster) =>
-        Credit(userId, "userId", body, id => cluster.GetGrain<IUserGrain>(id));
+    private static Task<Results<Ok<AccountResponse>, ProblemHttpResult>> CreditUser(
+        string userId, [FromBody] CreditRequest body, [FromHeader(Name = OperationIds.IdempotencyKeyHeader)] string? idempotencyKey,
+        HttpContext http, IClusterClient cluster) =>
+        Credit(userId, "userId", body, idempotencyKey, http, id => cluster.GetGrain<IUserGrain>(id));
 
-    private static Task<Results<Ok<AccountResponse>, ProblemHttpResult>> CreditProject(string projectId, [FromBody] CreditRequest body, IClusterClient cluster) =>
-        Credit(projectId, "projectId", body, id => cluster.GetGrain<IProjectGrain>(id));
+    private static Task<Results<Ok<AccountResponse>, ProblemHttpResult>> CreditProject(
+        string projectId, [FromBody] CreditRequest body, [FromHeader(Name = OperationIds.IdempotencyKeyHeader)] string? idempotencyKey,
+        HttpContext http, IClusterClient cluster) =>
+        Credit(projectId, "projectId", body, idempotencyKey, http, id => cluster.GetGrain<IProjectGrain>(id));
 
-    private static async Task<Results<Ok<AccountResponse>, ProblemHttpResult>> Credit(string rawId, string name, CreditRequest? body, Func<Guid, IAccountGrain> grain)
+    /// <summary>
+    /// A top-up is always sent with a credit id (given in the body or the Idempotency-Key header, else generated
+    /// here), so a caller that lost the answer can retry it without crediting twice: the id is in the 200 body and,
+    /// on a 503, in the problem body and the Idempotency-Key header.
+    /// </summary>
+    private static async Task<Results<Ok<AccountResponse>, ProblemHttpResult>> Credit(
+        string rawId, string name, CreditRequest? body, string? idempotencyKey, HttpContext http, Func<Guid, IAccountGrain> grain)
     {
         if (!Http.TryParseId(rawId, name, out var id, out var invalid)) return invalid;
         if (body is null) return Http.MissingBody();
@@ -70,10 +80,11 @@ public static class AdminApi
         var reason = body.Reason ?? HistoryReasons.TopUp;
         if (!HistoryReasons.CreditReasons.Contains(reason))
             return Http.BadRequest($"reason must be one of: {string.Join(", ", HistoryReasons.CreditReasons.Order())}.");
-        if (body.CreditId == Guid.Empty) return Http.BadRequest("creditId must not be the nil UUID.");
+        if (!Http.TryResolveId(body.CreditId, idempotencyKey, OperationIds.CreditId, out var creditId, out invalid)) return invalid;
+        OperationIds.Remember(http, OperationIds.CreditId, creditId);
 
-        var result = await grain(id).Credit(new AccountCredit(amount, reason, body.CreditId));
-        return result.Problem is { } problem ? Http.Problem(problem) : TypedResults.Ok(AccountResponse.From(result.Value!));
+        var result = await grain(id).Credit(new AccountCredit(amount, reason, creditId));
+        return result.Problem is { } problem ? Http.Problem(problem) : TypedResults.Ok(AccountResponse.From(result.Value!) with { CreditId = creditId });
     }
 
     private static Task<Results<Ok<AccountResponse>, ProblemHttpResult>> ChangeUserPlan(string userId, [FromBody] PlanRequest body, IClusterClient cluster) =>

@@ -78,6 +78,42 @@ internal static class Http
         return false;
     }
 
+    /// <summary>
+    /// An idempotency id (<paramref name="member"/>: usageId or creditId): from the body, else the Idempotency-Key
+    /// header (a UUID), else a new one. Both and different: 400. The caller remembers it for fault answers.
+    /// </summary>
+    public static bool TryResolveId(Guid? fromBody, string? header, string member, out Guid id, out ProblemHttpResult problem)
+    {
+        problem = null!;
+        id = Guid.Empty;
+        Guid? fromHeader = null;
+        if (header is not null)
+        {
+            if (!Guid.TryParse(header, out var parsed) || parsed == Guid.Empty)
+            {
+                problem = BadRequest($"The {OperationIds.IdempotencyKeyHeader} header must be a UUID (it is the {member}).");
+                return false;
+            }
+
+            fromHeader = parsed;
+        }
+
+        if (fromBody == Guid.Empty)
+        {
+            problem = BadRequest($"{member} must not be the nil UUID.");
+            return false;
+        }
+
+        if (fromBody is not null && fromHeader is not null && fromBody != fromHeader)
+        {
+            problem = BadRequest($"{member} in the body and the {OperationIds.IdempotencyKeyHeader} header differ; send one, or the same id in both.");
+            return false;
+        }
+
+        id = fromBody ?? fromHeader ?? Guid.NewGuid();
+        return true;
+    }
+
     /// <summary>A required token count: present, whole (the JSON reader refuses fractions), not negative.</summary>
     public static bool RequireTokens(long? value, string name, out long tokens, out ProblemHttpResult problem)
     {

@@ -8,7 +8,7 @@ namespace Billing.Gateway.Endpoints;
 /// <summary>Usage: charge AI usage (project with user fallback, or personal) and balance checks.</summary>
 public static class UsageApi
 {
-    public const string IdempotencyKeyHeader = "Idempotency-Key";
+    public const string IdempotencyKeyHeader = OperationIds.IdempotencyKeyHeader;
 
     public static IEndpointRouteBuilder MapUsageApi(this IEndpointRouteBuilder app)
     {
@@ -31,6 +31,7 @@ public static class UsageApi
     private static async Task<Results<Ok<UsageResponse>, ProblemHttpResult>> RecordUsage(
         [FromBody] AiUsageRequest body,
         [FromHeader(Name = IdempotencyKeyHeader)] string? idempotencyKey,
+        HttpContext http,
         IClusterClient cluster)
     {
         if (!Http.Require(body.ProjectId, "projectId", out var projectId, out var invalid)) return invalid;
@@ -38,7 +39,8 @@ public static class UsageApi
         if (!Http.Require(body.ModelId, "modelId", out var modelId, out invalid)) return invalid;
         if (!Http.RequireTokens(body.InputTokens, "inputTokens", out var input, out invalid)) return invalid;
         if (!Http.RequireTokens(body.OutputTokens, "outputTokens", out var output, out invalid)) return invalid;
-        if (!TryResolveUsageId(body.UsageId, idempotencyKey, out var usageId, out invalid)) return invalid;
+        if (!Http.TryResolveId(body.UsageId, idempotencyKey, OperationIds.UsageId, out var usageId, out invalid)) return invalid;
+        OperationIds.Remember(http, OperationIds.UsageId, usageId); // a 503 must still name the id to retry with
 
         var result = await cluster.GetGrain<IUsageGrain>(0).RecordAiUsage(new AiUsage(usageId, projectId, userId, modelId, input, output));
         return result.Problem is { } problem ? Http.Problem(problem) : TypedResults.Ok(UsageResponse.From(result.Value!));
@@ -48,13 +50,15 @@ public static class UsageApi
         string userId,
         [FromBody] PersonalUsageRequest body,
         [FromHeader(Name = IdempotencyKeyHeader)] string? idempotencyKey,
+        HttpContext http,
         IClusterClient cluster)
     {
         if (!Http.TryParseId(userId, "userId", out var user, out var invalid)) return invalid;
         if (!Http.Require(body.ModelId, "modelId", out var modelId, out invalid)) return invalid;
         if (!Http.RequireTokens(body.InputTokens, "inputTokens", out var input, out invalid)) return invalid;
         if (!Http.RequireTokens(body.OutputTokens, "outputTokens", out var output, out invalid)) return invalid;
-        if (!TryResolveUsageId(body.UsageId, idempotencyKey, out var usageId, out invalid)) return invalid;
+        if (!Http.TryResolveId(body.UsageId, idempotencyKey, OperationIds.UsageId, out var usageId, out invalid)) return invalid;
+        OperationIds.Remember(http, OperationIds.UsageId, usageId); // a 503 must still name the id to retry with
 
         var result = await cluster.GetGrain<IUsageGrain>(0).RecordPersonalUsage(new PersonalUsage(usageId, user, modelId, input, output));
         return result.Problem is { } problem ? Http.Problem(problem) : TypedResults.Ok(UsageResponse.From(result.Value!));
@@ -76,38 +80,5 @@ public static class UsageApi
 
         var result = await cluster.GetGrain<IUsageGrain>(0).CheckBalance(new BalanceCheck(projectId, userId, modelId, input, output));
         return result.Problem is { } problem ? Http.Problem(problem) : TypedResults.Ok(BalanceCheckResponse.From(result.Value!));
-    }
-
-    /// <summary>The usage id: from the body, else the Idempotency-Key header (a UUID), else a new one. Both and different: 400.</summary>
-    internal static bool TryResolveUsageId(Guid? fromBody, string? header, out Guid usageId, out ProblemHttpResult problem)
-    {
-        problem = null!;
-        usageId = Guid.Empty;
-        Guid? fromHeader = null;
-        if (header is not null)
-        {
-            if (!Guid.TryParse(header, out var parsed) || parsed == Guid.Empty)
-            {
-                problem = Http.BadRequest($"The {IdempotencyKeyHeader} header must be a UUID (it is the usage id).");
-                return false;
-            }
-
-            fromHeader = parsed;
-        }
-
-        if (fromBody == Guid.Empty)
-        {
-            problem = Http.BadRequest("usageId must not be the nil UUID.");
-            return false;
-        }
-
-        if (fromBody is not null && fromHeader is not null && fromBody != fromHeader)
-        {
-            problem = Http.BadRequest($"usageId in the body and the {IdempotencyKeyHeader} header differ; send one, or the same id in both.");
-            return false;
-        }
-
-        usageId = fromBody ?? fromHeader ?? Guid.NewGuid();
-        return true;
     }
 }

@@ -89,6 +89,8 @@ public static class AuthSetup
                 };
             });
 
+        // 401/403 say why (missing or rejected token, which role); the problem body itself comes from UseStatusCodePages.
+        builder.Services.AddSingleton<Microsoft.AspNetCore.Authorization.IAuthorizationMiddlewareResultHandler, StatusProblems.AuthorizationResultHandler>();
         builder.Services.AddAuthorizationBuilder()
             .AddPolicy(BillingClaims.ServicePolicy, p => p.RequireAuthenticatedUser().RequireRole(BillingClaims.ServiceRole, BillingClaims.AdminRole))
             .AddPolicy(BillingClaims.AdminPolicy, p => p.RequireAuthenticatedUser().RequireRole(BillingClaims.AdminRole))

@@ -7,8 +7,9 @@ using Orleans.Runtime;
 namespace Billing.Gateway.Hosting;
 
 /// <summary>
-/// The last line: unreadable requests become 400/413 with a clear detail; faults of the cluster become
-/// 503 (unavailable) or 500 with no detail at all. Faults are logged; nothing internal reaches the client.
+/// The last line: unreadable requests become 400/413 with a clear detail; faults of the cluster become 503
+/// (retryable, with the usage/credit id to retry with) or 500 (not retryable). Faults are logged; nothing internal
+/// reaches the client.
 /// </summary>
 internal sealed partial class GatewayExceptionHandler(IProblemDetailsService problems, ILogger<GatewayExceptionHandler> logger) : IExceptionHandler
 {
@@ -29,24 +30,55 @@ internal sealed partial class GatewayExceptionHandler(IProblemDetailsService pro
         {
             return true; // The client went away; nobody is left to answer.
         }
+        else if (exception is BillingOperationFailedException || exception.InnerException is BillingOperationFailedException)
+        {
+            // Deterministic: the silo logged the database error; retrying the same request would fail the same way.
+            var operation = OperationIds.Of(httpContext);
+            problem = new ProblemDetails
+            {
+                Status = StatusCodes.Status500InternalServerError,
+                Title = "The request could not be applied",
+                Detail = operation is null
+                    ? "Billing cannot complete this request as sent and did not apply it; retrying it will not help. The fault is logged."
+                    : $"Billing cannot complete this request as sent and did not apply it; retrying it will not help. The fault is logged with {operation.Member} {operation.Id}.",
+            };
+            problem.Extensions["code"] = "operation_failed";
+            if (operation is not null) problem.Extensions[operation.Member] = operation.Id;
+            LogOperationFailed(logger, httpContext.Request.Method, httpContext.Request.Path, operation?.Member, operation?.Id);
+        }
         else if (IsUnavailable(exception))
         {
+            // Retryable: name the id (given or generated) so the caller can retry without paying or crediting twice.
+            var operation = OperationIds.Of(httpContext);
             problem = new ProblemDetails
             {
                 Status = StatusCodes.Status503ServiceUnavailable,
                 Title = "Billing is temporarily unavailable",
-                Detail = "The billing cluster could not complete the request. Retry later with the same usage id.",
+                Detail = operation is null
+                    ? "The billing cluster could not complete the request. Retry later."
+                    : $"The billing cluster could not complete the request; it may or may not have been applied. Retry later with the same {operation.Member} ({operation.Id}, also in the {OperationIds.IdempotencyKeyHeader} header): it is applied at most once.",
             };
-            LogUnavailable(logger, exception, httpContext.Request.Method, httpContext.Request.Path, exception.GetType().Name);
+            problem.Extensions["code"] = "unavailable";
+            if (operation is not null)
+            {
+                problem.Extensions[operation.Member] = operation.Id;
+                httpContext.Response.Headers[OperationIds.IdempotencyKeyHeader] = operation.Id.ToString();
+            }
+
+            httpContext.Response.Headers.RetryAfter = "1";
+            LogUnavailable(logger, exception, httpContext.Request.Method, httpContext.Request.Path, exception.GetType().Name, operation?.Member, operation?.Id);
         }
         else
         {
+            var operation = OperationIds.Of(httpContext);
             problem = new ProblemDetails
             {
                 Status = StatusCodes.Status500InternalServerError,
                 Title = "An unexpected error occurred",
+                Detail = "The gateway could not complete the request because of an internal fault; it is logged.",
             };
-            LogFault(logger, exception, httpContext.Request.Method, httpContext.Request.Path);
+            if (operation is not null) problem.Extensions[operation.Member] = operation.Id;
+            LogFault(logger, exception, httpContext.Request.Method, httpContext.Request.Path, operation?.Member, operation?.Id);
         }
 
         httpContext.Response.StatusCode = problem.Status!.Value;
@@ -73,6 +105,8 @@ internal sealed partial class GatewayExceptionHandler(IProblemDetailsService pro
 
     private static bool IsUnavailable(Exception exception) => exception switch
     {
+        BillingUnavailableException => true,
+        BillingOperationFailedException => false,
         SiloUnavailableException or Orleans.Runtime.Messaging.ConnectionFailedException or OrleansMessageRejectionException or GatewayTooBusyException => true,
         TimeoutException or OperationCanceledException => true,
         NpgsqlException => true,
@@ -86,9 +120,12 @@ internal sealed partial class GatewayExceptionHandler(IProblemDetailsService pro
     [LoggerMessage(Level = LogLevel.Information, Message = "Refused unreadable request {Method} {Path} with {StatusCode}")]
     private static partial void LogBadRequest(ILogger logger, string method, PathString path, int statusCode);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Billing cluster unavailable for {Method} {Path} ({ExceptionType})")]
-    private static partial void LogUnavailable(ILogger logger, Exception exception, string method, PathString path, string exceptionType);
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Billing cluster unavailable for {Method} {Path} ({ExceptionType}); answered 503 with {IdMember} {OperationId}")]
+    private static partial void LogUnavailable(ILogger logger, Exception exception, string method, PathString path, string exceptionType, string? idMember, Guid? operationId);
 
-    [LoggerMessage(Level = LogLevel.Error, Message = "Unexpected fault handling {Method} {Path}")]
-    private static partial void LogFault(ILogger logger, Exception exception, string method, PathString path);
+    [LoggerMessage(Level = LogLevel.Error, Message = "Billing refused {Method} {Path} as not applicable ({IdMember} {OperationId}); answered 500, see the silo log")]
+    private static partial void LogOperationFailed(ILogger logger, string method, PathString path, string? idMember, Guid? operationId);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Unexpected fault handling {Method} {Path} ({IdMember} {OperationId})")]
+    private static partial void LogFault(ILogger logger, Exception exception, string method, PathString path, string? idMember, Guid? operationId);
 }

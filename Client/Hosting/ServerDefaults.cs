@@ -50,6 +50,9 @@ public static class ServerDefaults
                 StatusCodes.Status413PayloadTooLarge => "https://tools.ietf.org/html/rfc9110#section-15.5.14",
                 _ => "about:blank",
             };
+            // API.md: every problem has a detail, including the ones ASP.NET Core writes itself (401, 403, 404, 405, 413, 415).
+            if (string.IsNullOrWhiteSpace(context.ProblemDetails.Detail))
+                context.ProblemDetails.Detail = StatusProblems.DetailFor(context.HttpContext, context.ProblemDetails.Status ?? context.HttpContext.Response.StatusCode);
             context.ProblemDetails.Instance ??= $"{context.HttpContext.Request.Method} {context.HttpContext.Request.Path}";
             context.ProblemDetails.Extensions.TryAdd("traceId", context.HttpContext.TraceIdentifier);
         });

@@ -23,6 +23,7 @@ public static class BillingSiloBuilderExtensions
         silo.Services.AddSingleton<PricingStore>();
         silo.Services.AddSingleton<BillingErrorStore>();
         silo.Services.AddSingleton(TimeProvider.System);
+        silo.AddIncomingGrainCallFilter<BillingFaultFilter>(); // database faults cross grain boundaries as serialisable types
         silo.AddAdoNetGrainStorage(GrainStorageName, (AdoNetGrainStorageOptions options) =>
         {
             options.Invariant = "Npgsql";

@@ -59,6 +59,18 @@ public sealed class PostgresServer
         PgCtl($"-D {dataDirectory} -m fast -w restart");
     }
 
+    /// <summary>
+    /// Restarts the server the hard way (<c>pg_ctl restart -m immediate</c>): every backend is killed without a
+    /// goodbye, open connections break mid-statement and the server runs crash recovery before it accepts new ones.
+    /// Only for a server this process started.
+    /// </summary>
+    public void RestartImmediate()
+    {
+        if (dataDirectory is null) throw new InvalidOperationException("BILLING_TEST_DB is set: not restarting a server this process did not start.");
+        // -l as at start: without it the new server would write to (and hold open) this process's pipe.
+        PgCtl($"-D {dataDirectory} -l {Path.Combine(Path.GetDirectoryName(dataDirectory)!, "postgres.log")} -m immediate -w -t 60 restart");
+    }
+
     private static PostgresServer Start()
     {
         var given = Environment.GetEnvironmentVariable("BILLING_TEST_DB");

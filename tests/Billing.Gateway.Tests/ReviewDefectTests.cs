@@ -1,0 +1,253 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text;
+using Billing.Testing;
+using Microsoft.AspNetCore.Builder;
+using static Billing.Gateway.Tests.Scenario;
+
+namespace Billing.Gateway.Tests;
+
+/// <summary>Issue 9, the gateway's part: ids on a 503 (5), a detail in every problem (6), database faults as 503 (13).</summary>
+[Collection(GatewayCollection.Name)]
+public sealed class ReviewDefectTests(GatewayFixture fixture)
+{
+    private readonly HttpClient http = fixture.Http;
+
+    [Fact]
+    public async Task ReviewDefect05_A_503_carries_the_generated_or_given_id_in_the_body_and_the_Idempotency_Key_header()
+    {
+        // A real gateway whose cluster is down (no silo ever joined): every call into the cluster fails, a 503.
+        await using var down = await ClusterlessGateway.StartAsync(fixture.ConnectionString);
+        var (project, user, model) = (Guid.NewGuid(), Guid.NewGuid(), Guid.NewGuid());
+
+        var generated = await down.Http.PostAsync("/v1/usage", Tokens.Service(), UsageBody(project, user, model, 10, 10));
+        var usageId = AssertRetryableWithId(generated, "usageId");
+
+        var again = await down.Http.PostAsync("/v1/usage", Tokens.Service(), UsageBody(project, user, model, 10, 10));
+        Assert.NotEqual(usageId, AssertRetryableWithId(again, "usageId")); // a new call, a new id
+
+        var given = Guid.NewGuid();
+        var personal = await down.Http.PostAsync($"/v1/users/{user}/usage", Tokens.Service(),
+            Json(new { modelId = model, inputTokens = 1, outputTokens = 1 }), new Dictionary<string, string> { ["Idempotency-Key"] = given.ToString() });
+        Assert.Equal(given, AssertRetryableWithId(personal, "usageId"));
+
+        var inBody = Guid.NewGuid();
+        var personalInBody = await down.Http.PostAsync($"/v1/users/{user}/usage", Tokens.Service(),
+            Json(new { modelId = model, inputTokens = 1, outputTokens = 1, usageId = inBody }));
+        Assert.Equal(inBody, AssertRetryableWithId(personalInBody, "usageId"));
+
+        var topUp = await down.Http.PostAsync($"/v1/users/{user}/credits", Tokens.Admin(), Json(new { amount = 5 }));
+        AssertRetryableWithId(topUp, "creditId");
+
+        var creditId = Guid.NewGuid();
+        var projectTopUp = await down.Http.PostAsync($"/v1/projects/{project}/credits", Tokens.Admin(), Json(new { amount = 5, creditId }));
+        Assert.Equal(creditId, AssertRetryableWithId(projectTopUp, "creditId"));
+    }
+
+    [Fact]
+    public async Task ReviewDefect05_A_top_up_without_credit_id_answers_the_generated_one_and_a_retry_with_it_credits_once()
+    {
+        var user = await NewUserAsync(http);
+        var first = await http.PostAsync($"/v1/users/{user}/credits", Tokens.Admin(), Json(new { amount = 5 }));
+        first.ShouldBe(HttpStatusCode.OK);
+        var creditId = first.Json.GetProperty("creditId").GetGuid();
+        Assert.NotEqual(Guid.Empty, creditId);
+        Assert.Equal(15m, first.Json.GetProperty("balance").GetDecimal());
+
+        // The retry a caller makes after losing the answer: same id, nothing more credited.
+        var retry = await http.PostAsync($"/v1/users/{user}/credits", Tokens.Admin(), Json(new { amount = 5, creditId }));
+        retry.ShouldBe(HttpStatusCode.OK);
+        Assert.Equal(creditId, retry.Json.GetProperty("creditId").GetGuid());
+        var byHeader = await http.PostAsync($"/v1/users/{user}/credits", Tokens.Admin(), Json(new { amount = 5 }),
+            new Dictionary<string, string> { ["Idempotency-Key"] = creditId.ToString() });
+        byHeader.ShouldBe(HttpStatusCode.OK);
+        Assert.Equal(15m, await BalanceAsync(http, "users", user));
+
+        // The account body of the other routes is unchanged: creditId belongs to top-ups only.
+        var account = await http.GetAsync($"/v1/users/{user}/billing", Tokens.Service());
+        Assert.False(account.Json.TryGetProperty("creditId", out _), account.Body);
+    }
+
+    [Fact]
+    public async Task ReviewDefect06_Problems_written_by_ASP_NET_Core_itself_have_type_title_status_and_detail()
+    {
+        var id = Guid.NewGuid();
+        var usage = UsageBody(id, id, id, 1, 1);
+        var cases = new List<(string Case, HttpStatusCode Expected, Func<Task<ApiResponse>> Send)>
+        {
+            ("no token", HttpStatusCode.Unauthorized, () => http.GetAsync($"/v1/users/{id}/billing", null)),
+            ("invalid token", HttpStatusCode.Unauthorized, () => http.GetAsync($"/v1/users/{id}/billing", "not-a-jwt")),
+            ("no token, unknown route", HttpStatusCode.Unauthorized, () => http.GetAsync("/v1/nothing-here", null)),
+            ("service token on an admin route", HttpStatusCode.Forbidden,
+                () => http.PutAsync($"/v1/models/{id}/pricing", Tokens.Service(), "{\"inputPricePerMillion\":1,\"outputPricePerMillion\":1}")),
+            ("plain user on a service route", HttpStatusCode.Forbidden, () => http.PostAsync("/v1/usage", Tokens.User(id), usage)),
+            ("unknown route", HttpStatusCode.NotFound, () => http.GetAsync("/v1/nothing-here", Tokens.Service())),
+            ("wrong method", HttpStatusCode.MethodNotAllowed, () => http.SendAsync(HttpMethod.Delete, "/v1/usage", Tokens.Service())),
+            ("body too large", HttpStatusCode.RequestEntityTooLarge,
+                () => http.PostAsync("/v1/usage", Tokens.Service(), $"{{\"pad\":\"{new string('x', 70 * 1024)}\"}}")),
+            ("not JSON", HttpStatusCode.UnsupportedMediaType, () => SendTextAsync("/v1/usage", Tokens.Service(), usage)),
+        };
+
+        foreach (var (name, expected, send) in cases)
+        {
+            var response = await send();
+            Assert.True(response.Status == expected, $"{name}: expected {(int)expected}, got {response}");
+            response.ShouldBe(expected);
+            Assert.True(response.Json.TryGetProperty("detail", out var detail) && !string.IsNullOrWhiteSpace(detail.GetString()),
+                $"{name}: problem without detail: {response}");
+        }
+
+        // The details say what to do, not just the status again.
+        var forbidden = await http.PutAsync($"/v1/models/{id}/pricing", Tokens.Service(), "{\"inputPricePerMillion\":1,\"outputPricePerMillion\":1}");
+        Assert.Contains("admin", forbidden.Json.GetProperty("detail").GetString());
+        var missing = await http.GetAsync($"/v1/users/{id}/billing", null);
+        Assert.Contains("Bearer", missing.Json.GetProperty("detail").GetString());
+        var method = await http.SendAsync(HttpMethod.Delete, "/v1/usage", Tokens.Service());
+        Assert.Contains("POST", method.Json.GetProperty("detail").GetString());
+    }
+
+    [Fact]
+    public async Task ReviewDefect13_A_PostgreSQL_restart_under_load_answers_200_or_503_with_the_usage_id_never_500()
+    {
+        if (PostgresServer.Instance.DataDirectory is null) return; // BILLING_TEST_DB: not our server to restart
+
+        const decimal cost = 0.003m; // 1,000 input tokens at 3.00 per million
+        var user = await NewUserAsync(http);
+        (await http.PostAsync($"/v1/users/{user}/credits", Tokens.Admin(), Json(new { amount = 990 }))).ShouldBe(HttpStatusCode.OK);
+        var model = await NewModelAsync(http, "3.00", "15.00");
+        (await http.PostAsync($"/v1/users/{user}/usage", Tokens.Service(), Json(new { modelId = model, inputTokens = 1000, outputTokens = 0 })))
+            .ShouldBe(HttpStatusCode.OK); // warm: account and pricing grains active, connections pooled
+
+        var answers = new ConcurrentQueue<(Guid? Sent, ApiResponse Response, bool AfterRestart)>();
+        var restarted = false;
+        using var stop = new CancellationTokenSource();
+        var workers = Enumerable.Range(0, 6).Select(worker => Task.Run(async () =>
+        {
+            for (var i = 0; !stop.IsCancellationRequested; i++)
+            {
+                // Half the callers send their own usage id, half let the gateway generate one.
+                Guid? sent = i % 2 == 0 ? Guid.NewGuid() : null;
+                var body = sent is null
+                    ? Json(new { modelId = model, inputTokens = 1000, outputTokens = 0 })
+                    : Json(new { modelId = model, inputTokens = 1000, outputTokens = 0, usageId = sent });
+                var after = Volatile.Read(ref restarted);
+                answers.Enqueue((sent, await http.PostAsync($"/v1/users/{user}/usage", Tokens.Service(), body), after));
+            }
+        })).ToArray();
+
+        await Task.Delay(TimeSpan.FromSeconds(1));
+        await Task.Run(PostgresServer.Instance.RestartImmediate);
+        Volatile.Write(ref restarted, true);
+
+        // Keep the load on until the cluster has recovered: 20 successes after the restart, or give up after a minute.
+        var deadline = DateTime.UtcNow.AddMinutes(1);
+        while (answers.Count(a => a.AfterRestart && a.Response.Status == HttpStatusCode.OK) < 20 && DateTime.UtcNow < deadline)
+            await Task.Delay(200);
+        await stop.CancelAsync();
+        await Task.WhenAll(workers);
+
+        var all = answers.ToArray();
+        var bad = all.Where(a => a.Response.Code is not (200 or 402 or 503)).Select(a => a.Response.ToString()).ToList();
+        Assert.True(bad.Count == 0, $"{bad.Count} of {all.Length} answers were not 200/402/503, e.g. {string.Join(" | ", bad.Take(3))}");
+        Assert.True(all.Count(a => a.AfterRestart && a.Response.Code == 200) >= 20, "billing did not recover within a minute of the restart");
+
+        var unavailable = all.Where(a => a.Response.Code == 503).ToList();
+        Assert.NotEmpty(unavailable); // the restart broke every pooled connection: some calls must have failed
+        var retryIds = new List<Guid>();
+        foreach (var (sent, response, _) in unavailable)
+        {
+            var id = AssertRetryableWithId(response, "usageId");
+            if (sent is { } own) Assert.Equal(own, id);
+            retryIds.Add(id);
+        }
+
+        // The id a 503 handed out is good for the retry: each is charged exactly once, whatever the first try did.
+        foreach (var id in retryIds)
+        {
+            var retry = await http.PostAsync($"/v1/users/{user}/usage", Tokens.Service(),
+                Json(new { modelId = model, inputTokens = 1000, outputTokens = 0, usageId = id }));
+            retry.ShouldBe(HttpStatusCode.OK);
+            Assert.Equal(id, retry.Json.GetProperty("usageId").GetGuid());
+        }
+
+        var charged = all.Where(a => a.Response.Code == 200).Select(a => a.Response.Json.GetProperty("usageId").GetGuid()).Concat(retryIds).Distinct().Count();
+        Assert.Equal(1000m - cost * (charged + 1), await BalanceAsync(http, "users", user));
+    }
+
+    /// <summary>A 503 problem with the id in the body member and the Idempotency-Key header; returns the id.</summary>
+    private static Guid AssertRetryableWithId(ApiResponse response, string member)
+    {
+        response.ShouldBe(HttpStatusCode.ServiceUnavailable);
+        Assert.True(response.Json.TryGetProperty(member, out var inBody), $"503 without {member}: {response}");
+        var id = inBody.GetGuid();
+        Assert.NotEqual(Guid.Empty, id);
+        Assert.True(response.Message.Headers.TryGetValues("Idempotency-Key", out var header), $"503 without an Idempotency-Key header: {response}");
+        Assert.Equal(id.ToString(), Assert.Single(header));
+        Assert.Contains(id.ToString(), response.Json.GetProperty("detail").GetString());
+        return id;
+    }
+
+    private async Task<ApiResponse> SendTextAsync(string path, string token, string text)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, path) { Content = new StringContent(text, Encoding.UTF8, "text/plain") };
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        var response = await http.SendAsync(request);
+        return new ApiResponse(response.StatusCode, await response.Content.ReadAsStringAsync(), response.Content.Headers.ContentType?.MediaType, response);
+    }
+
+    /// <summary>A gateway pointed at a cluster no silo ever joined: live, and every call into the cluster fails.</summary>
+    private sealed class ClusterlessGateway : IAsyncDisposable
+    {
+        private readonly WebApplication app;
+        private readonly CancellationTokenSource stop = new();
+        private readonly Task starting;
+
+        private ClusterlessGateway(WebApplication app, int port)
+        {
+            this.app = app;
+            starting = app.StartAsync(stop.Token); // keeps retrying to connect; Kestrel answers meanwhile
+            Http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(60) };
+        }
+
+        public HttpClient Http { get; }
+
+        public static async Task<ClusterlessGateway> StartAsync(string connectionString)
+        {
+            var port = PostgresServer.FreePort();
+            var gateway = new ClusterlessGateway(Program.BuildGateway(GatewayFixture.GatewayArgs(port, connectionString, $"down-{Guid.NewGuid():N}")), port);
+            for (var i = 0; i < 200; i++)
+            {
+                try
+                {
+                    if ((await gateway.Http.GetAsync("/health/live", null)).Status == HttpStatusCode.OK) return gateway;
+                }
+                catch (HttpRequestException)
+                {
+                }
+
+                await Task.Delay(100);
+            }
+
+            await gateway.DisposeAsync();
+            throw new TimeoutException("The cluster-less gateway did not start listening.");
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            Http.Dispose();
+            await stop.CancelAsync();
+            try
+            {
+                await starting.WaitAsync(TimeSpan.FromSeconds(30));
+            }
+            catch (OperationCanceledException)
+            {
+            }
+
+            await app.StopAsync(CancellationToken.None);
+            await app.DisposeAsync();
+            stop.Dispose();
+        }
+    }
+}
