@@ -2,15 +2,20 @@ using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Text;
+using Billing.Hosting;
 using Billing.Testing;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
+using Npgsql;
+using Orleans.Serialization;
+using Xunit.Abstractions;
 using static Billing.Gateway.Tests.Scenario;
 
 namespace Billing.Gateway.Tests;
 
 /// <summary>Issue 9, the gateway's part: ids on a 503 (5), a detail in every problem (6), database faults as 503 (13).</summary>
 [Collection(GatewayCollection.Name)]
-public sealed class ReviewDefectTests(GatewayFixture fixture)
+public sealed class ReviewDefectTests(GatewayFixture fixture, ITestOutputHelper output)
 {
     private readonly HttpClient http = fixture.Http;
 
@@ -148,6 +153,7 @@ public sealed class ReviewDefectTests(GatewayFixture fixture)
         await Task.WhenAll(workers);
 
         var all = answers.ToArray();
+        output.WriteLine($"{all.Length} answers: {string.Join(", ", all.GroupBy(a => a.Response.Code).OrderBy(g => g.Key).Select(g => $"{g.Count()} x {g.Key}"))}");
         var bad = all.Where(a => a.Response.Code is not (200 or 402 or 503)).Select(a => a.Response.ToString()).ToList();
         Assert.True(bad.Count == 0, $"{bad.Count} of {all.Length} answers were not 200/402/503, e.g. {string.Join(" | ", bad.Take(3))}");
         Assert.True(all.Count(a => a.AfterRestart && a.Response.Code == 200) >= 20, "billing did not recover within a minute of the restart");
@@ -173,6 +179,51 @@ public sealed class ReviewDefectTests(GatewayFixture fixture)
 
         var charged = all.Where(a => a.Response.Code == 200).Select(a => a.Response.Json.GetProperty("usageId").GetGuid()).Concat(retryIds).Distinct().Count();
         Assert.Equal(1000m - cost * (charged + 1), await BalanceAsync(http, "users", user));
+    }
+
+    [Fact]
+    public async Task ReviewDefect13_Database_faults_become_serialisable_faults_retryable_or_not()
+    {
+        // Real faults from the real server: a connection that cannot be made, a terminated backend, a data error.
+        var refused = new NpgsqlConnectionStringBuilder(fixture.ConnectionString) { Port = PostgresServer.FreePort(), Timeout = 2 }.ConnectionString;
+        var unreachable = await Assert.ThrowsAnyAsync<NpgsqlException>(async () =>
+        {
+            await using var connection = new NpgsqlConnection(refused);
+            await connection.OpenAsync();
+        });
+        var terminated = await Assert.ThrowsAsync<PostgresException>(() => ExecuteAsync("SELECT pg_terminate_backend(pg_backend_pid())"));
+        var dataError = await Assert.ThrowsAsync<PostgresException>(() => ExecuteAsync("SELECT 1 / 0"));
+        var checkViolation = await Assert.ThrowsAsync<PostgresException>(() => ExecuteAsync(
+            "CREATE TEMP TABLE t (amount numeric CHECK (amount >= 0)); INSERT INTO t VALUES (-1)"));
+
+        Assert.IsType<BillingUnavailableException>(BillingFaults.Translate(unreachable));
+        Assert.IsType<BillingUnavailableException>(BillingFaults.Translate(terminated));
+        Assert.IsType<BillingUnavailableException>(BillingFaults.Translate(new TimeoutException()));
+        Assert.IsType<BillingUnavailableException>(BillingFaults.Translate(new InvalidOperationException("wrapped", unreachable)));
+        Assert.IsType<BillingOperationFailedException>(BillingFaults.Translate(dataError));
+        Assert.IsType<BillingOperationFailedException>(BillingFaults.Translate(checkViolation));
+        Assert.Null(BillingFaults.Translate(new ArgumentException("not a database fault")));
+        Assert.Null(BillingFaults.Translate(new BillingUnavailableException()));
+
+        // The translated faults survive Orleans serialisation (what crosses to the gateway and to agent grains) ...
+        await using var services = new ServiceCollection().AddSerializer(b => b.AddAssembly(typeof(BillingUnavailableException).Assembly)).BuildServiceProvider();
+        var serializer = services.GetRequiredService<Serializer>();
+        foreach (var fault in new[] { BillingFaults.Translate(terminated)!, BillingFaults.Translate(checkViolation)! })
+        {
+            var copy = serializer.Deserialize<Exception>(serializer.SerializeToArray<Exception>(fault));
+            Assert.IsType(fault.GetType(), copy);
+            Assert.Equal(fault.Message, copy.Message);
+            Assert.Null(copy.InnerException);
+            Assert.DoesNotContain("CHECK", copy.Message, StringComparison.OrdinalIgnoreCase); // no internals beyond the SQLSTATE
+        }
+
+        async Task ExecuteAsync(string sql)
+        {
+            await using var connection = new NpgsqlConnection(fixture.ConnectionString + ";Pooling=false");
+            await connection.OpenAsync();
+            await using var command = new NpgsqlCommand(sql, connection);
+            await command.ExecuteNonQueryAsync();
+        }
     }
 
     /// <summary>A 503 problem with the id in the body member and the Idempotency-Key header; returns the id.</summary>
