@@ -33,12 +33,13 @@ public sealed class BillingCallers
 
     private readonly HashSet<GrainType> billingGrains;
 
-    public BillingCallers(GrainTypeResolver resolver)
+    public BillingCallers(GrainTypeResolver resolver, IEnumerable<TrustedBillingGrain> hostDeclared)
     {
         // Every grain class of this assembly is a billing grain; resolved as Orleans names them, so a renamed
         // class or an explicit [GrainType] stays right.
         billingGrains = typeof(BillingCallers).Assembly.GetTypes()
             .Where(t => t is { IsClass: true, IsAbstract: false } && typeof(Grain).IsAssignableFrom(t) && typeof(IGrain).IsAssignableFrom(t))
+            .Concat(hostDeclared.Select(d => d.GrainClass))
             .Select(resolver.GetGrainType)
             .ToHashSet();
     }
@@ -54,3 +55,11 @@ public sealed class BillingCallers
         return billingGrains.Contains(id.Type) ? CallerKind.BillingGrain : CallerKind.OtherGrain;
     }
 }
+
+/// <summary>
+/// A grain class outside the billing assembly that the host of a billing silo declares a billing grain, in code
+/// (a service registration, never configuration). Production hosts declare none; the test silos declare a
+/// test grain that charges accounts directly. Only the silo hosting the account grain decides: another silo
+/// of the cluster (an agent silo) cannot add to it.
+/// </summary>
+public sealed record TrustedBillingGrain(Type GrainClass);

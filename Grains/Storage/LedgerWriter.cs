@@ -34,12 +34,13 @@ public sealed class LedgerWriter : IAsyncDisposable
     private readonly ILogger<LedgerWriter> logger;
     private readonly Channel<PendingWrite>[] queues;
     private readonly Task[] loops;
+    private volatile bool disposed;
 
-    public LedgerWriter(NpgsqlDataSource dataSource, ILogger<LedgerWriter> logger, IOptions<BillingLimits> limits)
+    public LedgerWriter(NpgsqlDataSource dataSource, ILogger<LedgerWriter> logger, IOptions<BillingLimits>? limits = null)
     {
         this.dataSource = dataSource;
         this.logger = logger;
-        var capacity = limits.Value.LedgerWriterQueue;
+        var capacity = (limits?.Value ?? new BillingLimits()).LedgerWriterQueue;
         if (capacity < 1) throw new ArgumentOutOfRangeException(nameof(limits), capacity, $"{BillingLimits.Section}:LedgerWriterQueue must be at least 1.");
         // FullMode.Wait with TryWrite: a full queue makes TryWrite return false (nothing dropped silently).
         queues = Enumerable.Range(0, Partitions).Select(_ => Channel.CreateBounded<PendingWrite>(new BoundedChannelOptions(capacity)
@@ -60,7 +61,7 @@ public sealed class LedgerWriter : IAsyncDisposable
         var partition = (after.Id.GetHashCode() & int.MaxValue) % Partitions;
         if (!queues[partition].Writer.TryWrite(write))
         {
-            if (queues[partition].Reader.Completion.IsCompleted) throw new ObjectDisposedException(nameof(LedgerWriter));
+            if (disposed) throw new ObjectDisposedException(nameof(LedgerWriter));
             throw new LedgerWriterFullException();
         }
 
@@ -69,6 +70,7 @@ public sealed class LedgerWriter : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        disposed = true;
         foreach (var queue in queues) queue.Writer.TryComplete();
         await Task.WhenAll(loops);
     }
