@@ -21,7 +21,7 @@ public sealed class BillingUnavailableException : Exception
     {
     }
 
-    public BillingUnavailableException(string message, Exception innerException)
+    public BillingUnavailableException(string message, Exception? innerException)
         : base(message, innerException)
     {
     }
@@ -44,7 +44,7 @@ public sealed class BillingOperationFailedException : Exception
     {
     }
 
-    public BillingOperationFailedException(string message, Exception innerException)
+    public BillingOperationFailedException(string message, Exception? innerException)
         : base(message, innerException)
     {
     }

@@ -15,6 +15,10 @@ public enum BillingStatus
     CurrencyMismatch = 5,
     InsufficientBalance = 6,
     CreatorConflict = 7,
+    /// <summary>The account or the silo's ledger writer has too much work queued: nothing was done, retry later.</summary>
+    Overloaded = 8,
+    /// <summary>The caller may not make this call (DESIGN.md "Trust boundary"): nothing was done.</summary>
+    Forbidden = 9,
 }
 
 /// <summary>A refused call: its status, a message for people, and the billing error stored for it, if any.</summary>

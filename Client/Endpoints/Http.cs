@@ -15,6 +15,7 @@ internal static class Http
         BillingStatus.NoPriceInEffect or BillingStatus.CurrencyMismatch => StatusCodes.Status422UnprocessableEntity,
         BillingStatus.InsufficientBalance => StatusCodes.Status402PaymentRequired,
         BillingStatus.CreatorConflict => StatusCodes.Status409Conflict,
+        BillingStatus.Overloaded => StatusCodes.Status503ServiceUnavailable,
         _ => StatusCodes.Status500InternalServerError,
     };
 

@@ -5,6 +5,10 @@ internal sealed class ChargeOperation(AccountCharge charge) : PendingOperation<B
 {
     public AccountCharge Charge { get; } = charge;
 
+    public override string Kind => "charge";
+
+    public override Guid? RequestId => Charge.UsageId;
+
     public bool RefusedForBalance => !Settled && Result?.Problem?.Status == BillingStatus.InsufficientBalance;
 
     /// <summary>The receipt of a charge this batch writes.</summary>
@@ -30,6 +34,12 @@ internal sealed class ChargeOperation(AccountCharge charge) : PendingOperation<B
         Receipt = receipt;
     }
 
+    public override void Refuse(BillingProblem problem)
+    {
+        Result = BillingResult<UsageReceipt>.Fail(problem);
+        Receipt = null;
+    }
+
     /// <summary>The usage id already has an answer in the database (this or another account gave it).</summary>
     public void Settle(BillingResult<UsageReceipt> stored)
     {
@@ -43,6 +53,12 @@ internal sealed class ChargeOperation(AccountCharge charge) : PendingOperation<B
 internal sealed class CreditOperation(AccountCredit credit) : PendingOperation<BillingResult<AccountView>>
 {
     public AccountCredit Credit { get; } = credit;
+
+    public override string Kind => "credit";
+
+    public override Guid? RequestId => Credit.CreditId;
+
+    public override void Refuse(BillingProblem problem) => Result = BillingResult<AccountView>.Fail(problem);
 
     public override void Decide(LedgerBatch batch)
     {
@@ -70,6 +86,10 @@ internal sealed class CreditOperation(AccountCredit credit) : PendingOperation<B
 
 internal sealed class PlanChangeOperation(PlanChange plan) : PendingOperation<BillingResult<AccountView>>
 {
+    public override string Kind => "plan change";
+
+    public override void Refuse(BillingProblem problem) => Result = BillingResult<AccountView>.Fail(problem);
+
     public override void Decide(LedgerBatch batch)
     {
         batch.Append(AccountLedger.PlanChange(batch.State, plan, batch.Now), (state, row) => AccountLedger.ApplyPlanChange(state, plan, row));
@@ -80,10 +100,26 @@ internal sealed class PlanChangeOperation(PlanChange plan) : PendingOperation<Bi
 /// <summary>The project's zero-amount row for a usage its user paid; idempotent by usage id.</summary>
 internal sealed class UserFallbackOperation(UsageReceipt userReceipt, Guid modelId) : PendingOperation<bool>
 {
+    private BillingProblem? refusal;
+
     public Guid UsageId => userReceipt.UsageId;
+
+    public override string Kind => "user-fallback marker";
+
+    public override Guid? RequestId => UsageId;
+
+    public override void Refuse(BillingProblem problem) => refusal = problem;
+
+    public override void Complete(AccountState? committed)
+    {
+        // This call answers with no value, so a refusal is a retryable fault: the usage's retry writes the marker.
+        if (refusal is not null && !Settled) Fail(new BillingUnavailableException(refusal.Detail));
+        else base.Complete(committed);
+    }
 
     public override void Decide(LedgerBatch batch)
     {
+        refusal = null;
         batch.Append(AccountLedger.UserFallbackMarker(batch.State, userReceipt, modelId, batch.Now));
         Result = true;
     }

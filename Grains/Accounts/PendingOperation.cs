@@ -31,7 +31,16 @@ internal abstract class PendingOperation
     /// <summary>Set when the database already holds this operation's effect: it is answered without a write.</summary>
     public bool Settled { get; protected set; }
 
+    /// <summary>What it is, for logs: "charge", "credit", …</summary>
+    public abstract string Kind { get; }
+
+    /// <summary>The caller's idempotency id (usage id or credit id), for logs; null when it has none.</summary>
+    public virtual Guid? RequestId => null;
+
     public abstract void Decide(LedgerBatch batch);
+
+    /// <summary>Answers the caller that nothing was done (the account or the writer is overloaded); no write follows.</summary>
+    public abstract void Refuse(BillingProblem problem);
 
     /// <summary>Answers the caller once the batch is committed; <paramref name="committed"/> is the account after it.</summary>
     public abstract void Complete(AccountState? committed);

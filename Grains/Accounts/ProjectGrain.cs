@@ -38,11 +38,7 @@ public sealed class ProjectGrain(LedgerStore ledger, LedgerWriter writer, UsageR
                 $"Project {AccountId} was initialised for another creator.");
     });
 
-    public Task RecordUserFallback(UsageReceipt userReceipt, Guid modelId)
-    {
-        if (State is null) return Task.CompletedTask;
-        var operation = new UserFallbackOperation(userReceipt, modelId);
-        Enqueue(operation);
-        return operation.Task;
-    }
+    public Task RecordUserFallback(UsageReceipt userReceipt, Guid modelId) => RecordFallbackMarker(userReceipt, modelId);
+
+    protected override IReadOnlySet<string> ChargeReasons { get; } = new HashSet<string> { HistoryReasons.AiUsage };
 }

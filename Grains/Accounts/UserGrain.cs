@@ -8,6 +8,8 @@ public sealed class UserGrain(LedgerStore ledger, LedgerWriter writer, UsageReco
 {
     protected override AccountTable Table => AccountTable.Users;
 
+    protected override IReadOnlySet<string> ChargeReasons { get; } = new HashSet<string> { HistoryReasons.AiUsageUserFallback, HistoryReasons.AiUsagePersonal };
+
     public Task<BillingResult<AccountInitialized>> Initialize() => InitializeOnce(async () =>
     {
         if (State is not null) return BillingResult<AccountInitialized>.Ok(new AccountInitialized(State.ToView(), Created: false));

@@ -1,3 +1,4 @@
+using Billing.Accounts;
 using Billing.Storage;
 using Microsoft.Extensions.DependencyInjection;
 using Npgsql;
@@ -16,6 +17,8 @@ public static class BillingSiloBuilderExtensions
     /// </summary>
     public static ISiloBuilder AddBillingGrains(this ISiloBuilder silo, string connectionString)
     {
+        silo.Services.AddOptions<BillingLimits>().Bind(silo.Configuration.GetSection(BillingLimits.Section));
+        silo.Services.AddSingleton<BillingCallers>();
         silo.Services.AddSingleton(_ => NpgsqlDataSource.Create(WithBillingDefaults(connectionString)));
         silo.Services.AddSingleton<LedgerStore>();
         silo.Services.AddSingleton<LedgerWriter>();

@@ -1,6 +1,8 @@
 using System.Threading.Channels;
 using Billing.Accounts;
+using Billing.Hosting;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 using Npgsql;
 
 namespace Billing.Storage;
@@ -16,6 +18,11 @@ namespace Billing.Storage;
 /// Every statement keeps its own version guard; a caller learns its outcome only after the shared transaction
 /// has committed (I4). A statement that fails (a usage id stored before) is failed alone and the others retried.
 /// </para>
+/// <para>
+/// Each partition's queue is bounded (<see cref="BillingLimits.LedgerWriterQueue"/>): when the database falls
+/// behind, a write that does not fit is refused at once (<see cref="LedgerWriterFullException"/>) instead of
+/// waiting without bound.
+/// </para>
 /// </summary>
 public sealed class LedgerWriter : IAsyncDisposable
 {
@@ -27,26 +34,43 @@ public sealed class LedgerWriter : IAsyncDisposable
     private readonly ILogger<LedgerWriter> logger;
     private readonly Channel<PendingWrite>[] queues;
     private readonly Task[] loops;
+    private volatile bool disposed;
 
-    public LedgerWriter(NpgsqlDataSource dataSource, ILogger<LedgerWriter> logger)
+    public LedgerWriter(NpgsqlDataSource dataSource, ILogger<LedgerWriter> logger, IOptions<BillingLimits>? limits = null)
     {
         this.dataSource = dataSource;
         this.logger = logger;
-        queues = Enumerable.Range(0, Partitions).Select(_ => Channel.CreateUnbounded<PendingWrite>(new UnboundedChannelOptions { SingleReader = true })).ToArray();
+        var capacity = (limits?.Value ?? new BillingLimits()).LedgerWriterQueue;
+        if (capacity < 1) throw new ArgumentOutOfRangeException(nameof(limits), capacity, $"{BillingLimits.Section}:LedgerWriterQueue must be at least 1.");
+        // FullMode.Wait with TryWrite: a full queue makes TryWrite return false (nothing dropped silently).
+        queues = Enumerable.Range(0, Partitions).Select(_ => Channel.CreateBounded<PendingWrite>(new BoundedChannelOptions(capacity)
+        {
+            SingleReader = true,
+            FullMode = BoundedChannelFullMode.Wait,
+        })).ToArray();
         loops = queues.Select(queue => Task.Run(() => WriteLoop(queue.Reader))).ToArray();
     }
 
-    /// <summary>As <see cref="LedgerStore.CommitAsync"/>: true when written, false on a version conflict.</summary>
+    /// <summary>
+    /// As <see cref="LedgerStore.CommitAsync"/>: true when written, false on a version conflict. Throws
+    /// <see cref="LedgerWriterFullException"/> at once, having written nothing, when the partition's queue is full.
+    /// </summary>
     public Task<bool> CommitAsync(AccountState after, long expectedVersion, IReadOnlyList<LedgerRow> rows, IReadOnlyList<UsageReceipt> charges, bool resolveInsufficientBalanceErrors)
     {
         var write = new PendingWrite(after.Id, () => LedgerStore.CommitCommand(after, expectedVersion, rows, charges, resolveInsufficientBalanceErrors));
         var partition = (after.Id.GetHashCode() & int.MaxValue) % Partitions;
-        if (!queues[partition].Writer.TryWrite(write)) throw new ObjectDisposedException(nameof(LedgerWriter));
+        if (!queues[partition].Writer.TryWrite(write))
+        {
+            if (disposed) throw new ObjectDisposedException(nameof(LedgerWriter));
+            throw new LedgerWriterFullException();
+        }
+
         return write.Completion.Task;
     }
 
     public async ValueTask DisposeAsync()
     {
+        disposed = true;
         foreach (var queue in queues) queue.Writer.TryComplete();
         await Task.WhenAll(loops);
     }
@@ -137,3 +161,6 @@ public sealed class LedgerWriter : IAsyncDisposable
         public NpgsqlBatchCommand NewCommand() => build();
     }
 }
+
+/// <summary>The ledger writer's queue is full: the write was not queued and nothing was written.</summary>
+public sealed class LedgerWriterFullException() : Exception("The silo's ledger writer has too many writes queued.");

@@ -90,13 +90,16 @@ public abstract class BillingTestBase(ClusterFixture fixture) : IAsyncLifetime
         }
         else if (wanted < current)
         {
-            // 1,000,000 input tokens at 1 per million cost exactly 1: spend the difference as usage.
+            // Spend the difference as real usage through IUsageGrain (an account grain takes charges from the
+            // billing grains only): 1,000,000 input tokens at (current - wanted) per million cost exactly that.
             var model = Guid.NewGuid();
-            await Grains.GetGrain<IModelPricingGrain>(model).AddPrice(new ModelPriceInput(current - wanted, 0.0001m, "USD", DateTimeOffset.UtcNow.AddMinutes(-1)));
-            var reason = kind == AccountKind.User ? HistoryReasons.AiUsagePersonal : HistoryReasons.AiUsage;
-            var charge = new AccountCharge(Guid.NewGuid(), reason, current - wanted, "USD", model, 1_000_000, 0, null);
-            var spent = await Account(kind, id).Charge(charge);
+            var priced = await Grains.GetGrain<IModelPricingGrain>(model).AddPrice(new ModelPriceInput(current - wanted, 0.0001m, "USD", DateTimeOffset.UtcNow.AddMinutes(-1)));
+            Assert.True(priced.IsOk, priced.Problem?.Detail);
+            var spent = kind == AccountKind.User
+                ? await Usage.RecordPersonalUsage(new PersonalUsage(Guid.NewGuid(), id, model, 1_000_000, 0))
+                : await Usage.RecordAiUsage(new AiUsage(Guid.NewGuid(), id, Guid.NewGuid(), model, 1_000_000, 0));
             Assert.True(spent.IsOk, spent.Problem?.Detail);
+            Assert.Equal(current - wanted, spent.Value!.Cost);
         }
 
         Assert.Equal(wanted, (await View(kind, id)).Balance);

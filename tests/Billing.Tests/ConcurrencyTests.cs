@@ -97,11 +97,10 @@ public sealed class ConcurrencyTests(ClusterFixture fixture) : BillingTestBase(f
         var first = await Usage.RecordAiUsage(new AiUsage(Guid.NewGuid(), projects[0], user, model, 1, 0));
 
         // 40 accounts write at once (their statements share transactions in the silo's ledger writer); among
-        // them, account 1 is asked to charge a usage id that account 0 has already charged.
-        var replay = new AccountCharge(first.Value!.UsageId, HistoryReasons.AiUsage, 1m, "USD", model, 1, 0, user);
-        var writes = projects.Skip(1).Select(p => Grains.GetGrain<IProjectGrain>(p).Charge(
-                new AccountCharge(Guid.NewGuid(), HistoryReasons.AiUsage, 2m, "USD", model, 2, 0, user)))
-            .Append(Grains.GetGrain<IProjectGrain>(projects[1]).Charge(replay))
+        // them, account 1 is asked to charge a usage id that account 0 has already charged. Through IUsageGrain,
+        // as an account takes charges from the billing grains only.
+        var writes = projects.Skip(1).Select(p => Usage.RecordAiUsage(new AiUsage(Guid.NewGuid(), p, user, model, 2, 0)))
+            .Append(Usage.RecordAiUsage(new AiUsage(first.Value!.UsageId, projects[1], user, model, 1, 0)))
             .ToArray();
         var results = await Task.WhenAll(writes);
 

@@ -1,0 +1,23 @@
+namespace Billing.Hosting;
+
+/// <summary>
+/// How much work a silo queues before it refuses more (<see cref="BillingStatus.Overloaded"/>, a retryable 503):
+/// under a slow database, memory and latency stay bounded instead of growing with the load. Section
+/// <c>Billing:Limits</c> (environment: <c>Billing__Limits__AccountQueue</c>, …).
+/// </summary>
+public sealed class BillingLimits
+{
+    public const string Section = "Billing:Limits";
+
+    /// <summary>
+    /// Operations one account may have waiting for its next commit (four full group-commit batches by default).
+    /// </summary>
+    public int AccountQueue { get; set; } = 2_048;
+
+    /// <summary>
+    /// Account writes each of the ledger writer's four partitions may hold. An account has at most one write
+    /// queued at a time, so this bounds how many accounts wait on a slow database per partition; the default is
+    /// above what 10,000 busy accounts per silo need.
+    /// </summary>
+    public int LedgerWriterQueue { get; set; } = 8_192;
+}

@@ -1,0 +1,79 @@
+namespace Billing.Tests;
+
+/// <summary>
+/// A grain of some other part of the platform (an agent, say): not a billing grain. It may record usage through
+/// <see cref="IUsageGrain"/>; the money-moving calls it tries on accounts must be refused.
+/// </summary>
+[Alias("Billing.Tests.IRogueAgentGrain")]
+public interface IRogueAgentGrain : IGrainWithGuidKey
+{
+    [Alias("CreditUser")]
+    Task<BillingResult<AccountView>> CreditUser(Guid userId, decimal amount);
+
+    /// <summary>The same call started off the grain's scheduler, where it is sent as the silo's hosted client.</summary>
+    [Alias("CreditUserOffScheduler")]
+    Task<BillingResult<AccountView>> CreditUserOffScheduler(Guid userId, decimal amount);
+
+    [Alias("CreditProject")]
+    Task<BillingResult<AccountView>> CreditProject(Guid projectId, decimal amount);
+
+    [Alias("ChargeUser")]
+    Task<BillingResult<UsageReceipt>> ChargeUser(Guid userId, AccountCharge charge);
+
+    [Alias("ChangeUserPlan")]
+    Task<BillingResult<AccountView>> ChangeUserPlan(Guid userId, PlanChange plan);
+
+    [Alias("InitializeUser")]
+    Task<BillingResult<AccountInitialized>> InitializeUser(Guid userId);
+
+    [Alias("ReadUser")]
+    Task<BillingResult<AccountView>> ReadUser(Guid userId);
+
+    [Alias("RecordUsage")]
+    Task<BillingResult<UsageReceipt>> RecordUsage(PersonalUsage usage);
+}
+
+public sealed class RogueAgentGrain : Grain, IRogueAgentGrain
+{
+    public Task<BillingResult<AccountView>> CreditUser(Guid userId, decimal amount) =>
+        GrainFactory.GetGrain<IUserGrain>(userId).Credit(new AccountCredit(amount, HistoryReasons.PromotionalCredit, Guid.NewGuid()));
+
+    public Task<BillingResult<AccountView>> CreditUserOffScheduler(Guid userId, decimal amount)
+    {
+        var factory = GrainFactory;
+        return Task.Run(() => factory.GetGrain<IUserGrain>(userId).Credit(new AccountCredit(amount, HistoryReasons.PromotionalCredit, Guid.NewGuid())));
+    }
+
+    public Task<BillingResult<AccountView>> CreditProject(Guid projectId, decimal amount) =>
+        GrainFactory.GetGrain<IProjectGrain>(projectId).Credit(new AccountCredit(amount, HistoryReasons.TopUp, Guid.NewGuid()));
+
+    public Task<BillingResult<UsageReceipt>> ChargeUser(Guid userId, AccountCharge charge) =>
+        GrainFactory.GetGrain<IUserGrain>(userId).Charge(charge);
+
+    public Task<BillingResult<AccountView>> ChangeUserPlan(Guid userId, PlanChange plan) =>
+        GrainFactory.GetGrain<IUserGrain>(userId).ChangePlan(plan);
+
+    public Task<BillingResult<AccountInitialized>> InitializeUser(Guid userId) => GrainFactory.GetGrain<IUserGrain>(userId).Initialize();
+
+    public Task<BillingResult<AccountView>> ReadUser(Guid userId) => GrainFactory.GetGrain<IUserGrain>(userId).GetAccount();
+
+    public Task<BillingResult<UsageReceipt>> RecordUsage(PersonalUsage usage) => GrainFactory.GetGrain<IUsageGrain>(0).RecordPersonalUsage(usage);
+}
+
+/// <summary>
+/// The test silo's billing grain (declared with <see cref="Billing.Accounts.TrustedBillingGrain"/> in the test
+/// cluster only): it hands an account a charge as it is, to test the account's own validation.
+/// </summary>
+[Alias("Billing.Tests.ITestChargerGrain")]
+public interface ITestChargerGrain : IGrainWithIntegerKey
+{
+    [Alias("Charge")]
+    Task<BillingResult<UsageReceipt>> Charge(AccountKind kind, Guid accountId, AccountCharge charge);
+}
+
+public sealed class TestChargerGrain : Grain, ITestChargerGrain
+{
+    public Task<BillingResult<UsageReceipt>> Charge(AccountKind kind, Guid accountId, AccountCharge charge) => kind == AccountKind.User
+        ? GrainFactory.GetGrain<IUserGrain>(accountId).Charge(charge)
+        : GrainFactory.GetGrain<IProjectGrain>(accountId).Charge(charge);
+}
