@@ -55,7 +55,6 @@ public sealed class ReviewDefectTests_Rules(ClusterFixture fixture) : BillingTes
             await Execute($"DROP TRIGGER fail_project_{suffix} ON project_billing; DROP FUNCTION fail_project_{suffix}();");
         }
 
-        Assert.Equal(0, await Scalar("SELECT count(*) FROM first_project_credit WHERE creator = $1", creator));
         var next = await NewProject(creator);
         var account = await View(AccountKind.Project, next);
         Assert.Equal((20.0000m, true), (account.Balance, account.InitialCreditGranted));
