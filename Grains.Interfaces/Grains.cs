@@ -48,15 +48,6 @@ public interface IProjectGrain : IAccountGrain
     Task RecordUserFallback(UsageReceipt userReceipt, Guid modelId);
 }
 
-/// <summary>Remembers which project took a creator's one first-project credit. Key: the creator's user id.</summary>
-[Alias("Billing.ICreatorGrain")]
-public interface ICreatorGrain : IGrainWithGuidKey
-{
-    /// <summary>True when <paramref name="projectId"/> is (now, or already was) the creator's first project.</summary>
-    [Alias("ClaimFirstProjectCredit")]
-    Task<bool> ClaimFirstProjectCredit(Guid projectId);
-}
-
 /// <summary>The entry point for agents: prices usage and has the right account pay. Stateless; use key 0.</summary>
 [Alias("Billing.IUsageGrain")]
 public interface IUsageGrain : IGrainWithIntegerKey

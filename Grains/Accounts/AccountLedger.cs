@@ -33,19 +33,44 @@ public static class AccountLedger
         UpdatedAt = row.CreatedAt,
     };
 
-    /// <summary>When a pro account's cycle has ended: the reset row (monthUsed back to 0, cycle moved on by whole months).</summary>
+    /// <summary>
+    /// When a pro account's cycle has ended: the reset row (monthUsed back to 0). The new cycle starts where the ended
+    /// one ended (or, when whole cycles passed untouched, at the last boundary before now) and ends at the next
+    /// boundary of the anchor: the anchor's day of month, clamped to the month's length, at the anchor's time of day.
+    /// Boundaries are always counted from the anchor, never from the previous cycle, so a cycle anchored on the 31st
+    /// ends on Feb 28 and then on Mar 31 again instead of drifting to the 28th.
+    /// </summary>
     public static LedgerRow? CycleReset(AccountState state, DateTimeOffset now)
     {
-        if (!state.IsPro || state.CycleStart is not { } start || state.CycleEnd is not { } end || now < end) return null;
-        var months = 1;
-        while (start.AddMonths(months + 1) <= now) months++;
-        var newStart = start.AddMonths(months);
-        var newEnd = start.AddMonths(months + 1);
+        if (!state.IsPro || state.CycleEnd is not { } end || now < end) return null;
+        // Accounts whose cycle predates anchors were anchored where their cycle started (migration 0005).
+        var anchor = state.CycleAnchor ?? state.CycleStart ?? end.AddMonths(-1);
+        var (newStart, newEnd) = NextCycle(anchor, end, now);
         return Row(state, now, amount: 0m, quotaUsed: -state.MonthUsed, HistoryReasons.QuotaCycleReset,
             extra: Json(new { cycleStart = newStart, cycleEnd = newEnd }))!;
     }
 
-    /// <summary>The cycle that a reset row starts (its extra holds it).</summary>
+    /// <summary>The <paramref name="months"/>-th cycle boundary after <paramref name="anchor"/> (UTC; the day clamped to the month).</summary>
+    public static DateTimeOffset CycleBoundary(DateTimeOffset anchor, int months) => anchor.ToUniversalTime().AddMonths(months);
+
+    /// <summary>The cycle following one that ended at <paramref name="end"/>, moved on to contain <paramref name="now"/>.</summary>
+    private static (DateTimeOffset Start, DateTimeOffset End) NextCycle(DateTimeOffset anchor, DateTimeOffset end, DateTimeOffset now)
+    {
+        anchor = anchor.ToUniversalTime();
+        end = end.ToUniversalTime();
+        var k = Math.Max(1, (end.Year - anchor.Year) * 12 + end.Month - anchor.Month);
+        while (CycleBoundary(anchor, k) <= end) k++; // the first boundary after the ended cycle
+        var start = end;
+        while (CycleBoundary(anchor, k) <= now)
+        {
+            start = CycleBoundary(anchor, k);
+            k++;
+        }
+
+        return (start, CycleBoundary(anchor, k));
+    }
+
+    /// <summary>The cycle that a reset row starts (its extra holds it); the anchor stays.</summary>
     public static AccountState ApplyCycleReset(AccountState state, LedgerRow reset)
     {
         using var doc = JsonDocument.Parse(reset.Extra!);
@@ -86,7 +111,7 @@ public static class AccountLedger
     private static readonly BillingProblem Inexact = new(BillingStatus.InvalidInput,
         "The amount has more significant digits than the account can hold exactly; use fewer decimals.");
 
-    /// <summary>A plan change starts a new cycle from now (pro) or clears it, and returns the quota drawn so far.</summary>
+    /// <summary>A plan change anchors a new cycle at now (pro) or clears it, and returns the quota drawn so far.</summary>
     public static LedgerRow PlanChange(AccountState state, PlanChange plan, DateTimeOffset now) =>
         Row(state, now, 0m, -state.MonthUsed, HistoryReasons.PlanChange,
             extra: Json(new
@@ -94,7 +119,7 @@ public static class AccountLedger
                 isPro = plan.IsPro,
                 monthlyQuota = plan.MonthlyQuota,
                 cycleStart = plan.IsPro ? now : (DateTimeOffset?)null,
-                cycleEnd = plan.IsPro ? now.AddMonths(1) : (DateTimeOffset?)null,
+                cycleEnd = plan.IsPro ? CycleBoundary(now, 1) : (DateTimeOffset?)null,
             }))!;
 
     public static AccountState ApplyPlanChange(AccountState state, PlanChange plan, LedgerRow row) => Apply(state, row) with
@@ -102,7 +127,8 @@ public static class AccountLedger
         IsPro = plan.IsPro,
         MonthlyQuota = plan.MonthlyQuota,
         CycleStart = plan.IsPro ? row.CreatedAt : null,
-        CycleEnd = plan.IsPro ? row.CreatedAt.AddMonths(1) : null,
+        CycleEnd = plan.IsPro ? CycleBoundary(row.CreatedAt, 1) : null,
+        CycleAnchor = plan.IsPro ? row.CreatedAt : null,
     };
 
     /// <summary>The project's zero-amount row for a usage its user paid (what was charged to whom is in its extra).</summary>

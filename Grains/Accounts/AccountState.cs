@@ -17,6 +17,13 @@ public sealed record AccountState(
     DateTimeOffset CreatedAt,
     DateTimeOffset UpdatedAt)
 {
+    /// <summary>
+    /// When the pro plan started its cycles: every cycle boundary is this instant moved on by whole months (its day
+    /// clamped to the month's length), so cycles never drift. Null when not pro. Outside the positional members so
+    /// that constructing an account stays as it was (a new account is never pro).
+    /// </summary>
+    public DateTimeOffset? CycleAnchor { get; init; }
+
     public AccountView ToView() => new(
         Id, Kind, CreatorId, Balance, Currency, InitialCreditGranted, IsPro, MonthlyQuota, MonthUsed,
         CycleStart, CycleEnd, CreatedAt, UpdatedAt, Version);

@@ -1,5 +1,6 @@
 using Billing.Storage;
 using Microsoft.Extensions.Logging;
+using Npgsql;
 
 namespace Billing.Accounts;
 
@@ -13,23 +14,33 @@ public sealed class ProjectGrain(LedgerStore ledger, LedgerWriter writer, UsageR
         if (creatorId == Guid.Empty) return Invalid<AccountInitialized>("creatorId must be a UUID other than the nil UUID.");
         if (State is null)
         {
-            // The creator's grain decides, once and for all, which project takes the first-project credit.
-            var first = await GrainFactory.GetGrain<ICreatorGrain>(creatorId).ClaimFirstProjectCredit(AccountId);
+            // Whether this project takes the creator's one first-project credit is decided by the statement that
+            // creates the account (LedgerStore.CreateProjectAsync): a creation that fails claims nothing.
             var now = Clock.GetDatabaseNow();
-            var empty = new AccountState(AccountId, AccountKind.Project, creatorId, 0m, AccountLedger.DefaultCurrency, first, false, 0m, 0m, null, null, 0, now, now);
-            var credit = first
-                ? AccountLedger.Credit(empty, new AccountCredit(AccountLedger.FirstProjectCredit, HistoryReasons.FirstProjectCredit, null), now).Row! with { CounterpartyId = creatorId }
-                : null;
-            var account = credit is null ? empty : AccountLedger.Apply(empty, credit);
-            if (await Ledger.CreateAsync(account, credit))
+            var empty = new AccountState(AccountId, AccountKind.Project, creatorId, 0m, AccountLedger.DefaultCurrency, false, false, 0m, 0m, null, null, 0, now, now);
+            var granted = empty with { InitialCreditGranted = true };
+            var credit = AccountLedger.Credit(granted, new AccountCredit(AccountLedger.FirstProjectCredit, HistoryReasons.FirstProjectCredit, null), now).Row!
+                with { CounterpartyId = creatorId };
+            try
             {
-                State = account;
-                logger.LogInformation("Project account {ProjectId} of creator {CreatorId} initialised with {Balance} {Currency} (first project: {IsFirstProject})",
-                    AccountId, creatorId, account.Balance, account.Currency, first);
-                return BillingResult<AccountInitialized>.Ok(new AccountInitialized(account.ToView(), Created: true));
+                var (created, first) = await Ledger.CreateProjectAsync(empty, credit);
+                if (created)
+                {
+                    var account = first ? AccountLedger.Apply(granted, credit) : empty;
+                    State = account;
+                    logger.LogInformation("Project account {ProjectId} of creator {CreatorId} initialised with {Balance} {Currency} (first project: {IsFirstProject})",
+                        AccountId, creatorId, account.Balance, account.Currency, first);
+                    return BillingResult<AccountInitialized>.Ok(new AccountInitialized(account.ToView(), Created: true));
+                }
+            }
+            catch (PostgresException exception) when (exception.SqlState == PostgresErrorCodes.ForeignKeyViolation && exception.TableName == "first_project_credit")
+            {
+                // Another activation created this project for another creator at the same moment: nothing was written.
+                logger.LogWarning("Project account {ProjectId} was created concurrently by another activation; reloading", AccountId);
             }
 
-            State = await Ledger.LoadAsync(Table, AccountId);
+            State = await Ledger.LoadAsync(Table, AccountId)
+                ?? throw new InvalidOperationException($"Project account {AccountId} was neither created nor found.");
         }
 
         return State!.CreatorId == creatorId

@@ -8,7 +8,10 @@ namespace Billing.Hosting;
 
 public static class BillingSiloBuilderExtensions
 {
-    /// <summary>The Orleans grain storage provider that holds billing state which is not money.</summary>
+    /// <summary>
+    /// The Orleans grain storage provider for billing state which is not money. No grain uses it at present: the
+    /// first-project credit claim is written with the project's account, in one statement (issue 9).
+    /// </summary>
     public const string GrainStorageName = "billing";
 
     /// <summary>

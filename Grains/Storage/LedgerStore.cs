@@ -20,7 +20,7 @@ public sealed class LedgerStore(NpgsqlDataSource dataSource)
         var credit = table.Kind == AccountKind.Project ? "initial_credit_granted" : "true";
         await using var command = dataSource.CreateCommand($"""
             SELECT balance, currency, is_pro, monthly_quota, month_used, cycle_start, cycle_end, version,
-                   created_at, updated_at, {creator}, {credit}
+                   created_at, updated_at, {creator}, {credit}, cycle_anchor
             FROM {table.Accounts} WHERE {table.Key} = $1
             """);
         command.Parameters.Add(new NpgsqlParameter<Guid> { TypedValue = id });
@@ -33,7 +33,10 @@ public sealed class LedgerStore(NpgsqlDataSource dataSource)
             reader.GetDecimal(3), reader.GetDecimal(4),
             reader.IsDBNull(5) ? null : reader.GetFieldValue<DateTimeOffset>(5),
             reader.IsDBNull(6) ? null : reader.GetFieldValue<DateTimeOffset>(6),
-            reader.GetInt64(7), reader.GetFieldValue<DateTimeOffset>(8), reader.GetFieldValue<DateTimeOffset>(9));
+            reader.GetInt64(7), reader.GetFieldValue<DateTimeOffset>(8), reader.GetFieldValue<DateTimeOffset>(9))
+        {
+            CycleAnchor = reader.IsDBNull(12) ? null : reader.GetFieldValue<DateTimeOffset>(12),
+        };
     }
 
     /// <summary>The account's version in the database (-1 when there is no account).</summary>
@@ -75,6 +78,51 @@ public sealed class LedgerStore(NpgsqlDataSource dataSource)
     }
 
     /// <summary>
+    /// Creates a project account and, if its creator has none yet, claims the creator's one first-project credit
+    /// for it, in one statement: the claim row (<c>first_project_credit</c>), the account (balance and
+    /// initial_credit_granted follow the claim) and its opening <paramref name="creditRow"/> commit together or not
+    /// at all, so a creation that fails or is abandoned claims nothing. <paramref name="account"/> is the account
+    /// without the credit. Returns whether the account was created and whether it took the credit.
+    /// </summary>
+    public async Task<(bool Created, bool FirstProject)> CreateProjectAsync(AccountState account, LedgerRow creditRow, CancellationToken cancellationToken = default)
+    {
+        var table = AccountTable.Projects;
+        // The claim is skipped for a project that already exists (the account insert below will do nothing); a
+        // concurrent creation of the same project for another creator is caught by the claim's foreign key, which
+        // fails this statement. ON CONFLICT DO NOTHING: the creator's credit is taken (now or by a statement that
+        // committed while this one waited on the creator's key), or the project already holds a claim.
+        var sql = $"""
+            WITH claim AS (
+                INSERT INTO first_project_credit (creator, project, claimed_at)
+                SELECT $5, $1, $4 WHERE NOT EXISTS (SELECT 1 FROM {table.Accounts} WHERE project = $1)
+                ON CONFLICT DO NOTHING
+                RETURNING project),
+            decided AS (
+                SELECT EXISTS (SELECT 1 FROM claim)
+                    OR EXISTS (SELECT 1 FROM first_project_credit WHERE creator = $5 AND project = $1) AS granted),
+            acct AS (
+                INSERT INTO {table.Accounts} (project, "user", balance, currency, initial_credit_granted, version, created_at, updated_at)
+                SELECT $1, $5, CASE WHEN d.granted THEN $2 ELSE 0 END, $3, d.granted, CASE WHEN d.granted THEN 1 ELSE 0 END, $4, $4
+                FROM decided d
+                ON CONFLICT DO NOTHING
+                RETURNING initial_credit_granted AS granted),
+            hist AS ({InsertHistory(table, "$1", "$6", fromAcct: true)}
+                WHERE acct.granted)
+            SELECT count(*), COALESCE(bool_or(granted), false) FROM acct
+            """;
+        await using var command = dataSource.CreateCommand(sql);
+        command.Parameters.Add(new NpgsqlParameter<Guid> { TypedValue = account.Id });
+        command.Parameters.Add(new NpgsqlParameter<decimal> { TypedValue = creditRow.BalanceAfter });
+        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = account.Currency });
+        command.Parameters.Add(new NpgsqlParameter<DateTimeOffset> { TypedValue = account.CreatedAt });
+        command.Parameters.Add(new NpgsqlParameter<Guid> { TypedValue = account.CreatorId!.Value });
+        AddHistoryArrays(command.Parameters, [creditRow]);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        await reader.ReadAsync(cancellationToken);
+        return (reader.GetInt64(0) == 1, reader.GetBoolean(1));
+    }
+
+    /// <summary>
     /// Appends <paramref name="rows"/>, inserts their usage records and moves the account to <paramref name="after"/>,
     /// all or nothing, only if the account is still at <paramref name="expectedVersion"/>. False on a version conflict.
     /// A usage id or credit id stored before raises a unique violation (23505) and writes nothing.
@@ -94,7 +142,7 @@ public sealed class LedgerStore(NpgsqlDataSource dataSource)
             WITH acct AS (
                 UPDATE {table.Accounts}
                 SET balance = $2, is_pro = $3, monthly_quota = $4, month_used = $5, cycle_start = $6, cycle_end = $7,
-                    version = $8, updated_at = $9
+                    cycle_anchor = $37, version = $8, updated_at = $9
                 WHERE {table.Key} = $1 AND version = $10
                 RETURNING 1 AS ok),
             hist AS ({InsertHistory(table, "$1", "$11", fromAcct: true)}),
@@ -143,6 +191,7 @@ public sealed class LedgerStore(NpgsqlDataSource dataSource)
         p.Add(new NpgsqlParameter<decimal[]> { TypedValue = charges.Select(c => c.QuotaUsed).ToArray() });
         p.Add(new NpgsqlParameter<bool> { TypedValue = resolveInsufficientBalanceErrors });
         p.Add(new NpgsqlParameter<string> { TypedValue = table.Scope });
+        p.Add(new NpgsqlParameter { Value = (object?)after.CycleAnchor ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.TimestampTz });
         return command;
     }
 

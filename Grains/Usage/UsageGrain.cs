@@ -35,9 +35,14 @@ public sealed class UsageGrain(UsageRecordStore usageRecords, TimeProvider clock
         var byUser = await GrainFactory.GetGrain<IUserGrain>(usage.UserId)
             .Charge(charge with { Reason = HistoryReasons.AiUsageUserFallback, CounterpartyId = usage.ProjectId });
         if (byUser.IsOk) return await WithFallbackMarker(project, byUser, usage.ModelId);
-        if (byUser.Problem!.BillingErrorId is not null || byUser.Problem.Status == BillingStatus.CurrencyMismatch) return Refused(byUser.Problem);
+        // Only a user who lacks the money makes this a stored refusal; any other reason (the user's account was never
+        // initialised, another currency, this usage id's answer stored earlier) is the answer, and nothing is stored,
+        // so the same usage id can succeed once that is put right.
+        if (byUser.Problem!.Status != BillingStatus.InsufficientBalance || byUser.Problem.BillingErrorId is not null) return Refused(byUser.Problem);
 
-        var message = $"Insufficient balance (project + user). {byProject.Problem.Detail} {byUser.Problem.Detail}";
+        // The error is the project's (its creator sees it): it names the project's amounts and the cost, never the
+        // member's personal balance.
+        var message = $"{byProject.Problem.Detail} The user's personal account could not cover it.";
         return await Refuse(usage.UsageId, BillingScopes.Project, usage.ProjectId, priced, usage.InputTokens, usage.OutputTokens, message,
             new { userId = usage.UserId, modelId = usage.ModelId, inputTokens = usage.InputTokens, outputTokens = usage.OutputTokens, cost = priced.Cost, currency = priced.Currency });
     }
