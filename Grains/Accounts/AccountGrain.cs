@@ -157,7 +157,7 @@ public abstract class AccountGrain(LedgerStore ledger, LedgerWriter writer, Usag
                 bool committed;
                 try
                 {
-                    committed = await writer.CommitAsync(decided.State, State!.Version, decided.Rows, decided.Charges, decided.ResolveInsufficientBalanceErrors);
+                    committed = await writer.CommitAsync(new LedgerCommit(decided.State, State!.Version, decided.Rows, decided.Charges, decided.ResolveInsufficientBalanceErrors));
                 }
                 catch (PostgresException exception) when (exception.SqlState == PostgresErrorCodes.UniqueViolation && attempt < MaxAttempts)
                 {

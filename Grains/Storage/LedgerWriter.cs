@@ -37,10 +37,10 @@ public sealed class LedgerWriter : IAsyncDisposable
     }
 
     /// <summary>As <see cref="LedgerStore.CommitAsync"/>: true when written, false on a version conflict.</summary>
-    public Task<bool> CommitAsync(AccountState after, long expectedVersion, IReadOnlyList<LedgerRow> rows, IReadOnlyList<UsageReceipt> charges, bool resolveInsufficientBalanceErrors)
+    public Task<bool> CommitAsync(LedgerCommit commit)
     {
-        var write = new PendingWrite(after.Id, () => LedgerStore.CommitCommand(after, expectedVersion, rows, charges, resolveInsufficientBalanceErrors));
-        var partition = (after.Id.GetHashCode() & int.MaxValue) % Partitions;
+        var write = new PendingWrite(commit.After.Id, () => LedgerStore.CommitCommand(commit));
+        var partition = (commit.After.Id.GetHashCode() & int.MaxValue) % Partitions;
         if (!queues[partition].Writer.TryWrite(write)) throw new ObjectDisposedException(nameof(LedgerWriter));
         return write.Completion.Task;
     }
