@@ -322,7 +322,7 @@ public abstract partial class AccountGrain(LedgerStore ledger, LedgerWriter writ
                 bool committed;
                 try
                 {
-                    committed = await writer.CommitAsync(decided.State, State!.Version, decided.Rows, decided.Charges, decided.ResolveInsufficientBalanceErrors);
+                    committed = await writer.CommitAsync(new LedgerCommit(decided.State, State!.Version, decided.Rows, decided.Charges, decided.ResolveInsufficientBalanceErrors));
                 }
                 catch (LedgerWriterFullException)
                 {

@@ -55,10 +55,10 @@ public sealed class LedgerWriter : IAsyncDisposable
     /// As <see cref="LedgerStore.CommitAsync"/>: true when written, false on a version conflict. Throws
     /// <see cref="LedgerWriterFullException"/> at once, having written nothing, when the partition's queue is full.
     /// </summary>
-    public Task<bool> CommitAsync(AccountState after, long expectedVersion, IReadOnlyList<LedgerRow> rows, IReadOnlyList<UsageReceipt> charges, bool resolveInsufficientBalanceErrors)
+    public Task<bool> CommitAsync(LedgerCommit commit)
     {
-        var write = new PendingWrite(after.Id, () => LedgerStore.CommitCommand(after, expectedVersion, rows, charges, resolveInsufficientBalanceErrors));
-        var partition = (after.Id.GetHashCode() & int.MaxValue) % Partitions;
+        var write = new PendingWrite(commit.After.Id, () => LedgerStore.CommitCommand(commit));
+        var partition = (commit.After.Id.GetHashCode() & int.MaxValue) % Partitions;
         if (!queues[partition].Writer.TryWrite(write))
         {
             if (disposed) throw new ObjectDisposedException(nameof(LedgerWriter));

@@ -47,7 +47,7 @@ public sealed class GrainStatementBench(NpgsqlDataSource db)
             var after = AccountLedger.Apply(state, row!);
             var receipt = new UsageReceipt(usageId, Database.Cost, "USD", Database.InputTokens, Database.OutputTokens, PayingAccount.Project, id,
                 after.Balance, row!.QuotaUsed);
-            if (!await ledger.CommitAsync(after, state.Version, [row], [receipt], false)) return Outcome.Fault("version conflict");
+            if (!await ledger.CommitAsync(new LedgerCommit(after, state.Version, [row], [receipt], false))) return Outcome.Fault("version conflict");
             holder[0] = after;
             return Outcome.Ok(Database.Cost);
         }

@@ -14,15 +14,11 @@ public partial class SqlParameterisationTests
     [
         new(@"^table\.(Accounts|Key|History|Counterparty|Scope)$"),                 // AccountTable: fixed identifiers
         new(@"^Columns$"),                                                           // const column list
-        new(@"^string\.Format\(HistoryColumns, table\.Counterparty\)$"),             // const list + AccountTable name
         new(@"^(creator|credit)$"),                                                  // literal column expressions chosen by table.Kind
-        new(@"^(extraColumns|extraValues)$"),                                        // literal column / placeholder lists chosen by kind
-        new(@"^insertAccount$"),                                                     // a SQL text checked by this test itself
-        new(@"^InsertHistory\(table, ""\$\d+"", ""\$\d+"", fromAcct: true\)$"),        // placeholders only
-        new(@"^P\(\d+, ""\w+""\)$"),                                                 // "$n::type[]" placeholder
-        new(@"^accountParameter$"),                                                  // a "$1" placeholder
-        new(@"^\(fromAcct \? ""acct, "" : """"\)$"),                                 // literal
         new(@"^column$"),                                                            // "usage_id" / "credit_id" literals from callers
+        // SqlStatement / LedgerStatements: placeholders returned by SqlParameters ("$n::type") and lists of them or of
+        // column names, all built from constants in code.
+        new(@"^(account|now|expectedVersion|table|gate|gateSource|filter|project|creator|createdAt|credit|currency|claim|decided|accountInsert|history|assignments|resolving|scope|names|values|targetColumns|sourceValues|arrayPlaceholders|arrayColumns|result|commonTableExpressions)$"),
     ];
 
     [GeneratedRegex(@"\$""""""(?<body>.*?)""""""", RegexOptions.Singleline)]

@@ -180,7 +180,7 @@ public sealed class CoreReviewDefectTests(ClusterFixture fixture) : BillingTestB
         var store = new LedgerStore(dataSource);
         var account = (await store.LoadAsync(AccountTable.Projects, project))!;
         var credit = AccountLedger.Credit(account, new AccountCredit(1m, HistoryReasons.TopUp, Guid.NewGuid()), DateTimeOffset.UtcNow).Row!;
-        Task<bool> Write() => writer.CommitAsync(AccountLedger.Apply(account, credit), account.Version, [credit], [], false);
+        Task<bool> Write() => writer.CommitAsync(new LedgerCommit(AccountLedger.Apply(account, credit), account.Version, [credit], [], false));
 
         await using var connection = Fixture.OpenDatabase();
         await using var transaction = await connection.BeginTransactionAsync();

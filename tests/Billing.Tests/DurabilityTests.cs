@@ -37,7 +37,7 @@ public sealed class DurabilityTests(ClusterFixture fixture) : BillingTestBase(fi
         // The grain moves on; the "other activation" still holds the old version.
         await Usage.RecordAiUsage(new AiUsage(Guid.NewGuid(), project, user, model, 4, 0));
         var (row, _) = AccountLedger.Charge(stale, new AccountCharge(Guid.NewGuid(), HistoryReasons.AiUsage, 10m, "USD", model, 10, 0, user), DateTimeOffset.UtcNow);
-        var written = await store.CommitAsync(AccountLedger.Apply(stale, row!), stale.Version, [row!], [], false);
+        var written = await store.CommitAsync(new LedgerCommit(AccountLedger.Apply(stale, row!), stale.Version, [row!], [], false));
 
         Assert.False(written);
         Assert.Equal(6m, (await store.LoadAsync(AccountTable.Projects, project))!.Balance);
@@ -46,7 +46,7 @@ public sealed class DurabilityTests(ClusterFixture fixture) : BillingTestBase(fi
         // conflicts, it reloads, and decides against the real balance.
         var current = (await store.LoadAsync(AccountTable.Projects, project))!;
         var credit = AccountLedger.Credit(current, new AccountCredit(100m, HistoryReasons.TopUp, Guid.NewGuid()), DateTimeOffset.UtcNow).Row!;
-        Assert.True(await store.CommitAsync(AccountLedger.Apply(current, credit), current.Version, [credit], [], false));
+        Assert.True(await store.CommitAsync(new LedgerCommit(AccountLedger.Apply(current, credit), current.Version, [credit], [], false)));
         var afterConflict = await Usage.RecordAiUsage(new AiUsage(Guid.NewGuid(), project, user, model, 50, 0));
 
         Assert.Equal((PayingAccount.Project, 56m), (afterConflict.Value!.DeductedFrom, afterConflict.Value.BalanceAfter));

@@ -26,7 +26,7 @@ public sealed class LedgerWriterTests(ClusterFixture fixture) : BillingTestBase(
         {
             var (row, _) = AccountLedger.Charge(account, new AccountCharge(usageId, HistoryReasons.AiUsage, 1m, "USD", model, 1, 0, null), now);
             var receipt = new UsageReceipt(usageId, 1m, "USD", 1, 0, PayingAccount.Project, account.Id, row!.BalanceAfter, 0m);
-            return writer.CommitAsync(AccountLedger.Apply(account, row), expectedVersion, [row], [receipt], false);
+            return writer.CommitAsync(new LedgerCommit(AccountLedger.Apply(account, row), expectedVersion, [row], [receipt], false));
         }
 
         Assert.True(await Charge(accounts[0]!, takenUsageId, accounts[0]!.Version));

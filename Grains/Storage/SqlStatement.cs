@@ -1,0 +1,121 @@
+using Npgsql;
+using NpgsqlTypes;
+
+namespace Billing.Storage;
+
+/// <summary>
+/// Declares the parameters of one statement by name and type, in code. Each declaration returns the placeholder to
+/// put in the SQL text (<c>$3::numeric</c>) and remembers how to read the value from the statement's input, so the
+/// text is built once per shape (and prepared once per connection by Npgsql) and binding can never drift from it.
+/// The type travels in the text, so nulls and empty arrays need no inference.
+/// </summary>
+public sealed class SqlParameters<TInput>
+{
+    private readonly List<Binding> bindings = [];
+
+    /// <summary>A scalar (reference types may be null).</summary>
+    public string Value<T>(string name, string type, Func<TInput, T> value) =>
+        Declare(name, type, input => new NpgsqlParameter<T> { TypedValue = value(input) });
+
+    /// <summary>A nullable value-type scalar (Npgsql's generic parameter cannot send a null <c>T?</c>).</summary>
+    public string Nullable<T>(string name, string type, NpgsqlDbType dbType, Func<TInput, T?> value) where T : struct =>
+        Declare(name, type, input => new NpgsqlParameter { NpgsqlDbType = dbType, Value = value(input) is { } v ? v : DBNull.Value });
+
+    /// <summary>One array of a column of <paramref name="rows"/> (for <c>unnest</c>); <paramref name="type"/> is the element type.</summary>
+    public string Array<TRow, T>(string name, string type, Func<TInput, IReadOnlyList<TRow>> rows, Func<TRow, T> value) =>
+        Declare(name, type + "[]", input =>
+        {
+            var source = rows(input);
+            var values = new T[source.Count];
+            for (var i = 0; i < values.Length; i++) values[i] = value(source[i]);
+            return new NpgsqlParameter<T[]> { TypedValue = values };
+        });
+
+    public SqlStatement<TInput> Build(string sql) => new(sql, bindings.ToArray());
+
+    private string Declare(string name, string type, Func<TInput, NpgsqlParameter> bind)
+    {
+        if (bindings.Any(b => b.Name == name)) throw new InvalidOperationException($"Parameter {name} is declared twice.");
+        bindings.Add(new Binding(name, bind));
+        return $"${bindings.Count}::{type}";
+    }
+
+    internal sealed record Binding(string Name, Func<TInput, NpgsqlParameter> Bind);
+}
+
+/// <summary>A statement whose text is fixed and whose parameters are bound from one input value, in declaration order.</summary>
+public sealed class SqlStatement<TInput>
+{
+    private readonly SqlParameters<TInput>.Binding[] bindings;
+
+    internal SqlStatement(string sql, SqlParameters<TInput>.Binding[] bindings)
+    {
+        Sql = sql;
+        this.bindings = bindings;
+    }
+
+    public string Sql { get; }
+
+    /// <summary>The parameters' names, in the order of their placeholders ($1, $2 …).</summary>
+    public IReadOnlyList<string> ParameterNames => bindings.Select(b => b.Name).ToArray();
+
+    public NpgsqlBatchCommand BatchCommand(TInput input)
+    {
+        var command = new NpgsqlBatchCommand(Sql);
+        foreach (var binding in bindings) command.Parameters.Add(binding.Bind(input));
+        return command;
+    }
+
+    public NpgsqlCommand Command(NpgsqlDataSource dataSource, TInput input)
+    {
+        var command = dataSource.CreateCommand(Sql);
+        foreach (var binding in bindings) command.Parameters.Add(binding.Bind(input));
+        return command;
+    }
+}
+
+/// <summary>
+/// One part of a statement that inserts many rows sent as one array per column:
+/// <c>INSERT INTO t (a, b) SELECT r.a, r.b FROM gate, unnest($1::uuid[], $2::numeric[]) AS r(a, b)</c>.
+/// A column is one <see cref="Column{T}"/> line; a value shared by every row is one <see cref="Shared"/> line.
+/// </summary>
+public sealed class ArrayInsert<TInput, TRow>(SqlParameters<TInput> parameters, string table, string name, Func<TInput, IReadOnlyList<TRow>> rows)
+{
+    private readonly List<(string Column, string Expression)> columns = [];
+    private readonly List<(string Alias, string Array)> arrays = [];
+
+    /// <summary>A column taken from each row; <paramref name="cast"/> converts it on the way in (e.g. text → jsonb).</summary>
+    public ArrayInsert<TInput, TRow> Column<T>(string column, string type, Func<TRow, T> value, string? cast = null)
+    {
+        arrays.Add((column, parameters.Array($"{name}.{column.Trim('"')}", type, rows, value)));
+        columns.Add((column, cast is null ? $"r.{column}" : $"r.{column}::{cast}"));
+        return this;
+    }
+
+    /// <summary>A column whose value is the same for every row: a placeholder or a SQL literal.</summary>
+    public ArrayInsert<TInput, TRow> Shared(string column, string expression)
+    {
+        columns.Add((column, expression));
+        return this;
+    }
+
+    /// <summary>
+    /// The INSERT; rows are written only when <paramref name="gate"/> (a CTE such as the account update) returned a
+    /// row and, when given, <paramref name="condition"/> (on the gate's columns) holds.
+    /// </summary>
+    public string Sql(string? gate = null, string? condition = null)
+    {
+        var targetColumns = string.Join(", ", columns.Select(c => c.Column));
+        var sourceValues = string.Join(", ", columns.Select(c => c.Expression));
+        var gateSource = gate is null ? "" : gate + ", ";
+        var arrayPlaceholders = string.Join(", ", arrays.Select(a => a.Array));
+        var arrayColumns = string.Join(", ", arrays.Select(a => a.Alias));
+        var filter = condition is null ? "" : "WHERE " + condition;
+        return $"""
+            INSERT INTO {table} ({targetColumns})
+            SELECT {sourceValues}
+            FROM {gateSource}unnest({arrayPlaceholders}) AS r({arrayColumns})
+            {filter}
+            """;
+    }
+}

@@ -1,0 +1,133 @@
+using Npgsql;
+
+namespace Billing.Testing;
+
+/// <summary>
+/// The ledger's invariants, checked in SQL on the billing tables: the one checker that the core tests, the cluster
+/// tests, the bank test and the properties all use. Scoped to some accounts (tests sharing a database) or to all.
+/// <list type="bullet">
+/// <item>I1: balance = sum of history amounts, month_used = sum of quota_used, seq numbers the rows 1…version, every
+/// row's balance_after is the running sum.</item>
+/// <item>I2: no balance below zero, month_used within [0, monthly_quota].</item>
+/// <item>I3: a usage id is charged at most once across project and user ledgers, and a charged usage record matches
+/// its one charge row; a refused one has none; a project's fallback marker is 0 and its user really paid.</item>
+/// <item>I5: each refused usage has exactly the one billing error it names.</item>
+/// <item>A credit id is applied at most once per account; a creator has at most one first-project credit.</item>
+/// </list>
+/// </summary>
+public static class LedgerInvariants
+{
+    /// <summary>Throws <see cref="LedgerViolationException"/> listing every violation found.</summary>
+    public static async Task AssertHoldAsync(string connectionString, LedgerScope? scope = null)
+    {
+        var violations = await FindViolationsAsync(connectionString, scope);
+        if (violations.Count > 0) throw new LedgerViolationException(violations);
+    }
+
+    public static async Task<IReadOnlyList<string>> FindViolationsAsync(string connectionString, LedgerScope? scope = null)
+    {
+        // No pooling: callers run this after restarting the server, when pooled connections are dead.
+        await using var db = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(connectionString) { Pooling = false }.ConnectionString);
+        await db.OpenAsync();
+        var snapshot = await LedgerSnapshot.ReadAsync(db, scope);
+        var violations = new List<string>();
+        CheckAccounts(snapshot, violations.Add);
+        CheckUsages(snapshot, violations.Add);
+        CheckCredits(snapshot, violations.Add);
+        return violations;
+    }
+
+    private static void CheckAccounts(LedgerSnapshot db, Action<string> violation)
+    {
+        var rowsByAccount = db.Rows.ToLookup(r => (r.Kind, r.Account));
+        foreach (var (key, account) in db.Accounts)
+        {
+            decimal balance = 0, used = 0;
+            long expectedSeq = 1;
+            foreach (var row in rowsByAccount[key].OrderBy(r => r.Seq))
+            {
+                if (row.Seq != expectedSeq) violation($"I1 {key}: seq {row.Seq} where {expectedSeq} expected");
+                expectedSeq = row.Seq + 1;
+                balance += row.Amount;
+                used += row.QuotaUsed;
+                if (row.BalanceAfter != balance) violation($"I1 {key}: seq {row.Seq} balance_after {row.BalanceAfter} != running sum {balance}");
+                if (row.BalanceAfter < 0) violation($"I2 {key}: seq {row.Seq} balance_after {row.BalanceAfter} < 0");
+            }
+
+            var count = rowsByAccount[key].Count();
+            if (account.Balance != balance) violation($"I1 {key}: balance {account.Balance} != SUM(amount) {balance}");
+            if (account.MonthUsed != used) violation($"I1 {key}: month_used {account.MonthUsed} != SUM(quota_used) {used}");
+            if (account.Version != count) violation($"I1 {key}: version {account.Version} != {count} history rows");
+            if (account.Balance < 0) violation($"I2 {key}: balance {account.Balance} < 0");
+            if (account.MonthUsed < 0 || account.MonthUsed > account.MonthlyQuota) violation($"I2 {key}: month_used {account.MonthUsed} outside [0, {account.MonthlyQuota}]");
+        }
+
+        foreach (var orphan in rowsByAccount.Where(g => !db.Accounts.ContainsKey(g.Key))) violation($"history rows of a missing account {orphan.Key}");
+
+        foreach (var creator in db.Accounts.Values.Where(a => a.Kind == AccountKind.Project && a.FirstProjectCredit).GroupBy(a => a.Creator))
+        {
+            if (creator.Count() > 1) violation($"creator {creator.Key} has {creator.Count()} first-project credits");
+        }
+
+        var firstRows = db.Rows.Count(r => r.Reason == HistoryReasons.FirstProjectCredit);
+        var granted = db.Accounts.Values.Count(a => a.FirstProjectCredit);
+        if (firstRows != granted) violation($"{firstRows} first_project_credit rows but {granted} accounts granted it");
+    }
+
+    private static void CheckUsages(LedgerSnapshot db, Action<string> violation)
+    {
+        var chargeRows = db.Rows.Where(r => r.IsCharge).ToList();
+        foreach (var dup in chargeRows.GroupBy(r => r.UsageId).Where(g => g.Count() > 1))
+            violation($"I3 usage {dup.Key} charged {dup.Count()} times: {string.Join(", ", dup.Select(d => $"{d.Kind} {d.Account} {d.Amount}"))}");
+
+        var chargeByUsage = chargeRows.GroupBy(r => r.UsageId!.Value).ToDictionary(g => g.Key, g => g.First());
+        foreach (var record in db.UsageRecords.Values)
+        {
+            var charged = chargeByUsage.TryGetValue(record.UsageId, out var row);
+            if (record.Outcome == "charged")
+            {
+                if (!charged) violation($"I3 usage record {record.UsageId} charged but no charge row");
+                else if (row!.PaidBy != record.PaidBy || row.Account != record.AccountId || row.BalanceAfter != record.BalanceAfter || -row.Amount + row.QuotaUsed != record.Cost)
+                    violation($"I3 usage record {record.UsageId} ({record.PaidBy} {record.AccountId} cost {record.Cost} after {record.BalanceAfter}) != row ({row.Kind} {row.Account} {row.Amount} after {row.BalanceAfter})");
+            }
+            else if (charged) violation($"I3 usage {record.UsageId} refused but charged in {row!.Kind} {row.Account}");
+        }
+
+        foreach (var usage in chargeByUsage.Keys.Where(u => !db.UsageRecords.ContainsKey(u))) violation($"I3 charge row for usage {usage} without a usage record");
+
+        foreach (var marker in db.Rows.Where(r => r.Kind == AccountKind.Project && r.Reason == HistoryReasons.AiUsageUserFallback))
+        {
+            if (marker.Amount != 0) violation($"I1 fallback marker {marker.Account}/{marker.Seq} has amount {marker.Amount}");
+            if (!chargeByUsage.TryGetValue(marker.UsageId!.Value, out var paid) || paid.Kind != AccountKind.User)
+                violation($"fallback marker for usage {marker.UsageId} but the user was not charged for it");
+        }
+
+        var errorsByUsage = db.BillingErrors.Where(e => e.UsageId is not null).GroupBy(e => e.UsageId!.Value).ToDictionary(g => g.Key, g => g.ToList());
+        foreach (var record in db.UsageRecords.Values.Where(r => r.Outcome == "refused"))
+        {
+            if (!errorsByUsage.TryGetValue(record.UsageId, out var list) || list.Count != 1) violation($"I5 refused usage {record.UsageId} has {list?.Count ?? 0} billing errors");
+            else if (list[0].Id != record.BillingErrorId || list[0].Type != "insufficient_balance")
+                violation($"I5 refused usage {record.UsageId} names error {record.BillingErrorId}, found {list[0].Id} {list[0].Type}");
+        }
+
+        foreach (var (usage, _) in errorsByUsage)
+        {
+            if (!db.UsageRecords.TryGetValue(usage, out var record) || record.Outcome != "refused") violation($"I5 billing error for usage {usage} that was not refused");
+        }
+    }
+
+    private static void CheckCredits(LedgerSnapshot db, Action<string> violation)
+    {
+        foreach (var dup in db.Rows.Where(r => r.CreditId is not null).GroupBy(r => (r.Kind, r.Account, r.CreditId)).Where(g => g.Count() > 1))
+            violation($"credit {dup.Key.CreditId} applied {dup.Count()} times to {dup.Key.Kind} {dup.Key.Account}");
+    }
+}
+
+/// <summary>Which accounts to check (null lists: none of that kind). Usage records and billing errors follow the accounts.</summary>
+public sealed record LedgerScope(IReadOnlyCollection<Guid> Users, IReadOnlyCollection<Guid> Projects);
+
+public sealed class LedgerViolationException(IReadOnlyList<string> violations)
+    : Exception($"{violations.Count} ledger invariant violation(s):\n{string.Join('\n', violations.Take(50))}")
+{
+    public IReadOnlyList<string> Violations { get; } = violations;
+}

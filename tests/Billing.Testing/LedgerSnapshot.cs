@@ -1,0 +1,84 @@
+using Npgsql;
+
+namespace Billing.Testing;
+
+/// <summary>The billing tables as one read sees them: accounts, history rows, usage records, billing errors.</summary>
+internal sealed class LedgerSnapshot
+{
+    public required Dictionary<(AccountKind Kind, Guid Account), AccountRow> Accounts { get; init; }
+
+    public required List<HistoryRow> Rows { get; init; }
+
+    public required Dictionary<Guid, UsageRecordRow> UsageRecords { get; init; }
+
+    public required List<BillingErrorRow> BillingErrors { get; init; }
+
+    public static async Task<LedgerSnapshot> ReadAsync(NpgsqlConnection db, LedgerScope? scope)
+    {
+        Guid[]? users = scope?.Users.ToArray();
+        Guid[]? projects = scope?.Projects.ToArray();
+        var accounts = new Dictionary<(AccountKind, Guid), AccountRow>();
+        foreach (var a in await Query(db, """
+                     SELECT "user", balance, month_used, monthly_quota, version FROM user_billing WHERE $1::uuid[] IS NULL OR "user" = ANY($1)
+                     """, r => new AccountRow(AccountKind.User, r.GetGuid(0), r.GetDecimal(1), r.GetDecimal(2), r.GetDecimal(3), r.GetInt64(4), false, null), users))
+            accounts[(a.Kind, a.Id)] = a;
+        foreach (var a in await Query(db, """
+                     SELECT project, balance, month_used, monthly_quota, version, initial_credit_granted, "user"
+                     FROM project_billing WHERE $1::uuid[] IS NULL OR project = ANY($1)
+                     """, r => new AccountRow(AccountKind.Project, r.GetGuid(0), r.GetDecimal(1), r.GetDecimal(2), r.GetDecimal(3), r.GetInt64(4), r.GetBoolean(5), r.GetGuid(6)), projects))
+            accounts[(a.Kind, a.Id)] = a;
+
+        const string columns = "seq, amount, quota_used, reason, balance_after, usage_id, credit_id";
+        var rows = new List<HistoryRow>();
+        rows.AddRange(await Query(db, $"SELECT \"user\", {columns} FROM user_billing_history WHERE $1::uuid[] IS NULL OR \"user\" = ANY($1)",
+            r => History(AccountKind.User, r), users));
+        rows.AddRange(await Query(db, $"SELECT project, {columns} FROM project_billing_history WHERE $1::uuid[] IS NULL OR project = ANY($1)",
+            r => History(AccountKind.Project, r), projects));
+
+        // Usage records and billing errors of the scoped accounts: those they paid or refused, and those their rows name.
+        var scopedIds = scope is null ? null : users!.Concat(projects!).ToArray();
+        var rowUsages = scope is null ? null : rows.Where(r => r.UsageId is not null).Select(r => r.UsageId!.Value).Distinct().ToArray();
+        var errors = await Query(db, """
+            SELECT id, usage_id, scope, error_type FROM billing_error WHERE $1::uuid[] IS NULL OR scope_id = ANY($1)
+            """, r => new BillingErrorRow(r.GetGuid(0), r.IsDBNull(1) ? null : r.GetGuid(1), r.GetString(2), r.GetString(3)), scopedIds);
+        var errorUsages = scope is null ? null : errors.Where(e => e.UsageId is not null).Select(e => e.UsageId!.Value).ToArray();
+        var records = (await Query(db, """
+            SELECT usage_id, outcome, paid_by, account_id, cost, balance_after, quota_used, billing_error_id FROM usage_record
+            WHERE $1::uuid[] IS NULL OR account_id = ANY($1) OR usage_id = ANY($2) OR usage_id = ANY($3)
+            """, r => new UsageRecordRow(r.GetGuid(0), r.GetString(1), r.IsDBNull(2) ? null : r.GetString(2), r.IsDBNull(3) ? null : r.GetGuid(3),
+                r.GetDecimal(4), r.IsDBNull(5) ? null : r.GetDecimal(5), r.GetDecimal(6), r.IsDBNull(7) ? null : r.GetGuid(7)),
+            scopedIds, rowUsages ?? [], errorUsages ?? [])).ToDictionary(u => u.UsageId);
+
+        return new LedgerSnapshot { Accounts = accounts, Rows = rows, UsageRecords = records, BillingErrors = errors };
+    }
+
+    private static HistoryRow History(AccountKind kind, NpgsqlDataReader r) => new(
+        kind, r.GetGuid(0), r.GetInt64(1), r.GetDecimal(2), r.GetDecimal(3), r.GetString(4), r.GetDecimal(5),
+        r.IsDBNull(6) ? null : r.GetGuid(6), r.IsDBNull(7) ? null : r.GetGuid(7));
+
+    private static async Task<List<T>> Query<T>(NpgsqlConnection db, string sql, Func<NpgsqlDataReader, T> read, params Guid[]?[] ids)
+    {
+        await using var command = new NpgsqlCommand(sql, db);
+        foreach (var list in ids) command.Parameters.Add(new NpgsqlParameter { Value = (object?)list ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Array | NpgsqlTypes.NpgsqlDbType.Uuid });
+        await using var reader = await command.ExecuteReaderAsync();
+        var result = new List<T>();
+        while (await reader.ReadAsync()) result.Add(read(reader));
+        return result;
+    }
+}
+
+internal sealed record AccountRow(AccountKind Kind, Guid Id, decimal Balance, decimal MonthUsed, decimal MonthlyQuota, long Version, bool FirstProjectCredit, Guid? Creator);
+
+internal sealed record HistoryRow(AccountKind Kind, Guid Account, long Seq, decimal Amount, decimal QuotaUsed, string Reason, decimal BalanceAfter, Guid? UsageId, Guid? CreditId)
+{
+    /// <summary>A row that charges a usage: the project's own charge, or the user's personal or fallback charge.</summary>
+    public bool IsCharge => UsageId is not null && (Kind == AccountKind.Project
+        ? Reason == HistoryReasons.AiUsage
+        : Reason is HistoryReasons.AiUsagePersonal or HistoryReasons.AiUsageUserFallback);
+
+    public string PaidBy => Kind == AccountKind.Project ? "project" : "user";
+}
+
+internal sealed record UsageRecordRow(Guid UsageId, string Outcome, string? PaidBy, Guid? AccountId, decimal Cost, decimal? BalanceAfter, decimal QuotaUsed, Guid? BillingErrorId);
+
+internal sealed record BillingErrorRow(Guid Id, Guid? UsageId, string Scope, string Type);

@@ -1,0 +1,53 @@
+using System.Text.RegularExpressions;
+using Billing.Storage;
+
+namespace Billing.Tests;
+
+/// <summary>The statement builder numbers placeholders in declaration order, and binding follows the same order.</summary>
+public class LedgerStatementTests
+{
+    public static TheoryData<AccountKind> Kinds => new() { AccountKind.User, AccountKind.Project };
+
+    [Theory]
+    [MemberData(nameof(Kinds))]
+    public void Commit_statement_uses_every_declared_parameter_once_by_number(AccountKind kind) =>
+        AssertPlaceholders(LedgerStatements.Commit(kind).Sql, LedgerStatements.Commit(kind).ParameterNames);
+
+    [Theory]
+    [MemberData(nameof(Kinds))]
+    public void Create_statement_uses_every_declared_parameter_by_number(AccountKind kind) =>
+        AssertPlaceholders(LedgerStatements.Create(kind).Sql, LedgerStatements.Create(kind).ParameterNames);
+
+    [Fact]
+    public void A_parameter_declared_twice_is_refused()
+    {
+        var parameters = new SqlParameters<int>();
+        parameters.Value("amount", "numeric", i => (decimal)i);
+        Assert.Throws<InvalidOperationException>(() => parameters.Value("amount", "numeric", i => (decimal)i));
+    }
+
+    [Fact]
+    public void Array_insert_binds_one_array_per_column_in_row_order()
+    {
+        var parameters = new SqlParameters<(decimal Amount, string Reason)[]>();
+        var sql = new ArrayInsert<(decimal Amount, string Reason)[], (decimal Amount, string Reason)>(parameters, "t", "rows", rows => rows)
+            .Column("amount", "numeric", r => r.Amount)
+            .Column("reason", "text", r => r.Reason)
+            .Shared("fixed", "'x'")
+            .Sql(gate: "acct");
+        var statement = parameters.Build(sql);
+        Assert.Contains("unnest($1::numeric[], $2::text[]) AS r(amount, reason)", statement.Sql);
+        Assert.Contains("INSERT INTO t (amount, reason, fixed)", statement.Sql);
+
+        var command = statement.BatchCommand([(1.5m, "a"), (2.25m, "b")]);
+        Assert.Equal([1.5m, 2.25m], (decimal[])command.Parameters[0].Value!);
+        Assert.Equal(["a", "b"], (string[])command.Parameters[1].Value!);
+    }
+
+    private static void AssertPlaceholders(string sql, IReadOnlyList<string> names)
+    {
+        Assert.Equal(names.Count, names.Distinct().Count());
+        var used = Regex.Matches(sql, @"\$(\d+)").Select(m => int.Parse(m.Groups[1].Value)).Distinct().Order().ToArray();
+        Assert.Equal(Enumerable.Range(1, names.Count), used);
+    }
+}
