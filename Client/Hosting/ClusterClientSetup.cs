@@ -34,6 +34,11 @@ public static partial class ClusterClientSetup
                 })
                 .BindConfiguration("Orleans");
             client.Services.AddOptions<GatewayOptions>();
+            // Learn within a second that a silo was declared dead: until then the client keeps sending a share of the
+            // calls (stateless-worker calls go round-robin over the live gateways) to its gateway, where they hang.
+            client.Services.AddOptions<Orleans.Configuration.GatewayOptions>()
+                .Configure(o => o.GatewayListRefreshPeriod = TimeSpan.FromSeconds(1))
+                .BindConfiguration("Orleans:Gateways");
             client.Services.AddOptions<ClientMessagingOptions>()
                 .Configure<Microsoft.Extensions.Options.IOptions<GatewayOptions>>((messaging, gateway) =>
                     messaging.ResponseTimeout = TimeSpan.FromSeconds(gateway.Value.ClusterCallTimeoutSeconds));

@@ -21,6 +21,8 @@ public static class BillingSiloBuilderExtensions
         silo.Services.AddSingleton<LedgerWriter>();
         silo.Services.AddSingleton<UsageRecordStore>();
         silo.Services.AddSingleton<PricingStore>();
+        silo.Services.AddSingleton<Billing.Pricing.PriceBook>().AddGrainService<Billing.Pricing.PriceBookService>()
+            .AddSingleton<Billing.Pricing.IPriceBookServiceClient, Billing.Pricing.PriceBookServiceClient>();
         silo.Services.AddSingleton<BillingErrorStore>();
         silo.Services.AddSingleton(TimeProvider.System);
         silo.AddAdoNetGrainStorage(GrainStorageName, (AdoNetGrainStorageOptions options) =>
