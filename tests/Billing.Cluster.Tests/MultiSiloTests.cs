@@ -15,6 +15,27 @@ public sealed class MultiSiloTests(ITestOutputHelper output)
 
     private sealed record Attempt(Guid UsageId, int Account, TimeSpan Started, TimeSpan Ended, bool Charged, string? Error);
 
+    /// <summary>
+    /// Defect 12: without a built Client/ these tests used an Orleans client instead of the HTTP gateway and passed.
+    /// Now a missing gateway is a failure, like a missing silo.
+    /// </summary>
+    [Fact]
+    public void ReviewDefect12_ClusterTestsFailWithoutTheBuiltGateway()
+    {
+        var emptyTree = Directory.CreateTempSubdirectory("billing-no-client-");
+        try
+        {
+            var missing = Assert.Throws<FileNotFoundException>(() => Artifacts.Required(emptyTree.FullName, "Client", "Billing.Client.dll"));
+            Assert.Contains("is not built", missing.Message);
+        }
+        finally
+        {
+            emptyTree.Delete(recursive: true);
+        }
+
+        Assert.True(File.Exists(Artifacts.GatewayDll), "this tree's gateway must be built for the cluster tests");
+    }
+
     [Fact]
     public async Task Two_silos_are_active_serve_usage_through_each_gateway_and_fail_over_after_kill_9()
     {
