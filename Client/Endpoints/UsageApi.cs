@@ -40,7 +40,7 @@ public static class UsageApi
         if (!Http.RequireTokens(body.OutputTokens, "outputTokens", out var output, out invalid)) return invalid;
         if (!TryResolveUsageId(body.UsageId, idempotencyKey, out var usageId, out invalid)) return invalid;
 
-        var result = await cluster.GetGrain<IUsageGrain>(0).RecordAiUsage(new AiUsage(usageId, projectId, userId, modelId, input, output));
+        var result = await cluster.GetGrain<IUsageGrain>(ClusterClientSetup.UsageGrainKey()).RecordAiUsage(new AiUsage(usageId, projectId, userId, modelId, input, output));
         return result.Problem is { } problem ? Http.Problem(problem) : TypedResults.Ok(UsageResponse.From(result.Value!));
     }
 
@@ -56,7 +56,7 @@ public static class UsageApi
         if (!Http.RequireTokens(body.OutputTokens, "outputTokens", out var output, out invalid)) return invalid;
         if (!TryResolveUsageId(body.UsageId, idempotencyKey, out var usageId, out invalid)) return invalid;
 
-        var result = await cluster.GetGrain<IUsageGrain>(0).RecordPersonalUsage(new PersonalUsage(usageId, user, modelId, input, output));
+        var result = await cluster.GetGrain<IUsageGrain>(ClusterClientSetup.UsageGrainKey()).RecordPersonalUsage(new PersonalUsage(usageId, user, modelId, input, output));
         return result.Problem is { } problem ? Http.Problem(problem) : TypedResults.Ok(UsageResponse.From(result.Value!));
     }
 
@@ -74,7 +74,7 @@ public static class UsageApi
         if (!Http.RequireTokens(body.EstimatedInputTokens, "estimatedInputTokens", out var input, out invalid)) return invalid;
         if (!Http.RequireTokens(body.EstimatedOutputTokens, "estimatedOutputTokens", out var output, out invalid)) return invalid;
 
-        var result = await cluster.GetGrain<IUsageGrain>(0).CheckBalance(new BalanceCheck(projectId, userId, modelId, input, output));
+        var result = await cluster.GetGrain<IUsageGrain>(ClusterClientSetup.UsageGrainKey()).CheckBalance(new BalanceCheck(projectId, userId, modelId, input, output));
         return result.Problem is { } problem ? Http.Problem(problem) : TypedResults.Ok(BalanceCheckResponse.From(result.Value!));
     }
 

@@ -50,6 +50,18 @@ public static partial class ClusterClientSetup
         return builder;
     }
 
+    /// <summary>How many usage-grain ids the gateway spreads its usage calls over.</summary>
+    public const int UsageGrainKeys = 32;
+
+    /// <summary>
+    /// The key of the (stateless) usage grain for one call: a random one of <see cref="UsageGrainKeys"/>. An Orleans
+    /// client sends every call for one grain id through the one silo gateway its bucket picked (Orleans 10 ignores the
+    /// stateless worker's "unordered" property on the client), so with key 0 alone every usage of this gateway went
+    /// through one silo and stalled with it when it froze. Spread over many ids, a frozen silo holds back only the
+    /// calls that went through it, until it is declared dead and dropped from the gateway list.
+    /// </summary>
+    public static long UsageGrainKey() => Random.Shared.Next(UsageGrainKeys);
+
     /// <summary>Retries the first connection to the cluster every two seconds until the host stops.</summary>
     internal sealed partial class RetryConnectingForever(ILogger<RetryConnectingForever> logger) : IClientConnectionRetryFilter
     {
