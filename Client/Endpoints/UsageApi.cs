@@ -42,7 +42,7 @@ public static class UsageApi
         if (!Http.TryResolveId(body.UsageId, idempotencyKey, OperationIds.UsageId, out var usageId, out invalid)) return invalid;
         OperationIds.Remember(http, OperationIds.UsageId, usageId); // a 503 must still name the id to retry with
 
-        var result = await cluster.GetGrain<IUsageGrain>(0).RecordAiUsage(new AiUsage(usageId, projectId, userId, modelId, input, output));
+        var result = await cluster.GetGrain<IUsageGrain>(ClusterClientSetup.UsageGrainKey()).RecordAiUsage(new AiUsage(usageId, projectId, userId, modelId, input, output));
         return result.Problem is { } problem ? Http.Problem(problem) : TypedResults.Ok(UsageResponse.From(result.Value!));
     }
 
@@ -60,7 +60,7 @@ public static class UsageApi
         if (!Http.TryResolveId(body.UsageId, idempotencyKey, OperationIds.UsageId, out var usageId, out invalid)) return invalid;
         OperationIds.Remember(http, OperationIds.UsageId, usageId); // a 503 must still name the id to retry with
 
-        var result = await cluster.GetGrain<IUsageGrain>(0).RecordPersonalUsage(new PersonalUsage(usageId, user, modelId, input, output));
+        var result = await cluster.GetGrain<IUsageGrain>(ClusterClientSetup.UsageGrainKey()).RecordPersonalUsage(new PersonalUsage(usageId, user, modelId, input, output));
         return result.Problem is { } problem ? Http.Problem(problem) : TypedResults.Ok(UsageResponse.From(result.Value!));
     }
 
@@ -78,7 +78,7 @@ public static class UsageApi
         if (!Http.RequireTokens(body.EstimatedInputTokens, "estimatedInputTokens", out var input, out invalid)) return invalid;
         if (!Http.RequireTokens(body.EstimatedOutputTokens, "estimatedOutputTokens", out var output, out invalid)) return invalid;
 
-        var result = await cluster.GetGrain<IUsageGrain>(0).CheckBalance(new BalanceCheck(projectId, userId, modelId, input, output));
+        var result = await cluster.GetGrain<IUsageGrain>(ClusterClientSetup.UsageGrainKey()).CheckBalance(new BalanceCheck(projectId, userId, modelId, input, output));
         return result.Problem is { } problem ? Http.Problem(problem) : TypedResults.Ok(BalanceCheckResponse.From(result.Value!));
     }
 }

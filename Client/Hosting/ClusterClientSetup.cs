@@ -34,6 +34,11 @@ public static partial class ClusterClientSetup
                 })
                 .BindConfiguration("Orleans");
             client.Services.AddOptions<GatewayOptions>();
+            // Learn within a second that a silo was declared dead: until then the client keeps sending a share of the
+            // calls (stateless-worker calls go round-robin over the live gateways) to its gateway, where they hang.
+            client.Services.AddOptions<Orleans.Configuration.GatewayOptions>()
+                .Configure(o => o.GatewayListRefreshPeriod = TimeSpan.FromSeconds(1))
+                .BindConfiguration("Orleans:Gateways");
             client.Services.AddOptions<ClientMessagingOptions>()
                 .Configure<Microsoft.Extensions.Options.IOptions<GatewayOptions>>((messaging, gateway) =>
                     messaging.ResponseTimeout = TimeSpan.FromSeconds(gateway.Value.ClusterCallTimeoutSeconds));
@@ -44,6 +49,18 @@ public static partial class ClusterClientSetup
         builder.Services.Configure<HostOptions>(o => o.ServicesStartConcurrently = true);
         return builder;
     }
+
+    /// <summary>How many usage-grain ids the gateway spreads its usage calls over.</summary>
+    public const int UsageGrainKeys = 32;
+
+    /// <summary>
+    /// The key of the (stateless) usage grain for one call: a random one of <see cref="UsageGrainKeys"/>. An Orleans
+    /// client sends every call for one grain id through the one silo gateway its bucket picked (Orleans 10 ignores the
+    /// stateless worker's "unordered" property on the client), so with key 0 alone every usage of this gateway went
+    /// through one silo and stalled with it when it froze. Spread over many ids, a frozen silo holds back only the
+    /// calls that went through it, until it is declared dead and dropped from the gateway list.
+    /// </summary>
+    public static long UsageGrainKey() => Random.Shared.Next(UsageGrainKeys);
 
     /// <summary>Retries the first connection to the cluster every two seconds until the host stops.</summary>
     internal sealed partial class RetryConnectingForever(ILogger<RetryConnectingForever> logger) : IClientConnectionRetryFilter

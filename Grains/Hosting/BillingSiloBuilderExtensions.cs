@@ -22,11 +22,14 @@ public static class BillingSiloBuilderExtensions
     {
         silo.Services.AddOptions<BillingLimits>().Bind(silo.Configuration.GetSection(BillingLimits.Section));
         silo.Services.AddSingleton<BillingCallers>();
-        silo.Services.AddSingleton(_ => NpgsqlDataSource.Create(WithBillingDefaults(connectionString)));
+        silo.Services.AddSingleton(sp => NpgsqlDataSource.Create(WithBillingDefaults(connectionString, sp.GetService<ILocalSiloDetails>())));
+        silo.Services.AddHostedService<DeadSiloFencing>();
         silo.Services.AddSingleton<LedgerStore>();
         silo.Services.AddSingleton<LedgerWriter>();
         silo.Services.AddSingleton<UsageRecordStore>();
         silo.Services.AddSingleton<PricingStore>();
+        silo.Services.AddSingleton<Billing.Pricing.PriceBook>().AddGrainService<Billing.Pricing.PriceBookService>()
+            .AddSingleton<Billing.Pricing.IPriceBookServiceClient, Billing.Pricing.PriceBookServiceClient>();
         silo.Services.AddSingleton<BillingErrorStore>();
         silo.Services.AddSingleton(TimeProvider.System);
         silo.AddIncomingGrainCallFilter<BillingFaultFilter>(); // database faults cross grain boundaries as serialisable types
@@ -42,9 +45,11 @@ public static class BillingSiloBuilderExtensions
     /// The ledger's few statements run constantly: let Npgsql prepare them, and PostgreSQL keep one generic plan
     /// for each (re-planning the commit statement per call cost more than running it), unless told otherwise.
     /// </summary>
-    private static string WithBillingDefaults(string connectionString)
+    private static string WithBillingDefaults(string connectionString, ILocalSiloDetails? silo)
     {
         var builder = new NpgsqlConnectionStringBuilder(connectionString);
+        // Names this silo's sessions, so that the others can terminate them once it is declared dead (DeadSiloFencing).
+        if (silo is not null) builder.ApplicationName = DeadSiloFencing.ApplicationName(silo.SiloAddress);
         if (builder.MaxAutoPrepare == 0) builder.MaxAutoPrepare = 32;
         if (string.IsNullOrEmpty(builder.Options)) builder.Options = "-c plan_cache_mode=force_generic_plan";
         return builder.ConnectionString;

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Orleans.Concurrency;
 using System.Text.RegularExpressions;
 using Billing.Storage;
@@ -5,9 +6,19 @@ using Microsoft.Extensions.Logging;
 
 namespace Billing.Pricing;
 
-/// <summary>One model's prices, held in memory so pricing a usage costs no query. The only writer of its rows.</summary>
+/// <summary>
+/// One model's prices: the only writer of its rows, and the reader for GET …/pricing. Usage is priced by each silo's
+/// <see cref="PriceBook"/>; a new price is answered only once every silo's book prices with it (see there).
+/// </summary>
 [Reentrant]
-public sealed partial class ModelPricingGrain(PricingStore store, TimeProvider clock, ILogger<ModelPricingGrain> logger)
+public sealed partial class ModelPricingGrain(
+    PricingStore store,
+    TimeProvider clock,
+    PriceBook book,
+    IPriceBookServiceClient books,
+    IClusterMembershipService membership,
+    IClusterManifestProvider manifests,
+    ILogger<ModelPricingGrain> logger)
     : Grain, IModelPricingGrain
 {
     private const decimal MaxPricePerMillion = 1_000_000_000m;
@@ -24,10 +35,51 @@ public sealed partial class ModelPricingGrain(PricingStore store, TimeProvider c
         var price = new ModelPrice(Guid.NewGuid(), this.GetPrimaryKey(), input.InputPricePerMillion, input.OutputPricePerMillion,
             input.Currency, (input.EffectiveFrom ?? now).ToUniversalTime().ToDatabasePrecision(), now);
         await store.InsertAsync(price);
+        var committed = Stopwatch.GetTimestamp();
         prices = [.. prices.Append(price).OrderBy(p => p.EffectiveFrom).ThenBy(p => p.CreatedAt)];
+        await PublishAsync(price, committed);
         logger.LogInformation("Price of model {ModelId} from {EffectiveFrom}: {InputPrice}/{OutputPrice} {Currency} per million tokens",
             price.ModelId, price.EffectiveFrom, price.InputPricePerMillion, price.OutputPricePerMillion, price.Currency);
         return BillingResult<ModelPrice>.Ok(price);
+    }
+
+    /// <summary>
+    /// Hands the stored price to every silo hosting the billing grains and waits for each. A silo that does not
+    /// acknowledge in <see cref="PriceBook.PushTimeout"/> (frozen, partitioned, just joining) is waited out instead:
+    /// the answer comes once <see cref="PriceBook.Lease"/> has passed since the commit, after which that silo's book
+    /// has either reloaded the new row or refuses to price until it has.
+    /// </summary>
+    private async Task PublishAsync(ModelPrice price, long committed)
+    {
+        book.Apply(price);
+        var billingGrains = this.GetGrainId().Type;
+        var manifest = manifests.Current;
+        var targets = membership.CurrentSnapshot.Members.Values
+            .Where(m => m.Status == SiloStatus.Active)
+            // Silos of other services (agent silos) host no billing grains and price nothing; a silo whose manifest
+            // is not known yet counts as one that may price.
+            .Where(m => !manifest.Silos.TryGetValue(m.SiloAddress, out var grains) || grains.Grains.ContainsKey(billingGrains))
+            .Select(m => m.SiloAddress)
+            .ToArray();
+        var missed = (await Task.WhenAll(targets.Select(async silo =>
+        {
+            try
+            {
+                await books.On(silo).Apply(price).WaitAsync(PriceBook.PushTimeout);
+                return null;
+            }
+            catch (Exception exception)
+            {
+                LogPushFailed(logger, price.ModelId, silo, exception.GetType().Name);
+                return silo;
+            }
+        }))).OfType<SiloAddress>().ToArray();
+        if (missed.Length == 0) return;
+
+        // Half a second for the clocks' rates to differ between machines.
+        var wait = PriceBook.Lease + TimeSpan.FromMilliseconds(500) - Stopwatch.GetElapsedTime(committed);
+        LogWaitingOutLease(logger, price.ModelId, missed.Length, wait);
+        if (wait > TimeSpan.Zero) await Task.Delay(wait);
     }
 
     public Task<ModelPricing> GetPricing()
@@ -52,6 +104,12 @@ public sealed partial class ModelPricingGrain(PricingStore store, TimeProvider c
         if (input.Currency is null || !CurrencyCode().IsMatch(input.Currency)) return "currency must be an ISO 4217 code such as USD.";
         return null;
     }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "New price of model {ModelId} not acknowledged by silo {Silo} ({ExceptionType})")]
+    private static partial void LogPushFailed(ILogger logger, Guid modelId, SiloAddress silo, string exceptionType);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "New price of model {ModelId}: {Silos} silo(s) did not acknowledge; answering after their price book lease expires in {Wait}")]
+    private static partial void LogWaitingOutLease(ILogger logger, Guid modelId, int silos, TimeSpan wait);
 
     [GeneratedRegex("^[A-Z]{3}$")]
     private static partial Regex CurrencyCode();

@@ -23,6 +23,24 @@ public sealed class PricingStore(NpgsqlDataSource dataSource)
         return prices;
     }
 
+    /// <summary>Every model's prices (the whole schedule is small: one row per price change).</summary>
+    public async Task<List<ModelPrice>> LoadAllAsync(CancellationToken cancellationToken = default)
+    {
+        await using var command = dataSource.CreateCommand("""
+            SELECT uid, model_version_id, input_price_per_million, output_price_per_million, currency, effective_from, created_at
+            FROM model_pricing ORDER BY model_version_id, effective_from, created_at
+            """);
+        var prices = new List<ModelPrice>();
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            prices.Add(new ModelPrice(reader.GetGuid(0), reader.GetGuid(1), reader.GetDecimal(2), reader.GetDecimal(3), reader.GetString(4),
+                reader.GetFieldValue<DateTimeOffset>(5), reader.GetFieldValue<DateTimeOffset>(6)));
+        }
+
+        return prices;
+    }
+
     public async Task InsertAsync(ModelPrice price, CancellationToken cancellationToken = default)
     {
         await using var command = dataSource.CreateCommand("""

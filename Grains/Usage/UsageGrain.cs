@@ -111,7 +111,7 @@ public sealed class UsageGrain(UsageRecordStore usageRecords, TimeProvider clock
 
     private async Task<((decimal Cost, string Currency) Priced, BillingProblem? Problem)> Price(Guid modelId, long inputTokens, long outputTokens)
     {
-        var price = await GrainFactory.GetGrain<IModelPricingGrain>(modelId).GetPriceAt(clock.GetDatabaseNow());
+        var price = await PriceBook.Of(ServiceProvider).GetPriceAt(modelId, clock.GetDatabaseNow());
         if (price is null || (price.InputPricePerMillion == 0 && price.OutputPricePerMillion == 0))
             return (default, new BillingProblem(BillingStatus.NoPriceInEffect, $"Model {modelId} has no price in effect; configure its pricing first."));
         var cost = UsageCost.TryCompute(inputTokens, outputTokens, price.InputPricePerMillion, price.OutputPricePerMillion);

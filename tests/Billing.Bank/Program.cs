@@ -78,7 +78,9 @@ namespace Billing.Bank
                 int.Parse(Get("--seconds") ?? "60", CultureInfo.InvariantCulture),
                 Math.Clamp(int.Parse(Get("--silos") ?? "2", CultureInfo.InvariantCulture), 2, 3),
                 int.Parse(Get("--workers") ?? "8", CultureInfo.InvariantCulture),
-                Get("--transport") ?? "auto",
+                // http unless told otherwise: a gateway that cannot start fails the run (auto, its silent fallback to an
+                // Orleans client, is only on request and says so loudly).
+                Get("--transport") ?? "http",
                 Get("--silo-dll") ?? Path.Combine(root, "Silo", "bin", config, "net10.0", "Billing.Silo.dll"),
                 Get("--gateway-dll") ?? Path.Combine(root, "Client", "bin", config, "net10.0", "Billing.Client.dll"),
                 logs,
@@ -99,6 +101,10 @@ namespace Billing.Bank
         {
             Directory.CreateDirectory(o.LogDir);
             if (!File.Exists(o.SiloDll)) throw new FileNotFoundException($"silo not built: {o.SiloDll} (dotnet build Billing.sln -c Release)");
+            if (o.Transport is not ("http" or "orleans" or "auto"))
+                throw new ArgumentException($"--transport {o.Transport}: expected http (default), orleans or auto");
+            if (o.Transport == "http" && !File.Exists(o.GatewayDll))
+                throw new FileNotFoundException($"gateway not built: {o.GatewayDll} (dotnet build Billing.sln -c Release; --transport orleans runs without it)");
             var rng = new Random(o.Seed);
             var end = DateTime.UtcNow.AddSeconds(o.Seconds);
 
@@ -142,7 +148,8 @@ namespace Billing.Bank
             using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(3) };
             foreach (var (child, dashboard) in silos) await WaitReady(http, child, dashboard, TimeSpan.FromSeconds(90), info);
 
-            // The gateway, when it is built; else Orleans clients only.
+            // The gateway (--transport http, the default: it must start); Orleans clients only with --transport orleans;
+            // --transport auto falls back to an Orleans client when the gateway does not start, and says so.
             ITransport? transport = null;
             Child? gateway = null;
             var useGateway = o.Transport == "http" || (o.Transport == "auto" && File.Exists(o.GatewayDll));
@@ -165,7 +172,7 @@ namespace Billing.Bank
                 }
                 else
                 {
-                    info("WARNING: the gateway did not become ready; falling back to an Orleans client (see gateway.log)");
+                    info("WARNING: --transport auto: the gateway did not become ready; FALLING BACK to an Orleans client (see gateway.log)");
                     gateway.Kill();
                 }
             }

@@ -4,7 +4,7 @@ using System.Text.RegularExpressions;
 
 namespace Billing.Cluster.Tests;
 
-/// <summary>Two billing silo processes (and the HTTP gateway process when built) on PostgreSQL membership.</summary>
+/// <summary>Billing silo processes and the HTTP gateway process on PostgreSQL membership.</summary>
 public sealed class MultiSiloTests(ITestOutputHelper output)
 {
     /// <summary>
@@ -14,6 +14,27 @@ public sealed class MultiSiloTests(ITestOutputHelper output)
     private static readonly TimeSpan FailoverBound = TimeSpan.FromSeconds(30);
 
     private sealed record Attempt(Guid UsageId, int Account, TimeSpan Started, TimeSpan Ended, bool Charged, string? Error);
+
+    /// <summary>
+    /// Defect 12: without a built Client/ these tests used an Orleans client instead of the HTTP gateway and passed.
+    /// Now a missing gateway is a failure, like a missing silo.
+    /// </summary>
+    [Fact]
+    public void ReviewDefect12_ClusterTestsFailWithoutTheBuiltGateway()
+    {
+        var emptyTree = Directory.CreateTempSubdirectory("billing-no-client-");
+        try
+        {
+            var missing = Assert.Throws<FileNotFoundException>(() => Artifacts.Required(emptyTree.FullName, "Client", "Billing.Client.dll"));
+            Assert.Contains("is not built", missing.Message);
+        }
+        finally
+        {
+            emptyTree.Delete(recursive: true);
+        }
+
+        Assert.True(File.Exists(Artifacts.GatewayDll), "this tree's gateway must be built for the cluster tests");
+    }
 
     [Fact]
     public async Task Two_silos_are_active_serve_usage_through_each_gateway_and_fail_over_after_kill_9()
@@ -42,19 +63,11 @@ public sealed class MultiSiloTests(ITestOutputHelper output)
             acknowledged.Add(usage.UsageId);
         }
 
-        // The load: the HTTP gateway process when it is built, else an Orleans client that finds the
-        // gateways in the membership table (as the HTTP gateway does).
-        IUsageDriver driver;
+        // The load: the HTTP gateway process (required: a tree without a built Client fails here, it does not
+        // quietly test an Orleans client instead).
         var gateway = cluster.StartGateway();
-        if (gateway is not null)
-        {
-            await ProcessCluster.WaitReadyAsync(gateway.Process, new Uri(gateway.Http, "/health/ready"), TimeSpan.FromSeconds(90));
-            driver = new HttpUsageDriver(gateway.Http, await cluster.MintTokenAsync(gateway, "service", Guid.NewGuid()));
-        }
-        else
-        {
-            driver = new OrleansUsageDriver(await cluster.ConnectThroughMembershipAsync(), "Orleans client (ADO.NET clustering)");
-        }
+        await ProcessCluster.WaitReadyAsync(gateway.Process, new Uri(gateway.Http, "/health/ready"), TimeSpan.FromSeconds(90));
+        IUsageDriver driver = new HttpUsageDriver(gateway.Http, await cluster.MintTokenAsync(gateway, "service", Guid.NewGuid()));
 
         output.WriteLine($"load through: {driver.Name}");
 
@@ -147,7 +160,7 @@ public sealed class MultiSiloTests(ITestOutputHelper output)
 
         Assert.NotNull(deadAfter);
         Assert.True(recovered is not null && recovered <= FailoverBound,
-            $"usage did not succeed again on every account within {FailoverBound} of the kill (recovered: {recovered}).\n{siloA.Process.Tail()}\n{gateway?.Process.Tail()}");
+            $"usage did not succeed again on every account within {FailoverBound} of the kill (recovered: {recovered}).\n{siloA.Process.Tail()}\n{gateway.Process.Tail()}");
 
         // A failed call may or may not have been charged; retried with the same usage id, it is charged exactly once.
         foreach (var attempt in failed)

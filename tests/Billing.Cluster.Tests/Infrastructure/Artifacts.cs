@@ -13,21 +13,17 @@ public static class Artifacts
 
     public static string AgentSiloDll => Output(Path.Combine("tests", "Billing.AgentSilo"), "Billing.AgentSilo.dll");
 
-    /// <summary>The HTTP gateway, or null when this tree has no built Client project.</summary>
-    public static string? GatewayDll
-    {
-        get
-        {
-            var path = Path.Combine(RepositoryRoot, "Client", "bin", Configuration, "net10.0", "Billing.Client.dll");
-            return File.Exists(path) ? path : null;
-        }
-    }
+    /// <summary>The HTTP gateway; a test that needs it fails when it is not built (never quietly runs without it).</summary>
+    public static string GatewayDll => Output("Client", "Billing.Client.dll");
 
     public static string RunScript => Path.Combine(RepositoryRoot, "run.sh");
 
-    private static string Output(string project, string dll)
+    private static string Output(string project, string dll) => Required(RepositoryRoot, project, dll);
+
+    /// <summary>The built <paramref name="dll"/> of <paramref name="project"/> under <paramref name="root"/>, or a FileNotFoundException.</summary>
+    public static string Required(string root, string project, string dll)
     {
-        var path = Path.Combine(RepositoryRoot, project, "bin", Configuration, "net10.0", dll);
+        var path = Path.Combine(root, project, "bin", Configuration, "net10.0", dll);
         if (!File.Exists(path)) throw new FileNotFoundException($"{path} is not built: dotnet build Billing.sln -c {Configuration}", path);
         return path;
     }

@@ -1,0 +1,210 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Text.RegularExpressions;
+using Orleans.Runtime;
+
+namespace Billing.Cluster.Tests;
+
+/// <summary>
+/// Defect 14: a silo that stops answering (SIGSTOP: a GC pause, a frozen VM) must cost the other accounts nothing
+/// and its own accounts a few seconds; and prices, now cached on every silo, must stay exact across silos.
+/// </summary>
+public sealed class SiloFreezeTests(ITestOutputHelper output)
+{
+    /// <summary>How long the silo stays frozen (the issue's reproduction: 15 s).</summary>
+    private static readonly TimeSpan Freeze = TimeSpan.FromSeconds(15);
+
+    /// <summary>
+    /// Longest pause in successful answers allowed for an account whose grains are on a healthy silo (before the fix:
+    /// the whole freeze). Measured 1.9–3.3 s on the shared 2-core machine: when the frozen silo is declared dead,
+    /// Orleans deactivates healthy activations whose directory entry it held, and they reload.
+    /// </summary>
+    private static readonly TimeSpan HealthyGapBound = TimeSpan.FromSeconds(3.5);
+
+    /// <summary>From the freeze until every account, the frozen silo's included, is charged again.</summary>
+    private static readonly TimeSpan RecoveryBound = TimeSpan.FromSeconds(8);
+
+    private sealed record Attempt(Guid UsageId, int Account, TimeSpan Started, TimeSpan Ended, bool Charged, string? Error);
+
+    [Fact]
+    public async Task ReviewDefect14_FrozenSiloDoesNotStallAccountsOnHealthySilos()
+    {
+        await using var cluster = await ProcessCluster.CreateAsync("freeze");
+        var silos = new[] { cluster.StartSilo("silo-a"), cluster.StartSilo("silo-b"), cluster.StartSilo("silo-c") };
+        await Task.WhenAll(silos.Select(ProcessCluster.WaitReadyAsync));
+        await cluster.WaitActiveAsync(TimeSpan.FromSeconds(20), silos.Select(s => s.SiloPort).ToArray());
+
+        var client = await cluster.ConnectThroughMembershipAsync();
+        var model = await BillingAccounts.CreateModelAsync(client);
+        var accounts = new List<BillingAccounts>();
+        for (var i = 0; i < 18; i++) accounts.Add(await BillingAccounts.CreateAsync(client, model));
+
+        var gateway = cluster.StartGateway();
+        await ProcessCluster.WaitReadyAsync(gateway.Process, new Uri(gateway.Http, "/health/ready"), TimeSpan.FromSeconds(90));
+        var driver = new HttpUsageDriver(gateway.Http, await cluster.MintTokenAsync(gateway, "service", Guid.NewGuid()));
+
+        // Freeze the silo that holds the model's pricing grain (the issue's case: before, every usage needed it).
+        var management = client.GetGrain<IManagementGrain>(0);
+        var pricingSilo = await management.GetActivationAddress(client.GetGrain<IModelPricingGrain>(model));
+        var frozen = silos.FirstOrDefault(s => pricingSilo is not null && s.SiloPort == pricingSilo.Endpoint.Port) ?? silos[^1];
+
+        // Usage flows open-loop: every account gets a new call every 250 ms whatever its earlier calls are doing.
+        var clock = Stopwatch.StartNew();
+        var attempts = new ConcurrentQueue<Attempt>();
+        using var stop = new CancellationTokenSource();
+        var calls = new ConcurrentQueue<Task>();
+        var producers = accounts.Select((account, index) => Task.Run(async () =>
+        {
+            await Task.Delay(index * 250 / accounts.Count);
+            while (!stop.IsCancellationRequested)
+            {
+                var usage = account.Usage();
+                var started = clock.Elapsed;
+                calls.Enqueue(Task.Run(async () =>
+                {
+                    var (charged, error) = await driver.RecordAsync(usage);
+                    attempts.Enqueue(new Attempt(usage.UsageId, index, started, clock.Elapsed, charged, error));
+                }));
+                await Task.Delay(250);
+            }
+        })).ToArray();
+
+        var deadline = clock.Elapsed + TimeSpan.FromSeconds(60);
+        while (!Enumerable.Range(0, accounts.Count).All(i => attempts.Any(a => a.Account == i && a.Charged)) && clock.Elapsed < deadline)
+            await Task.Delay(100);
+        await Task.Delay(TimeSpan.FromSeconds(3)); // warm: every account charged, then steady load
+
+        // Where each account's project grain lives (the project pays these usages), just before the freeze.
+        var homes = await Task.WhenAll(accounts.Select(a => management.GetActivationAddress(client.GetGrain<IProjectGrain>(a.ProjectId)).AsTask()));
+        var onFrozen = Enumerable.Range(0, accounts.Count).Where(i => homes[i]?.Endpoint.Port == frozen.SiloPort).ToHashSet();
+        var healthy = Enumerable.Range(0, accounts.Count).Where(i => !onFrozen.Contains(i) && homes[i] is not null).ToArray();
+
+        frozen.Process.Signal("STOP");
+        var frozenAt = clock.Elapsed;
+        output.WriteLine($"SIGSTOP {frozen.Name} (pid {frozen.Process.Id}, pricing grain's silo: {pricingSilo}) at {frozenAt.TotalSeconds:F1} s; " +
+                         $"{onFrozen.Count} accounts on it, {healthy.Length} on healthy silos");
+        var declaredDead = Task.Run(async () =>
+        {
+            while (clock.Elapsed < frozenAt + Freeze)
+            {
+                if ((await cluster.MembershipAsync()).GetValueOrDefault(frozen.SiloPort) == 6) return clock.Elapsed - frozenAt;
+                await Task.Delay(100);
+            }
+
+            return (TimeSpan?)null;
+        });
+
+        try
+        {
+            await Task.Delay(Freeze);
+        }
+        finally
+        {
+            frozen.Process.Signal("CONT");
+        }
+
+        var resumedAt = clock.Elapsed;
+        await Task.Delay(TimeSpan.FromSeconds(3)); // load goes on after the silo wakes (it finds itself dead and stops)
+        await stop.CancelAsync();
+        await Task.WhenAll(producers);
+        await Task.WhenAll(calls);
+        var deadAfter = await declaredDead;
+
+        var all = attempts.ToArray();
+        // The longest stretch without a successful answer, per account, over the freeze.
+        TimeSpan LongestGap(int account)
+        {
+            var ends = all.Where(a => a.Account == account && a.Charged && a.Ended >= frozenAt && a.Ended <= resumedAt)
+                .Select(a => a.Ended).Order().Prepend(frozenAt).Append(resumedAt).ToArray();
+            return ends.Zip(ends.Skip(1), (x, y) => y - x).Max();
+        }
+
+        TimeSpan? Recovery(int account) =>
+            all.Where(a => a.Account == account && a.Charged && a.Started >= frozenAt).Select(a => (TimeSpan?)(a.Ended - frozenAt)).Min();
+
+        var healthyGaps = healthy.Select(LongestGap).ToArray();
+        var recoveries = Enumerable.Range(0, accounts.Count).Select(Recovery).ToArray();
+        var during = all.Where(a => a.Started >= frozenAt && a.Started < resumedAt).ToArray();
+        var failed = all.Where(a => !a.Charged).ToArray();
+        var worstRecovery = recoveries.All(r => r is not null) ? recoveries.Max() : null;
+        var frozenRecovery = onFrozen.Count > 0 && onFrozen.All(i => recoveries[i] is not null) ? onFrozen.Max(i => recoveries[i]) : null;
+
+        output.WriteLine($"{frozen.Name} declared Dead in the membership table {deadAfter?.TotalSeconds:F1} s after SIGSTOP");
+        output.WriteLine($"accounts on healthy silos: longest pause in successful answers {healthyGaps.DefaultIfEmpty().Max().TotalSeconds:F2} s " +
+                         $"(bound {HealthyGapBound.TotalSeconds} s; per account {string.Join(", ", healthyGaps.Select(g => g.TotalSeconds.ToString("F2")))})");
+        output.WriteLine($"accounts on the frozen silo: charged again {frozenRecovery?.TotalSeconds:F1} s after SIGSTOP; " +
+                         $"every account {worstRecovery?.TotalSeconds:F1} s (bound {RecoveryBound.TotalSeconds} s)");
+        output.WriteLine($"during the freeze: {during.Length} calls, {during.Count(a => a.Charged)} charged; overall {all.Length} calls, {failed.Length} failed");
+        foreach (var error in failed.GroupBy(a => Regex.Replace(a.Error ?? "", "\"traceId\":\"[^\"]*\"", "").Split('\n')[0]).Take(5))
+            output.WriteLine($"  {error.Count()}× {error.Key}");
+
+        Assert.NotEmpty(healthy);
+        Assert.True(healthyGaps.Max() <= HealthyGapBound,
+            $"an account on a healthy silo paused {healthyGaps.Max().TotalSeconds:F2} s (bound {HealthyGapBound.TotalSeconds} s).\n{gateway.Process.Tail()}");
+        Assert.True(worstRecovery is not null && worstRecovery <= RecoveryBound,
+            $"not every account was charged again within {RecoveryBound.TotalSeconds} s of the freeze (worst: {worstRecovery}).\n{gateway.Process.Tail()}");
+
+        // A failed call may or may not have been charged; retried with the same usage id, it is charged exactly once.
+        var acknowledged = new List<Guid>();
+        foreach (var attempt in failed)
+        {
+            var (charged, error) = await driver.RecordAsync(accounts[attempt.Account].Usage(attempt.UsageId));
+            Assert.True(charged, $"retry of {attempt.UsageId} after the freeze: {error}");
+        }
+
+        acknowledged.AddRange(all.Select(a => a.UsageId));
+        await Ledger.AssertBalancesEqualHistoryAsync(cluster.ConnectionString,
+            accounts.Select(a => a.UserId).ToArray(), accounts.Select(a => a.ProjectId).ToArray());
+        await Ledger.AssertAcknowledgedUsagesChargedOnceAsync(cluster.ConnectionString, acknowledged.ToArray());
+    }
+
+    /// <summary>
+    /// Each silo prices usage from its own price book; a new price answered by one silo's pricing grain is used by
+    /// the very next usage through any silo, whichever silo holds the pricing grain.
+    /// </summary>
+    [Fact]
+    public async Task ReviewDefect14_PriceSetThroughOneSiloPricesTheNextUsageThroughAnother()
+    {
+        await using var cluster = await ProcessCluster.CreateAsync("prices");
+        var siloA = cluster.StartSilo("silo-a");
+        var siloB = cluster.StartSilo("silo-b");
+        await Task.WhenAll(ProcessCluster.WaitReadyAsync(siloA), ProcessCluster.WaitReadyAsync(siloB));
+        await cluster.WaitActiveAsync(TimeSpan.FromSeconds(15), siloA.SiloPort, siloB.SiloPort);
+
+        // Usage grains are stateless workers: a call through a silo's gateway is priced on that silo.
+        var throughA = await cluster.ConnectAsync(siloA.GatewayPort);
+        var throughB = await cluster.ConnectAsync(siloB.GatewayPort);
+        var model = await BillingAccounts.CreateModelAsync(throughA);
+        var account = await BillingAccounts.CreateAsync(throughA, model);
+        var pricingSilo = await throughA.GetGrain<IManagementGrain>(0).GetActivationAddress(throughA.GetGrain<IModelPricingGrain>(model));
+        output.WriteLine($"pricing grain on {pricingSilo}; silo A {siloA.SiloPort}, silo B {siloB.SiloPort}");
+
+        // Both books loaded with the first price.
+        foreach (var c in new[] { throughA, throughB })
+        {
+            var first = await c.GetGrain<IUsageGrain>(0).RecordAiUsage(account.Usage());
+            Assert.True(first.IsOk, first.Problem?.Detail);
+            Assert.Equal(0.012207m, first.Value!.Cost);
+        }
+
+        for (var round = 1; round <= 4; round++)
+        {
+            var writer = round % 2 == 0 ? throughA : throughB;
+            decimal input = 3 + round, outputPrice = 15 + round;
+            var clock = Stopwatch.StartNew();
+            var put = await writer.GetGrain<IModelPricingGrain>(model).AddPrice(new ModelPriceInput(input, outputPrice, "USD", null));
+            Assert.True(put.IsOk, put.Problem?.Detail);
+            var putTook = clock.Elapsed;
+            var expected = (1234 * input + 567 * outputPrice) / 1_000_000m;
+            foreach (var (c, name) in new[] { (throughA, "A"), (throughB, "B") })
+            {
+                var usage = await c.GetGrain<IUsageGrain>(0).RecordAiUsage(account.Usage());
+                Assert.True(usage.IsOk, usage.Problem?.Detail);
+                Assert.True(expected == usage.Value!.Cost,
+                    $"round {round}: usage through silo {name} right after the price was answered cost {usage.Value.Cost}, expected {expected}");
+            }
+
+            output.WriteLine($"round {round}: price {input}/{outputPrice} answered in {putTook.TotalMilliseconds:F0} ms; the next usage through A and B priced with it");
+        }
+    }
+}
