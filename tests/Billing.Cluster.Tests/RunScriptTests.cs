@@ -20,7 +20,9 @@ public sealed class RunScriptTests(ITestOutputHelper output)
             data, $"--Orleans:SiloPort={siloPort}", $"http://127.0.0.1:{httpPort}",
         };
 
-        var run = ChildProcess.Start("run.sh", "bash", [Artifacts.RunScript, "--silos", "1", "--no-build"], Artifacts.RepositoryRoot,
+        // A shell started in the background by a non-interactive shell (`./test.sh &`) inherits SIGINT ignored, and bash
+        // cannot trap a signal ignored on entry: give run.sh the default disposition, as a terminal's Ctrl-C would find it.
+        var run = ChildProcess.Start("run.sh", "env", ["--default-signal=INT", "bash", Artifacts.RunScript, "--silos", "1", "--no-build"], Artifacts.RepositoryRoot,
             new Dictionary<string, string?>
             {
                 ["ConnectionStrings__Billing"] = null,
