@@ -110,7 +110,7 @@ public sealed class ArrayInsert<TInput, TRow>(SqlParameters<TInput> parameters, 
         var gateSource = gate is null ? "" : gate + ", ";
         var arrayPlaceholders = string.Join(", ", arrays.Select(a => a.Array));
         var arrayColumns = string.Join(", ", arrays.Select(a => a.Alias));
-        var filter = condition is null ? "" : "WHERE " + condition;
+        var filter = condition is null ? "" : $"WHERE {condition}";
         return $"""
             INSERT INTO {table} ({targetColumns})
             SELECT {sourceValues}
