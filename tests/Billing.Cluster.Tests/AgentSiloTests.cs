@@ -109,6 +109,87 @@ public sealed class AgentSiloTests(AgentClusterFixture fixture, ITestOutputHelpe
     }
 
     [Fact]
+    public async Task ReviewDefect07_AgentSiloGrainCanRecordUsageButNeverCreditOrCharge()
+    {
+        var client = fixture.Client;
+        var accounts = await BillingAccounts.CreateAsync(client);
+        var user = client.GetGrain<IUserGrain>(accounts.UserId);
+        var project = client.GetGrain<IProjectGrain>(accounts.ProjectId);
+        var userBefore = (await user.GetAccount()).Value!;
+        var projectBefore = (await project.GetAccount()).Value!;
+        var userHistoryBefore = (await user.GetHistory(new HistoryQuery(100, null))).Value!.Items;
+        var projectHistoryBefore = (await project.GetHistory(new HistoryQuery(100, null))).Value!.Items;
+
+        // The agent grain runs on the agent silo (a process without the billing assembly) and calls the account
+        // grains on the billing silo directly, as itself.
+        var agent = fixture.AgentClient.GetGrain<IAgentGrain>(Guid.NewGuid());
+        Assert.Contains($":{fixture.AgentSilo.SiloPort}:", await agent.GetSilo());
+
+        // (a) Credits.
+        var userCredit = new AccountCredit(1_000m, HistoryReasons.PromotionalCredit, Guid.NewGuid());
+        var projectCredit = new AccountCredit(1_000m, HistoryReasons.TopUp, Guid.NewGuid());
+        Assert.Equal(BillingStatus.Forbidden, (await agent.TryCreditUser(accounts.UserId, userCredit)).Problem?.Status);
+        Assert.Equal(BillingStatus.Forbidden, (await agent.TryCreditProject(accounts.ProjectId, projectCredit)).Problem?.Status);
+
+        // (b) Charges that skip IUsageGrain: well-formed ones, a negative one (free quota on a pro account), a fallback marker.
+        var projectCharge = new AccountCharge(Guid.NewGuid(), HistoryReasons.AiUsage, 1m, "USD", accounts.ModelId, 1, 1, accounts.UserId);
+        var userCharge = new AccountCharge(Guid.NewGuid(), HistoryReasons.AiUsagePersonal, 1m, "USD", accounts.ModelId, 1, 1, null);
+        var negativeCharge = userCharge with { UsageId = Guid.NewGuid(), Cost = -5m };
+        Assert.Equal(BillingStatus.Forbidden, (await agent.TryChargeProject(accounts.ProjectId, projectCharge)).Problem?.Status);
+        Assert.Equal(BillingStatus.Forbidden, (await agent.TryChargeUser(accounts.UserId, userCharge)).Problem?.Status);
+        Assert.Equal(BillingStatus.Forbidden, (await agent.TryChargeUser(accounts.UserId, negativeCharge)).Problem?.Status);
+        var fallbackReceipt = new UsageReceipt(Guid.NewGuid(), 1m, "USD", 1, 1, PayingAccount.User, accounts.UserId, 9m, 0m);
+        await Assert.ThrowsAsync<BillingOperationFailedException>(() =>
+            agent.TryRecordUserFallback(accounts.ProjectId, fallbackReceipt, accounts.ModelId));
+
+        // (c) Plan changes, and minting a new account with its signup credit.
+        Assert.Equal(BillingStatus.Forbidden, (await agent.TryChangeUserPlan(accounts.UserId, new PlanChange(true, 1_000m))).Problem?.Status);
+        Assert.Equal(BillingStatus.Forbidden, (await agent.TryChangeProjectPlan(accounts.ProjectId, new PlanChange(true, 1_000m))).Problem?.Status);
+        var mintedUser = Guid.NewGuid();
+        Assert.Equal(BillingStatus.Forbidden, (await agent.TryInitializeUser(mintedUser)).Problem?.Status);
+
+        // Nothing changed: the accounts (balance, plan, quota, version) and their histories, as the grains see them…
+        Assert.Equal(userBefore, (await user.GetAccount()).Value);
+        Assert.Equal(projectBefore, (await project.GetAccount()).Value);
+        Assert.Equal(userHistoryBefore, (await user.GetHistory(new HistoryQuery(100, null))).Value!.Items);
+        Assert.Equal(projectHistoryBefore, (await project.GetHistory(new HistoryQuery(100, null))).Value!.Items);
+        Assert.Equal(BillingStatus.AccountNotFound, (await client.GetGrain<IUserGrain>(mintedUser).GetAccount()).Problem?.Status);
+
+        // …and as the database has them: no row for any refused id, no account minted.
+        Guid[] refusedIds = [userCredit.CreditId!.Value, projectCredit.CreditId!.Value, projectCharge.UsageId, userCharge.UsageId,
+            negativeCharge.UsageId, fallbackReceipt.UsageId];
+        await using (var connection = new NpgsqlConnection(fixture.Cluster.ConnectionString))
+        {
+            await connection.OpenAsync();
+            await using var command = new NpgsqlCommand("""
+                SELECT (SELECT count(*) FROM user_billing_history WHERE usage_id = ANY(@ids) OR credit_id = ANY(@ids))
+                     + (SELECT count(*) FROM project_billing_history WHERE usage_id = ANY(@ids) OR credit_id = ANY(@ids))
+                     + (SELECT count(*) FROM usage_record WHERE usage_id = ANY(@ids))
+                     + (SELECT count(*) FROM user_billing WHERE "user" = @minted)
+                """, connection);
+            command.Parameters.AddWithValue("ids", refusedIds);
+            command.Parameters.AddWithValue("minted", mintedUser);
+            Assert.Equal(0L, (long)(await command.ExecuteScalarAsync())!);
+        }
+
+        // (d) The legitimate way: the agent's usage through IUsageGrain is charged once, to the project, retries included.
+        var usage = accounts.Usage();
+        var receipt = await agent.RunStep(usage);
+        Assert.True(receipt.IsOk, receipt.Problem?.Detail);
+        Assert.Equal(PayingAccount.Project, receipt.Value!.DeductedFrom);
+        Assert.Equal(0.012207m, receipt.Value.Cost);
+        var retried = await agent.RunStep(usage);
+        Assert.Equal(receipt.Value, retried.Value);
+
+        var projectAfter = (await project.GetAccount()).Value!;
+        Assert.Equal(projectBefore.Balance - 0.012207m, projectAfter.Balance);
+        Assert.Equal(projectBefore.Version + 1, projectAfter.Version);
+        Assert.Equal(userBefore, (await user.GetAccount()).Value);
+        await Ledger.AssertAcknowledgedUsagesChargedOnceAsync(fixture.Cluster.ConnectionString, [usage.UsageId]);
+        await Ledger.AssertBalancesEqualHistoryAsync(fixture.Cluster.ConnectionString, [accounts.UserId], [accounts.ProjectId]);
+    }
+
+    [Fact]
     public async Task Dashboard_serves_its_page_and_its_data_lists_the_billing_grain_types()
     {
         var http = ProcessCluster.Http;
