@@ -9,7 +9,7 @@ internal sealed class ChargeOperation(AccountCharge charge) : PendingOperation<B
 
     public override Guid? RequestId => Charge.UsageId;
 
-    public bool RefusedForBalance => !Settled && Result?.Problem?.Status == BillingStatus.InsufficientBalance;
+    public override bool RefusedForBalance => !Settled && Result?.Problem?.Status == BillingStatus.InsufficientBalance;
 
     /// <summary>The receipt of a charge this batch writes.</summary>
     public UsageReceipt? Receipt { get; private set; }

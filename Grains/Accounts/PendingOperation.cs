@@ -1,8 +1,14 @@
+using Billing.Storage;
+
 namespace Billing.Accounts;
 
 /// <summary>The state a group-commit batch is deciding against, and what it will write.</summary>
 internal sealed class LedgerBatch(AccountState start, DateTimeOffset now)
 {
+    /// <summary>The committed account the batch was decided against; its version is the one the write expects.</summary>
+    public AccountState Start { get; } = start;
+
+    /// <summary>The account after the rows appended so far.</summary>
     public AccountState State { get; private set; } = start;
 
     public DateTimeOffset Now { get; } = now;
@@ -18,6 +24,9 @@ internal sealed class LedgerBatch(AccountState start, DateTimeOffset now)
         Rows.Add(row);
         State = (apply ?? AccountLedger.Apply)(State, row);
     }
+
+    /// <summary>The statement that writes this batch, if the account is still at the version it was decided against.</summary>
+    public LedgerCommit ToCommit() => new(State, Start.Version, Rows, Charges, ResolveInsufficientBalanceErrors);
 }
 
 /// <summary>
@@ -34,9 +43,22 @@ internal abstract class PendingOperation
     /// <summary>What it is, for logs: "charge", "credit", …</summary>
     public abstract string Kind { get; }
 
-    /// <summary>The caller's idempotency id (usage id or credit id), for logs; null when it has none.</summary>
+    /// <summary>
+    /// The caller's idempotency id (usage id or credit id); null when it has none. While an operation is queued or
+    /// being written, another of the same kind with this id shares its answer (<see cref="GroupCommit.Submit{T}"/>).
+    /// </summary>
     public virtual Guid? RequestId => null;
 
+    /// <summary>
+    /// Decided (again, on a retry) as refused for lack of balance: a refusal writes nothing, so the group commit
+    /// checks the stored version before answering it.
+    /// </summary>
+    public virtual bool RefusedForBalance => false;
+
+    /// <summary>
+    /// Decides this operation against <see cref="LedgerBatch.State"/> and appends its row, if any. Synchronous on
+    /// purpose: the group commit decides a whole batch without yielding the account's thread.
+    /// </summary>
     public abstract void Decide(LedgerBatch batch);
 
     /// <summary>Answers the caller that nothing was done (the account or the writer is overloaded); no write follows.</summary>

@@ -1,0 +1,66 @@
+using Billing.Diagnostics;
+using Billing.Storage;
+
+namespace Billing.Accounts;
+
+/// <summary>
+/// One account's ledger in PostgreSQL, as its <see cref="GroupCommit"/> writes it: batches go through the silo's
+/// shared <see cref="LedgerWriter"/>, reads and reloads through <see cref="LedgerStore"/>.
+/// </summary>
+internal sealed class StoredAccountLedger(
+    AccountTable table, Guid accountId, LedgerStore ledger, LedgerWriter writer, UsageRecordStore usageRecords,
+    TimeProvider clock, RecentReceipts recentReceipts) : IAccountLedgerPort
+{
+    public LedgerBatch Open(AccountState committed)
+    {
+        // The silo's clock, but never before the account's newest row, so a silo whose clock is behind cannot write
+        // history that goes back in time after a fail-over.
+        var now = clock.GetDatabaseNow();
+        if (committed.UpdatedAt > now) now = committed.UpdatedAt;
+        var batch = new LedgerBatch(committed, now);
+        if (AccountLedger.CycleReset(batch.State, now) is { } reset) batch.Append(reset, AccountLedger.ApplyCycleReset);
+        return batch;
+    }
+
+    public Task<bool> WriteAsync(LedgerCommit commit) => writer.CommitAsync(commit);
+
+    public Task<AccountState?> LoadAsync() => ledger.LoadAsync(table, accountId);
+
+    public Task<long> ReadVersionAsync() => ledger.ReadVersionAsync(table, accountId);
+
+    public async Task SettleStoredAsync(IReadOnlyList<PendingOperation> operations)
+    {
+        var charges = operations.OfType<ChargeOperation>().ToList();
+        var stored = await usageRecords.ReadAsync(charges.Select(c => c.Charge.UsageId).ToArray());
+        foreach (var charge in charges)
+        {
+            if (stored.TryGetValue(charge.Charge.UsageId, out var answer)) charge.Settle(answer);
+        }
+
+        var markers = operations.OfType<UserFallbackOperation>().ToList();
+        var markedUsages = await ledger.ExistingUsageIdsAsync(table, accountId, markers.Select(m => m.UsageId).ToArray());
+        foreach (var marker in markers.Where(m => markedUsages.Contains(m.UsageId))) marker.Settle();
+
+        var credits = operations.OfType<CreditOperation>().Where(c => c.Credit.CreditId is not null).ToList();
+        var applied = await ledger.ExistingCreditIdsAsync(table, accountId, credits.Select(c => c.Credit.CreditId!.Value).ToArray());
+        foreach (var credit in credits.Where(c => applied.Contains(c.Credit.CreditId!.Value))) credit.Settle();
+    }
+
+    public void OnCommitted(LedgerBatch written, IReadOnlyList<PendingOperation> decided)
+    {
+        BillingMetrics.RecordBatch(written.Rows.Count);
+        foreach (var operation in decided)
+        {
+            if (operation is not ChargeOperation { Receipt: { } receipt } charge) continue;
+            recentReceipts.Remember(receipt);
+            BillingMetrics.RecordCharge(table.Scope, charge.Charge.Cost, charge.Charge.Currency);
+            BillingMetrics.RecordDeduction(charge.StartTimestamp);
+        }
+    }
+
+    // Charges are counted by IUsageGrain, which answers their refusals (this one among them).
+    public void OnRefused(PendingOperation operation, BillingProblem problem)
+    {
+        if (operation is not ChargeOperation) BillingMetrics.RecordRefusal(problem.Status);
+    }
+}
