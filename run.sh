@@ -184,7 +184,7 @@ for i in $(seq 0 $((SILOS - 1))); do
   log "starting silo-$i (silo port $((SILO_PORT + i)), gateway port $((GATEWAY_PORT + i)), dashboard port $((DASHBOARD_PORT + i)))"
   (cd "$SILO_DIR" && exec dotnet Billing.Silo.dll \
       --Orleans:SiloPort=$((SILO_PORT + i)) --Orleans:GatewayPort=$((GATEWAY_PORT + i)) \
-      --Orleans:DashboardPort=$((DASHBOARD_PORT + i)) --Orleans:Name="silo-$i" \
+      --Silo:DashboardPort=$((DASHBOARD_PORT + i)) --Orleans:Name="silo-$i" \
       >"$LOGS/silo-$i.log" 2>&1 </dev/null) &
   SILO_PIDS+=("$!")
   echo "$!" >>"$DATA/run.pids"

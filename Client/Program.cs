@@ -1,7 +1,7 @@
-using Billing.Gateway.Endpoints;
-using Billing.Gateway.Hosting;
+using Billing.Client.Endpoints;
+using Billing.Client.Hosting;
 
-namespace Billing.Gateway;
+namespace Billing.Client;
 
 /// <summary>
 /// The billing gateway: an ASP.NET Core minimal API over an Orleans client (see shared/API.md).

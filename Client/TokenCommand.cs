@@ -1,9 +1,9 @@
 using System.Security.Claims;
-using Billing.Gateway.Hosting;
+using Billing.Client.Hosting;
 using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;
 
-namespace Billing.Gateway;
+namespace Billing.Client;
 
 /// <summary>
 /// <c>token --role admin|service|user --sub &lt;uuid&gt; [--minutes 60]</c>: prints a JWT signed with the configured

@@ -1,10 +1,10 @@
-using Billing.SiloHost.Hosting;
+using Billing.Silo.Hosting;
 using Orleans.Dashboard;
 
 // The billing silo: one process of the Orleans cluster, hosting the billing grains.
 // Configuration (appsettings.json, environment, command line): ConnectionStrings:Billing, Orleans:ClusterId,
-// Orleans:ServiceId, Orleans:SiloPort, Orleans:GatewayPort, Orleans:DashboardPort, Orleans:Membership:*,
-// Billing:ApplySchema, Metrics:*. See README.md, "Running it".
+// Orleans:ServiceId, Orleans:SiloPort, Orleans:GatewayPort, Orleans:Membership:*, Silo:DashboardPort (formerly
+// Orleans:DashboardPort, still read), Billing:ApplySchema, Metrics:*. See README.md, "Running it".
 var builder = WebApplication.CreateBuilder(new WebApplicationOptions
 {
     Args = args,
@@ -15,7 +15,7 @@ var builder = WebApplication.CreateBuilder(new WebApplicationOptions
 builder.AddBillingSilo();          // Orleans: PostgreSQL membership, endpoints, billing grains, dashboard
 builder.AddBillingTelemetry();     // structured logs, the Billing meter through OpenTelemetry
 builder.AddBillingHealthChecks();  // live: the process answers; ready: silo active and database reachable
-builder.UseDashboardUrl();         // the web app (dashboard, health) on Orleans:DashboardPort unless --urls
+builder.UseDashboardUrl();         // the web app (dashboard, health) on Silo:DashboardPort unless --urls
 
 var app = builder.Build();
 

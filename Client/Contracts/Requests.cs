@@ -1,6 +1,6 @@
 using System.ComponentModel.DataAnnotations;
 
-namespace Billing.Gateway.Contracts;
+namespace Billing.Client.Contracts;
 
 // Request bodies. Every member is nullable so that a missing field is reported by name (400) instead of
 // silently becoming a default; the handlers validate and translate them into the grain contract.

@@ -1,6 +1,6 @@
 using System.Text.Json.Serialization;
 
-namespace Billing.Gateway.Contracts;
+namespace Billing.Client.Contracts;
 
 // Response bodies: money is decimal (written exactly), timestamps are UTC, enums are lowercase strings.
 

@@ -1,10 +1,10 @@
 using System.Security.Claims;
-using Billing.Gateway.Contracts;
-using Billing.Gateway.Hosting;
+using Billing.Client.Contracts;
+using Billing.Client.Hosting;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
 
-namespace Billing.Gateway.Endpoints;
+namespace Billing.Client.Endpoints;
 
 /// <summary>Accounts: initialise and read user and project accounts.</summary>
 public static class AccountsApi
@@ -31,7 +31,7 @@ public static class AccountsApi
 
     private static async Task<Results<Created<AccountResponse>, Ok<AccountResponse>, ProblemHttpResult>> InitializeUser(string userId, IClusterClient cluster)
     {
-        if (!Http.TryParseId(userId, "userId", out var id, out var invalid)) return invalid;
+        if (!RequestInput.TryParseId(userId, "userId", out var id, out var invalid)) return invalid;
         var result = await cluster.GetGrain<IUserGrain>(id).Initialize();
         return Initialized(result, $"/v1/users/{id}/billing");
     }
@@ -39,33 +39,33 @@ public static class AccountsApi
     private static async Task<Results<Created<AccountResponse>, Ok<AccountResponse>, ProblemHttpResult>> InitializeProject(
         string projectId, [FromBody] InitializeProjectRequest body, IClusterClient cluster)
     {
-        if (!Http.TryParseId(projectId, "projectId", out var id, out var invalid)) return invalid;
-        if (!Http.Require(body.CreatorId, "creatorId", out var creatorId, out invalid)) return invalid;
+        if (!RequestInput.TryParseId(projectId, "projectId", out var id, out var invalid)) return invalid;
+        if (!RequestInput.Require(body.CreatorId, "creatorId", out var creatorId, out invalid)) return invalid;
         var result = await cluster.GetGrain<IProjectGrain>(id).Initialize(creatorId);
         return Initialized(result, $"/v1/projects/{id}/billing");
     }
 
     private static Results<Created<AccountResponse>, Ok<AccountResponse>, ProblemHttpResult> Initialized(BillingResult<AccountInitialized> result, string location)
     {
-        if (result.Problem is { } problem) return Http.Problem(problem);
+        if (result.Problem is { } problem) return ApiProblems.Problem(problem);
         var account = AccountResponse.From(result.Value!.Account);
         return result.Value.Created ? TypedResults.Created(location, account) : TypedResults.Ok(account);
     }
 
     private static async Task<Results<Ok<AccountResponse>, ProblemHttpResult>> GetUser(string userId, ClaimsPrincipal caller, IClusterClient cluster)
     {
-        if (!Http.TryParseId(userId, "userId", out var id, out var invalid)) return invalid;
-        if (!Http.MayReadUser(caller, id)) return Http.Forbidden(Http.NotYours);
+        if (!RequestInput.TryParseId(userId, "userId", out var id, out var invalid)) return invalid;
+        if (!Access.MayReadUser(caller, id)) return ApiProblems.Forbidden(Access.NotYours);
         var result = await cluster.GetGrain<IUserGrain>(id).GetAccount();
-        return result.Problem is { } problem ? Http.Problem(problem) : TypedResults.Ok(AccountResponse.From(result.Value!));
+        return result.Problem is { } problem ? ApiProblems.Problem(problem) : TypedResults.Ok(AccountResponse.From(result.Value!));
     }
 
     private static async Task<Results<Ok<AccountResponse>, ProblemHttpResult>> GetProject(string projectId, ClaimsPrincipal caller, IClusterClient cluster)
     {
-        if (!Http.TryParseId(projectId, "projectId", out var id, out var invalid)) return invalid;
+        if (!RequestInput.TryParseId(projectId, "projectId", out var id, out var invalid)) return invalid;
         var result = await cluster.GetGrain<IProjectGrain>(id).GetAccount();
-        if (result.Problem is { } problem) return caller.IsService() ? Http.Problem(problem) : Http.Forbidden(Http.NotYours);
-        if (!Http.MayReadProject(caller, result.Value!)) return Http.Forbidden(Http.NotYours);
+        if (result.Problem is { } problem) return caller.IsService() ? ApiProblems.Problem(problem) : ApiProblems.Forbidden(Access.NotYours);
+        if (!Access.MayReadProject(caller, result.Value!)) return ApiProblems.Forbidden(Access.NotYours);
         return TypedResults.Ok(AccountResponse.From(result.Value!));
     }
 }

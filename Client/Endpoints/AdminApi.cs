@@ -1,9 +1,9 @@
-using Billing.Gateway.Contracts;
-using Billing.Gateway.Hosting;
+using Billing.Client.Contracts;
+using Billing.Client.Hosting;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
 
-namespace Billing.Gateway.Endpoints;
+namespace Billing.Client.Endpoints;
 
 /// <summary>Admin: model prices, credits (top-ups) and plans. Reading prices needs the service role.</summary>
 public static class AdminApi
@@ -36,21 +36,21 @@ public static class AdminApi
 
     private static async Task<Results<Created<ModelPriceResponse>, ProblemHttpResult>> AddPrice(string modelId, [FromBody] ModelPriceRequest body, IClusterClient cluster)
     {
-        if (!Http.TryParseId(modelId, "modelId", out var id, out var invalid)) return invalid;
-        if (body.InputPricePerMillion is not { } input) return Http.BadRequest("inputPricePerMillion is required.");
-        if (body.OutputPricePerMillion is not { } output) return Http.BadRequest("outputPricePerMillion is required.");
-        if (input < 0 || output < 0) return Http.BadRequest("Prices must not be negative.");
-        if (input == 0 && output == 0) return Http.BadRequest("At least one of the prices must be above zero.");
+        if (!RequestInput.TryParseId(modelId, "modelId", out var id, out var invalid)) return invalid;
+        if (body.InputPricePerMillion is not { } input) return ApiProblems.BadRequest("inputPricePerMillion is required.");
+        if (body.OutputPricePerMillion is not { } output) return ApiProblems.BadRequest("outputPricePerMillion is required.");
+        if (input < 0 || output < 0) return ApiProblems.BadRequest("Prices must not be negative.");
+        if (input == 0 && output == 0) return ApiProblems.BadRequest("At least one of the prices must be above zero.");
         if (!TryCurrency(body.Currency, out var currency, out invalid)) return invalid;
 
         var result = await cluster.GetGrain<IModelPricingGrain>(id).AddPrice(new ModelPriceInput(input, output, currency, body.EffectiveFrom));
-        if (result.Problem is { } problem) return Http.Problem(problem);
+        if (result.Problem is { } problem) return ApiProblems.Problem(problem);
         return TypedResults.Created($"/v1/models/{id}/pricing", ModelPriceResponse.From(result.Value!));
     }
 
     private static async Task<Results<Ok<ModelPricingResponse>, ProblemHttpResult>> GetPricing(string modelId, IClusterClient cluster)
     {
-        if (!Http.TryParseId(modelId, "modelId", out var id, out var invalid)) return invalid;
+        if (!RequestInput.TryParseId(modelId, "modelId", out var id, out var invalid)) return invalid;
         var pricing = await cluster.GetGrain<IModelPricingGrain>(id).GetPricing();
         return TypedResults.Ok(ModelPricingResponse.From(pricing));
     }
@@ -73,18 +73,18 @@ public static class AdminApi
     private static async Task<Results<Ok<AccountResponse>, ProblemHttpResult>> Credit(
         string rawId, string name, CreditRequest? body, string? idempotencyKey, HttpContext http, Func<Guid, IAccountGrain> grain)
     {
-        if (!Http.TryParseId(rawId, name, out var id, out var invalid)) return invalid;
-        if (body is null) return Http.MissingBody();
-        if (body.Amount is not { } amount) return Http.BadRequest("amount is required.");
-        if (amount <= 0) return Http.BadRequest("amount must be above zero.");
+        if (!RequestInput.TryParseId(rawId, name, out var id, out var invalid)) return invalid;
+        if (body is null) return ApiProblems.MissingBody();
+        if (body.Amount is not { } amount) return ApiProblems.BadRequest("amount is required.");
+        if (amount <= 0) return ApiProblems.BadRequest("amount must be above zero.");
         var reason = body.Reason ?? HistoryReasons.TopUp;
         if (!HistoryReasons.CreditReasons.Contains(reason))
-            return Http.BadRequest($"reason must be one of: {string.Join(", ", HistoryReasons.CreditReasons.Order())}.");
-        if (!Http.TryResolveId(body.CreditId, idempotencyKey, OperationIds.CreditId, out var creditId, out invalid)) return invalid;
+            return ApiProblems.BadRequest($"reason must be one of: {string.Join(", ", HistoryReasons.CreditReasons.Order())}.");
+        if (!RequestInput.TryResolveId(body.CreditId, idempotencyKey, OperationIds.CreditId, out var creditId, out invalid)) return invalid;
         OperationIds.Remember(http, OperationIds.CreditId, creditId);
 
         var result = await grain(id).Credit(new AccountCredit(amount, reason, creditId));
-        return result.Problem is { } problem ? Http.Problem(problem) : TypedResults.Ok(AccountResponse.From(result.Value!) with { CreditId = creditId });
+        return result.Problem is { } problem ? ApiProblems.Problem(problem) : TypedResults.Ok(AccountResponse.From(result.Value!) with { CreditId = creditId });
     }
 
     private static Task<Results<Ok<AccountResponse>, ProblemHttpResult>> ChangeUserPlan(string userId, [FromBody] PlanRequest body, IClusterClient cluster) =>
@@ -95,15 +95,15 @@ public static class AdminApi
 
     private static async Task<Results<Ok<AccountResponse>, ProblemHttpResult>> ChangePlan(string rawId, string name, PlanRequest? body, Func<Guid, IAccountGrain> grain)
     {
-        if (!Http.TryParseId(rawId, name, out var id, out var invalid)) return invalid;
-        if (body is null) return Http.MissingBody();
-        if (body.IsPro is not { } isPro) return Http.BadRequest("isPro is required.");
-        if (isPro && body.MonthlyQuota is null) return Http.BadRequest("monthlyQuota is required for a pro plan.");
+        if (!RequestInput.TryParseId(rawId, name, out var id, out var invalid)) return invalid;
+        if (body is null) return ApiProblems.MissingBody();
+        if (body.IsPro is not { } isPro) return ApiProblems.BadRequest("isPro is required.");
+        if (isPro && body.MonthlyQuota is null) return ApiProblems.BadRequest("monthlyQuota is required for a pro plan.");
         var quota = body.MonthlyQuota ?? 0m;
-        if (quota < 0) return Http.BadRequest("monthlyQuota must not be negative.");
+        if (quota < 0) return ApiProblems.BadRequest("monthlyQuota must not be negative.");
 
         var result = await grain(id).ChangePlan(new PlanChange(isPro, quota));
-        return result.Problem is { } problem ? Http.Problem(problem) : TypedResults.Ok(AccountResponse.From(result.Value!));
+        return result.Problem is { } problem ? ApiProblems.Problem(problem) : TypedResults.Ok(AccountResponse.From(result.Value!));
     }
 
     /// <summary>An ISO 4217 code (three letters), USD when absent.</summary>
@@ -112,7 +112,7 @@ public static class AdminApi
         problem = null!;
         currency = raw ?? "USD";
         if (currency.Length == 3 && currency.All(char.IsAsciiLetterUpper)) return true;
-        problem = Http.BadRequest("currency must be an ISO 4217 code of three capital letters, such as USD.");
+        problem = ApiProblems.BadRequest("currency must be an ISO 4217 code of three capital letters, such as USD.");
         return false;
     }
 }

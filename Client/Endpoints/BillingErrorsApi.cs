@@ -1,9 +1,9 @@
 using System.Security.Claims;
-using Billing.Gateway.Contracts;
-using Billing.Gateway.Hosting;
+using Billing.Client.Contracts;
+using Billing.Client.Hosting;
 using Microsoft.AspNetCore.Http.HttpResults;
 
-namespace Billing.Gateway.Endpoints;
+namespace Billing.Client.Endpoints;
 
 /// <summary>Billing errors: the refusals stored for the front end, and resolving them.</summary>
 public static class BillingErrorsApi
@@ -23,36 +23,36 @@ public static class BillingErrorsApi
     private static async Task<Results<Ok<BillingErrorPageResponse>, ProblemHttpResult>> List(
         string? scope, string? scopeId, string? resolved, string? limit, string? cursor, ClaimsPrincipal caller, IClusterClient cluster)
     {
-        if (scope is not (BillingScopes.Project or BillingScopes.User)) return Http.BadRequest("scope must be 'project' or 'user'.");
-        if (!Http.TryParseId(scopeId, "scopeId", out var id, out var invalid)) return invalid;
+        if (scope is not (BillingScopes.Project or BillingScopes.User)) return ApiProblems.BadRequest("scope must be 'project' or 'user'.");
+        if (!RequestInput.TryParseId(scopeId, "scopeId", out var id, out var invalid)) return invalid;
         bool? resolvedFilter = null;
         if (!string.IsNullOrEmpty(resolved))
         {
-            if (!bool.TryParse(resolved, out var value)) return Http.BadRequest("resolved must be true or false.");
+            if (!bool.TryParse(resolved, out var value)) return ApiProblems.BadRequest("resolved must be true or false.");
             resolvedFilter = value;
         }
 
-        if (!Http.TryParseLimit(limit, out var size, out invalid)) return invalid;
-        if (!Http.TryParseCursor(cursor, out var before, out invalid)) return invalid;
+        if (!RequestInput.TryParseLimit(limit, out var size, out invalid)) return invalid;
+        if (!RequestInput.TryParseCursor(cursor, out var before, out invalid)) return invalid;
 
         if (!caller.IsService())
         {
-            if (scope == BillingScopes.User && !Http.MayReadUser(caller, id)) return Http.Forbidden(Http.NotYours);
+            if (scope == BillingScopes.User && !Access.MayReadUser(caller, id)) return ApiProblems.Forbidden(Access.NotYours);
             if (scope == BillingScopes.Project)
             {
                 var project = await cluster.GetGrain<IProjectGrain>(id).GetAccount();
-                if (project.Problem is not null || !Http.MayReadProject(caller, project.Value!)) return Http.Forbidden(Http.NotYours);
+                if (project.Problem is not null || !Access.MayReadProject(caller, project.Value!)) return ApiProblems.Forbidden(Access.NotYours);
             }
         }
 
         var result = await cluster.GetGrain<IBillingErrorsGrain>(0).List(new BillingErrorQuery(scope, id, resolvedFilter, size, before));
-        return result.Problem is { } problem ? Http.Problem(problem) : TypedResults.Ok(BillingErrorPageResponse.From(result.Value!));
+        return result.Problem is { } problem ? ApiProblems.Problem(problem) : TypedResults.Ok(BillingErrorPageResponse.From(result.Value!));
     }
 
     private static async Task<Results<Ok<BillingErrorResponse>, ProblemHttpResult>> Resolve(string id, IClusterClient cluster)
     {
-        if (!Http.TryParseId(id, "id", out var errorId, out var invalid)) return invalid;
+        if (!RequestInput.TryParseId(id, "id", out var errorId, out var invalid)) return invalid;
         var result = await cluster.GetGrain<IBillingErrorsGrain>(0).Resolve(errorId);
-        return result.Problem is { } problem ? Http.Problem(problem) : TypedResults.Ok(BillingErrorResponse.From(result.Value!));
+        return result.Problem is { } problem ? ApiProblems.Problem(problem) : TypedResults.Ok(BillingErrorResponse.From(result.Value!));
     }
 }

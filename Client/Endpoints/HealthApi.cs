@@ -1,9 +1,9 @@
-using Billing.Gateway.Contracts;
-using Billing.Gateway.Hosting;
+using Billing.Client.Contracts;
+using Billing.Client.Hosting;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 
-namespace Billing.Gateway.Endpoints;
+namespace Billing.Client.Endpoints;
 
 /// <summary>Health: <c>/health/live</c> (the process answers) and <c>/health/ready</c> (cluster and database answer). No token.</summary>
 public static class HealthApi

@@ -1,9 +1,9 @@
 using System.Security.Claims;
-using Billing.Gateway.Contracts;
-using Billing.Gateway.Hosting;
+using Billing.Client.Contracts;
+using Billing.Client.Hosting;
 using Microsoft.AspNetCore.Http.HttpResults;
 
-namespace Billing.Gateway.Endpoints;
+namespace Billing.Client.Endpoints;
 
 /// <summary>History: the ledger of an account, newest first, paged by cursor.</summary>
 public static class HistoryApi
@@ -23,28 +23,28 @@ public static class HistoryApi
     private static async Task<Results<Ok<HistoryPageResponse>, ProblemHttpResult>> GetUserHistory(
         string userId, string? limit, string? cursor, ClaimsPrincipal caller, IClusterClient cluster)
     {
-        if (!Http.TryParseId(userId, "userId", out var id, out var invalid)) return invalid;
-        if (!Http.TryParseLimit(limit, out var size, out invalid)) return invalid;
-        if (!Http.TryParseCursor(cursor, out var before, out invalid)) return invalid;
-        if (!Http.MayReadUser(caller, id)) return Http.Forbidden(Http.NotYours);
+        if (!RequestInput.TryParseId(userId, "userId", out var id, out var invalid)) return invalid;
+        if (!RequestInput.TryParseLimit(limit, out var size, out invalid)) return invalid;
+        if (!RequestInput.TryParseCursor(cursor, out var before, out invalid)) return invalid;
+        if (!Access.MayReadUser(caller, id)) return ApiProblems.Forbidden(Access.NotYours);
         var result = await cluster.GetGrain<IUserGrain>(id).GetHistory(new HistoryQuery(size, before));
-        return result.Problem is { } problem ? Http.Problem(problem) : TypedResults.Ok(HistoryPageResponse.From(result.Value!));
+        return result.Problem is { } problem ? ApiProblems.Problem(problem) : TypedResults.Ok(HistoryPageResponse.From(result.Value!));
     }
 
     private static async Task<Results<Ok<HistoryPageResponse>, ProblemHttpResult>> GetProjectHistory(
         string projectId, string? limit, string? cursor, ClaimsPrincipal caller, IClusterClient cluster)
     {
-        if (!Http.TryParseId(projectId, "projectId", out var id, out var invalid)) return invalid;
-        if (!Http.TryParseLimit(limit, out var size, out invalid)) return invalid;
-        if (!Http.TryParseCursor(cursor, out var before, out invalid)) return invalid;
+        if (!RequestInput.TryParseId(projectId, "projectId", out var id, out var invalid)) return invalid;
+        if (!RequestInput.TryParseLimit(limit, out var size, out invalid)) return invalid;
+        if (!RequestInput.TryParseCursor(cursor, out var before, out invalid)) return invalid;
         var grain = cluster.GetGrain<IProjectGrain>(id);
         if (!caller.IsService())
         {
             var account = await grain.GetAccount();
-            if (account.Problem is not null || !Http.MayReadProject(caller, account.Value!)) return Http.Forbidden(Http.NotYours);
+            if (account.Problem is not null || !Access.MayReadProject(caller, account.Value!)) return ApiProblems.Forbidden(Access.NotYours);
         }
 
         var result = await grain.GetHistory(new HistoryQuery(size, before));
-        return result.Problem is { } problem ? Http.Problem(problem) : TypedResults.Ok(HistoryPageResponse.From(result.Value!));
+        return result.Problem is { } problem ? ApiProblems.Problem(problem) : TypedResults.Ok(HistoryPageResponse.From(result.Value!));
     }
 }

@@ -1,9 +1,9 @@
-using Billing.Gateway.Contracts;
-using Billing.Gateway.Hosting;
+using Billing.Client.Contracts;
+using Billing.Client.Hosting;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
 
-namespace Billing.Gateway.Endpoints;
+namespace Billing.Client.Endpoints;
 
 /// <summary>Usage: charge AI usage (project with user fallback, or personal) and balance checks.</summary>
 public static class UsageApi
@@ -34,16 +34,16 @@ public static class UsageApi
         HttpContext http,
         IClusterClient cluster)
     {
-        if (!Http.Require(body.ProjectId, "projectId", out var projectId, out var invalid)) return invalid;
-        if (!Http.Require(body.UserId, "userId", out var userId, out invalid)) return invalid;
-        if (!Http.Require(body.ModelId, "modelId", out var modelId, out invalid)) return invalid;
-        if (!Http.RequireTokens(body.InputTokens, "inputTokens", out var input, out invalid)) return invalid;
-        if (!Http.RequireTokens(body.OutputTokens, "outputTokens", out var output, out invalid)) return invalid;
-        if (!Http.TryResolveId(body.UsageId, idempotencyKey, OperationIds.UsageId, out var usageId, out invalid)) return invalid;
+        if (!RequestInput.Require(body.ProjectId, "projectId", out var projectId, out var invalid)) return invalid;
+        if (!RequestInput.Require(body.UserId, "userId", out var userId, out invalid)) return invalid;
+        if (!RequestInput.Require(body.ModelId, "modelId", out var modelId, out invalid)) return invalid;
+        if (!RequestInput.RequireTokens(body.InputTokens, "inputTokens", out var input, out invalid)) return invalid;
+        if (!RequestInput.RequireTokens(body.OutputTokens, "outputTokens", out var output, out invalid)) return invalid;
+        if (!RequestInput.TryResolveId(body.UsageId, idempotencyKey, OperationIds.UsageId, out var usageId, out invalid)) return invalid;
         OperationIds.Remember(http, OperationIds.UsageId, usageId); // a 503 must still name the id to retry with
 
         var result = await cluster.GetGrain<IUsageGrain>(ClusterClientSetup.UsageGrainKey()).RecordAiUsage(new AiUsage(usageId, projectId, userId, modelId, input, output));
-        return result.Problem is { } problem ? Http.Problem(problem) : TypedResults.Ok(UsageResponse.From(result.Value!));
+        return result.Problem is { } problem ? ApiProblems.Problem(problem) : TypedResults.Ok(UsageResponse.From(result.Value!));
     }
 
     private static async Task<Results<Ok<UsageResponse>, ProblemHttpResult>> RecordPersonalUsage(
@@ -53,15 +53,15 @@ public static class UsageApi
         HttpContext http,
         IClusterClient cluster)
     {
-        if (!Http.TryParseId(userId, "userId", out var user, out var invalid)) return invalid;
-        if (!Http.Require(body.ModelId, "modelId", out var modelId, out invalid)) return invalid;
-        if (!Http.RequireTokens(body.InputTokens, "inputTokens", out var input, out invalid)) return invalid;
-        if (!Http.RequireTokens(body.OutputTokens, "outputTokens", out var output, out invalid)) return invalid;
-        if (!Http.TryResolveId(body.UsageId, idempotencyKey, OperationIds.UsageId, out var usageId, out invalid)) return invalid;
+        if (!RequestInput.TryParseId(userId, "userId", out var user, out var invalid)) return invalid;
+        if (!RequestInput.Require(body.ModelId, "modelId", out var modelId, out invalid)) return invalid;
+        if (!RequestInput.RequireTokens(body.InputTokens, "inputTokens", out var input, out invalid)) return invalid;
+        if (!RequestInput.RequireTokens(body.OutputTokens, "outputTokens", out var output, out invalid)) return invalid;
+        if (!RequestInput.TryResolveId(body.UsageId, idempotencyKey, OperationIds.UsageId, out var usageId, out invalid)) return invalid;
         OperationIds.Remember(http, OperationIds.UsageId, usageId); // a 503 must still name the id to retry with
 
         var result = await cluster.GetGrain<IUsageGrain>(ClusterClientSetup.UsageGrainKey()).RecordPersonalUsage(new PersonalUsage(usageId, user, modelId, input, output));
-        return result.Problem is { } problem ? Http.Problem(problem) : TypedResults.Ok(UsageResponse.From(result.Value!));
+        return result.Problem is { } problem ? ApiProblems.Problem(problem) : TypedResults.Ok(UsageResponse.From(result.Value!));
     }
 
     private static async Task<Results<Ok<BalanceCheckResponse>, ProblemHttpResult>> CheckBalance([FromBody] BalanceCheckRequest body, IClusterClient cluster)
@@ -69,16 +69,16 @@ public static class UsageApi
         Guid? projectId = null;
         if (body.ProjectId is not null)
         {
-            if (!Http.Require(body.ProjectId, "projectId", out var project, out var invalidProject)) return invalidProject;
+            if (!RequestInput.Require(body.ProjectId, "projectId", out var project, out var invalidProject)) return invalidProject;
             projectId = project;
         }
 
-        if (!Http.Require(body.UserId, "userId", out var userId, out var invalid)) return invalid;
-        if (!Http.Require(body.ModelId, "modelId", out var modelId, out invalid)) return invalid;
-        if (!Http.RequireTokens(body.EstimatedInputTokens, "estimatedInputTokens", out var input, out invalid)) return invalid;
-        if (!Http.RequireTokens(body.EstimatedOutputTokens, "estimatedOutputTokens", out var output, out invalid)) return invalid;
+        if (!RequestInput.Require(body.UserId, "userId", out var userId, out var invalid)) return invalid;
+        if (!RequestInput.Require(body.ModelId, "modelId", out var modelId, out invalid)) return invalid;
+        if (!RequestInput.RequireTokens(body.EstimatedInputTokens, "estimatedInputTokens", out var input, out invalid)) return invalid;
+        if (!RequestInput.RequireTokens(body.EstimatedOutputTokens, "estimatedOutputTokens", out var output, out invalid)) return invalid;
 
         var result = await cluster.GetGrain<IUsageGrain>(ClusterClientSetup.UsageGrainKey()).CheckBalance(new BalanceCheck(projectId, userId, modelId, input, output));
-        return result.Problem is { } problem ? Http.Problem(problem) : TypedResults.Ok(BalanceCheckResponse.From(result.Value!));
+        return result.Problem is { } problem ? ApiProblems.Problem(problem) : TypedResults.Ok(BalanceCheckResponse.From(result.Value!));
     }
 }

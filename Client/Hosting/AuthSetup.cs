@@ -4,7 +4,7 @@ using Microsoft.AspNetCore.Authentication.JwtBearer;
 using Microsoft.Extensions.Options;
 using Microsoft.IdentityModel.Tokens;
 
-namespace Billing.Gateway.Hosting;
+namespace Billing.Client.Hosting;
 
 /// <summary>JWT settings (configuration section <c>Auth</c>; the key from <c>Auth:SigningKey</c> / <c>Auth__SigningKey</c>).</summary>
 public sealed class AuthOptions

@@ -1,6 +1,6 @@
 using Orleans.Configuration;
 
-namespace Billing.Gateway.Hosting;
+namespace Billing.Client.Hosting;
 
 public static partial class ClusterClientSetup
 {
@@ -33,15 +33,15 @@ public static partial class ClusterClientSetup
                     options.ServiceId = "billing";
                 })
                 .BindConfiguration("Orleans");
-            client.Services.AddOptions<GatewayOptions>();
+            client.Services.AddOptions<HttpApiOptions>();
             // Learn within a second that a silo was declared dead: until then the client keeps sending a share of the
             // calls (stateless-worker calls go round-robin over the live gateways) to its gateway, where they hang.
-            client.Services.AddOptions<Orleans.Configuration.GatewayOptions>()
+            client.Services.AddOptions<GatewayOptions>()
                 .Configure(o => o.GatewayListRefreshPeriod = TimeSpan.FromSeconds(1))
                 .BindConfiguration("Orleans:Gateways");
             client.Services.AddOptions<ClientMessagingOptions>()
-                .Configure<Microsoft.Extensions.Options.IOptions<GatewayOptions>>((messaging, gateway) =>
-                    messaging.ResponseTimeout = TimeSpan.FromSeconds(gateway.Value.ClusterCallTimeoutSeconds));
+                .Configure<Microsoft.Extensions.Options.IOptions<HttpApiOptions>>((messaging, api) =>
+                    messaging.ResponseTimeout = TimeSpan.FromSeconds(api.Value.ClusterCallTimeoutSeconds));
             client.UseConnectionRetryFilter<RetryConnectingForever>();
         });
 

@@ -4,7 +4,7 @@ using Microsoft.AspNetCore.Mvc;
 using Npgsql;
 using Orleans.Runtime;
 
-namespace Billing.Gateway.Hosting;
+namespace Billing.Client.Hosting;
 
 /// <summary>
 /// The last line: unreadable requests become 400/413 with a clear detail; faults of the cluster become 503

@@ -1,6 +1,6 @@
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 
-namespace Billing.Gateway.Hosting;
+namespace Billing.Client.Hosting;
 
 public static partial class HealthSetup
 {

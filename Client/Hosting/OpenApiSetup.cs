@@ -1,7 +1,7 @@
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.OpenApi;
 
-namespace Billing.Gateway.Hosting;
+namespace Billing.Client.Hosting;
 
 public static class OpenApiSetup
 {

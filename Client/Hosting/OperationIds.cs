@@ -1,4 +1,4 @@
-namespace Billing.Gateway.Hosting;
+namespace Billing.Client.Hosting;
 
 /// <summary>
 /// The idempotency id of the request being served (a usage id or credit id, given or generated), kept on the

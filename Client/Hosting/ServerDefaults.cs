@@ -5,7 +5,7 @@ using Microsoft.AspNetCore.Http.Json;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Options;
 
-namespace Billing.Gateway.Hosting;
+namespace Billing.Client.Hosting;
 
 public static class ServerDefaults
 {
@@ -22,20 +22,20 @@ public static class ServerDefaults
             builder.WebHost.UseUrls(DefaultUrl);
         }
 
-        builder.Services.AddOptions<GatewayOptions>()
-            .BindConfiguration(GatewayOptions.Section)
+        builder.Services.AddOptions<HttpApiOptions>()
+            .BindConfiguration(HttpApiOptions.Section)
             .ValidateDataAnnotations()
             .ValidateOnStart();
 
         builder.Services.AddOptions<KestrelServerOptions>()
-            .Configure<IOptions<GatewayOptions>>((kestrel, gateway) =>
+            .Configure<IOptions<HttpApiOptions>>((kestrel, api) =>
             {
                 kestrel.AddServerHeader = false;
-                kestrel.Limits.MaxRequestBodySize = gateway.Value.MaxRequestBodyBytes;
+                kestrel.Limits.MaxRequestBodySize = api.Value.MaxRequestBodyBytes;
             });
 
         builder.Services.AddOptions<JsonOptions>()
-            .Configure<IOptions<GatewayOptions>>((json, gateway) => ConfigureJson(json.SerializerOptions, gateway.Value.MaxJsonDepth));
+            .Configure<IOptions<HttpApiOptions>>((json, api) => ConfigureJson(json.SerializerOptions, api.Value.MaxJsonDepth));
 
         // Minimal APIs throw BadHttpRequestException for unreadable bodies and parameters; the exception
         // handler turns it into a 400 (or 413) problem with a clear detail, in every environment.

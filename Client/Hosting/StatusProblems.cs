@@ -5,7 +5,7 @@ using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.WebUtilities;
 using Microsoft.Extensions.Options;
 
-namespace Billing.Gateway.Hosting;
+namespace Billing.Client.Hosting;
 
 /// <summary>
 /// The <c>detail</c> of problems that ASP.NET Core writes itself (through UseStatusCodePages or the exception
@@ -45,7 +45,7 @@ internal static class StatusProblems
 
     private static long? MaxBodyBytes(HttpContext http) =>
         http.Features.Get<IHttpMaxRequestBodySizeFeature>()?.MaxRequestBodySize
-        ?? http.RequestServices.GetService<IOptions<GatewayOptions>>()?.Value.MaxRequestBodyBytes;
+        ?? http.RequestServices.GetService<IOptions<HttpApiOptions>>()?.Value.MaxRequestBodyBytes;
 
     /// <summary>
     /// Records why authorization failed (missing vs. invalid token, which role a route needs) and then lets the

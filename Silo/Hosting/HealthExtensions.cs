@@ -2,7 +2,7 @@ using Microsoft.AspNetCore.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Npgsql;
 
-namespace Billing.SiloHost.Hosting;
+namespace Billing.Silo.Hosting;
 
 public static class HealthExtensions
 {

@@ -5,7 +5,7 @@ using Npgsql;
 using Orleans.Configuration;
 using Orleans.Dashboard;
 
-namespace Billing.SiloHost.Hosting;
+namespace Billing.Silo.Hosting;
 
 public static class SiloHostingExtensions
 {
@@ -18,9 +18,10 @@ public static class SiloHostingExtensions
     public static WebApplicationBuilder AddBillingSilo(this WebApplicationBuilder builder)
     {
         var connectionString = builder.GetBillingConnectionString();
-        var silo = builder.Configuration.GetSection(BillingSiloOptions.SectionName).Get<BillingSiloOptions>() ?? new BillingSiloOptions();
+        var silo = builder.Configuration.GetSection(SiloClusterOptions.SectionName).Get<SiloClusterOptions>() ?? new SiloClusterOptions();
 
-        builder.Services.AddOptions<BillingSiloOptions>().BindConfiguration(BillingSiloOptions.SectionName);
+        builder.Services.AddOptions<SiloClusterOptions>().BindConfiguration(SiloClusterOptions.SectionName);
+        builder.Services.AddOptions<SiloWebOptions>().Configure<IConfiguration>(SiloWebOptions.Bind);
         builder.Services.AddOptions<BillingHostOptions>().BindConfiguration(BillingHostOptions.SectionName);
 
         builder.UseOrleans(orleans =>
@@ -39,7 +40,7 @@ public static class SiloHostingExtensions
             orleans.ConfigureEndpoints(IPAddress.Loopback, silo.SiloPort, silo.GatewayPort, listenOnAnyHostAddress: false);
             orleans.Services.AddOptions<ClusterMembershipOptions>()
                 .Configure(FastFailover)
-                .BindConfiguration($"{BillingSiloOptions.SectionName}:Membership");
+                .BindConfiguration($"{SiloClusterOptions.SectionName}:Membership");
             orleans.AddBillingGrains(connectionString);
             orleans.AddDashboard();
         });
@@ -79,15 +80,18 @@ public static class SiloHostingExtensions
             ? cs
             : throw new InvalidOperationException("ConnectionStrings:Billing is not set (environment: ConnectionStrings__Billing).");
 
-    /// <summary>The dashboard and health endpoints on http://127.0.0.1:{Orleans:DashboardPort}, unless URLs are given (--urls, ASPNETCORE_URLS).</summary>
+    /// <summary>
+    /// The dashboard and health endpoints on http://127.0.0.1:{Silo:DashboardPort} (the legacy key Orleans:DashboardPort
+    /// still works), unless URLs are given (--urls, ASPNETCORE_URLS).
+    /// </summary>
     public static WebApplicationBuilder UseDashboardUrl(this WebApplicationBuilder builder)
     {
         if (string.IsNullOrWhiteSpace(builder.Configuration[WebHostDefaults.ServerUrlsKey]) &&
             string.IsNullOrWhiteSpace(builder.Configuration["http_ports"]) &&
             string.IsNullOrWhiteSpace(builder.Configuration["https_ports"]))
         {
-            var silo = builder.Configuration.GetSection(BillingSiloOptions.SectionName).Get<BillingSiloOptions>() ?? new BillingSiloOptions();
-            builder.WebHost.UseUrls($"http://127.0.0.1:{silo.DashboardPort}");
+            var web = SiloWebOptions.From(builder.Configuration);
+            builder.WebHost.UseUrls($"http://127.0.0.1:{web.DashboardPort}");
         }
 
         return builder;

@@ -3,7 +3,7 @@ using OpenTelemetry.Exporter;
 using OpenTelemetry.Metrics;
 using OpenTelemetry.Resources;
 
-namespace Billing.SiloHost.Hosting;
+namespace Billing.Silo.Hosting;
 
 public static class TelemetryExtensions
 {
@@ -24,7 +24,7 @@ public static class TelemetryExtensions
         builder.Services.AddOpenTelemetry()
             .ConfigureResource(resource => resource.AddService(
                 serviceName: "billing-silo",
-                serviceInstanceId: $"{Environment.MachineName}:{builder.Configuration[$"{BillingSiloOptions.SectionName}:SiloPort"] ?? "11111"}"))
+                serviceInstanceId: $"{Environment.MachineName}:{builder.Configuration[$"{SiloClusterOptions.SectionName}:SiloPort"] ?? "11111"}"))
             .WithMetrics(meters =>
             {
                 meters.AddMeter(BillingMetrics.MeterName);

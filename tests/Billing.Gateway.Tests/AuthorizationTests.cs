@@ -1,5 +1,5 @@
 using System.Net;
-using Billing.Gateway.Hosting;
+using Billing.Client.Hosting;
 using static Billing.Gateway.Tests.Scenario;
 
 namespace Billing.Gateway.Tests;

@@ -1,5 +1,6 @@
 using System.Net;
-using Billing.Gateway.Hosting;
+using Billing.Client;
+using Billing.Client.Hosting;
 using Billing.Testing;
 using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;

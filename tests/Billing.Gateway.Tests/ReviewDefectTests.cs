@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Text;
+using Billing.Client;
 using Billing.Hosting;
 using Billing.Testing;
 using Microsoft.AspNetCore.Builder;

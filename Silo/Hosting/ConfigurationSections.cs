@@ -1,7 +1,11 @@
-namespace Billing.SiloHost.Hosting;
+namespace Billing.Silo.Hosting;
 
-/// <summary>Where this silo listens and which cluster it joins (section <c>Orleans</c>).</summary>
-public sealed class BillingSiloOptions
+/// <summary>
+/// Section <c>Orleans</c>: the keys of Orleans' own concepts this host reads — which cluster the silo joins and where it
+/// listens (Orleans:ClusterId, Orleans:ServiceId, Orleans:SiloPort, Orleans:GatewayPort). Settings of ours go to
+/// <see cref="SiloWebOptions"/>, not into Orleans' section.
+/// </summary>
+public sealed class SiloClusterOptions
 {
     public const string SectionName = "Orleans";
 
@@ -16,9 +20,36 @@ public sealed class BillingSiloOptions
 
     /// <summary>Port the cluster's clients (the gateway) connect to, on 127.0.0.1.</summary>
     public int GatewayPort { get; set; } = 30000;
+}
+
+/// <summary>Section <c>Silo</c>: the silo process's own web app (the Orleans Dashboard and the health endpoints).</summary>
+public sealed class SiloWebOptions
+{
+    public const string SectionName = "Silo";
+
+    /// <summary>
+    /// Where the dashboard port was set before it had a section of its own. Still read when Silo:DashboardPort is not
+    /// set, so existing scripts and environments (Orleans__DashboardPort) keep working. For that reason appsettings.json
+    /// does not set Silo:DashboardPort: a default there would hide the old key given on the command line.
+    /// </summary>
+    public const string LegacyDashboardPortKey = "Orleans:DashboardPort";
 
     /// <summary>HTTP port of the Orleans Dashboard, health and nothing else, on 127.0.0.1 (unless <c>--urls</c> is given).</summary>
     public int DashboardPort { get; set; } = 8080;
+
+    /// <summary>The options as configured: Silo:DashboardPort, else the legacy Orleans:DashboardPort, else 8080.</summary>
+    public static SiloWebOptions From(IConfiguration configuration)
+    {
+        var options = new SiloWebOptions();
+        Bind(options, configuration);
+        return options;
+    }
+
+    public static void Bind(SiloWebOptions options, IConfiguration configuration)
+    {
+        if (configuration.GetValue<int?>(LegacyDashboardPortKey) is { } legacyPort) options.DashboardPort = legacyPort;
+        configuration.GetSection(SectionName).Bind(options);
+    }
 }
 
 /// <summary>Section <c>Billing</c>: what the host does besides running the silo.</summary>

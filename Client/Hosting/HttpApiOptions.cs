@@ -1,9 +1,13 @@
 using System.ComponentModel.DataAnnotations;
 
-namespace Billing.Gateway.Hosting;
+namespace Billing.Client.Hosting;
 
-/// <summary>Limits of the HTTP surface (configuration section <c>Gateway</c>).</summary>
-public sealed class GatewayOptions
+/// <summary>
+/// Limits of the HTTP API (configuration section <c>Gateway</c>). Not called GatewayOptions: Orleans' client has its own
+/// <see cref="Orleans.Configuration.GatewayOptions"/> (the silo gateways it connects to). The section keeps its name so
+/// the configuration keys (Gateway:MaxRequestBodyBytes, …) did not change.
+/// </summary>
+public sealed class HttpApiOptions
 {
     public const string Section = "Gateway";
 

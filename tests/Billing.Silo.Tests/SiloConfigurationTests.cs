@@ -1,0 +1,85 @@
+using Billing.Silo.Hosting;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+
+namespace Billing.Silo.Tests;
+
+/// <summary>
+/// The silo's own settings live in section <c>Silo</c>, Orleans' in <c>Orleans</c>; the dashboard port moved from
+/// Orleans:DashboardPort to Silo:DashboardPort, and scripts that still pass the old key must keep their port.
+/// </summary>
+public sealed class SiloConfigurationTests
+{
+    [Fact]
+    public void Dashboard_port_defaults_to_8080()
+    {
+        Assert.Equal(8080, SiloWebOptions.From(Configuration()).DashboardPort);
+    }
+
+    [Fact]
+    public void Dashboard_port_is_read_from_the_silo_section()
+    {
+        Assert.Equal(18080, SiloWebOptions.From(Configuration(("Silo:DashboardPort", "18080"))).DashboardPort);
+    }
+
+    [Fact]
+    public void The_old_Orleans_DashboardPort_key_still_sets_the_port()
+    {
+        Assert.Equal(18081, SiloWebOptions.From(Configuration(("Orleans:DashboardPort", "18081"))).DashboardPort);
+    }
+
+    [Fact]
+    public void The_silo_section_wins_over_the_old_key()
+    {
+        var configuration = Configuration(("Orleans:DashboardPort", "18081"), ("Silo:DashboardPort", "18082"));
+        Assert.Equal(18082, SiloWebOptions.From(configuration).DashboardPort);
+    }
+
+    /// <summary>
+    /// As the silo's Program builds it (appsettings.json beside the assembly, then environment, then command line):
+    /// the shipped appsettings.json must not hide a port given under either key.
+    /// </summary>
+    [Theory]
+    [InlineData(new string[0], "http://127.0.0.1:8080")]
+    [InlineData(new[] { "--Orleans:DashboardPort=18083" }, "http://127.0.0.1:18083")]
+    [InlineData(new[] { "--Silo:DashboardPort=18084" }, "http://127.0.0.1:18084")]
+    [InlineData(new[] { "--Orleans:DashboardPort=18083", "--Silo:DashboardPort=18084" }, "http://127.0.0.1:18084")]
+    public void The_web_app_listens_on_the_configured_dashboard_port(string[] args, string expectedUrl)
+    {
+        var builder = SiloBuilder(args);
+        builder.UseDashboardUrl();
+        Assert.Equal(expectedUrl, builder.WebHost.GetSetting(WebHostDefaults.ServerUrlsKey));
+    }
+
+    [Fact]
+    public async Task Dashboard_options_from_the_container_use_the_same_fallback()
+    {
+        // Built, never started: no database or cluster is needed to resolve options.
+        var builder = SiloBuilder(["--Orleans:DashboardPort=18085", "--ConnectionStrings:Billing=Host=127.0.0.1;Database=unused"]);
+        builder.AddBillingSilo();
+        await using var app = builder.Build();
+        Assert.Equal(18085, app.Services.GetRequiredService<IOptions<SiloWebOptions>>().Value.DashboardPort);
+    }
+
+    [Fact]
+    public void Orleans_keys_stay_in_the_Orleans_section()
+    {
+        var options = new SiloClusterOptions();
+        Configuration(("Orleans:ClusterId", "c1"), ("Orleans:ServiceId", "s1"), ("Orleans:SiloPort", "12000"), ("Orleans:GatewayPort", "31000"))
+            .GetSection(SiloClusterOptions.SectionName).Bind(options);
+        Assert.Equal(("c1", "s1", 12000, 31000), (options.ClusterId, options.ServiceId, options.SiloPort, options.GatewayPort));
+    }
+
+    private static IConfiguration Configuration(params (string Key, string Value)[] values) =>
+        new ConfigurationBuilder().AddInMemoryCollection(values.Select(v => KeyValuePair.Create(v.Key, (string?)v.Value))).Build();
+
+    /// <summary>The silo's own builder options (Silo/Program.cs): content root beside the assembly, where appsettings.json is.</summary>
+    private static WebApplicationBuilder SiloBuilder(string[] args) => WebApplication.CreateBuilder(new WebApplicationOptions
+    {
+        Args = args,
+        ContentRootPath = AppContext.BaseDirectory,
+    });
+}
