@@ -8,7 +8,7 @@ namespace Billing.Storage;
 /// Fences silos declared dead out of the database: their PostgreSQL sessions are terminated, so their open
 /// transactions roll back and release their accounts' row locks. A frozen silo (GC pause, SIGSTOP, a stalled VM)
 /// caught in the middle of a ledger batch otherwise keeps those rows locked, and the accounts it held, reactivated on
-/// a healthy silo, wait for it until it wakes (measured: a 15 s freeze stalled its accounts for the whole 15 s).
+/// a healthy silo, wait for it until it wakes, however long the freeze (README, "Several silos, membership and fail-over").
 /// Each silo names its sessions <see cref="ApplicationName"/> (connection string Application Name).
 /// </summary>
 public sealed partial class DeadSiloFencing(NpgsqlDataSource dataSource, IClusterMembershipService membership, ILogger<DeadSiloFencing> logger)

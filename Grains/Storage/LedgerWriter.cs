@@ -10,8 +10,8 @@ namespace Billing.Storage;
 /// <summary>
 /// Commits the writes of many accounts of this silo together: each account grain already groups its own
 /// requests (group commit), and this writer sends the statements of different accounts that are ready at the
-/// same moment in one round trip and one transaction. Measured on 2 cores with 10,000 busy accounts, sharing a
-/// commit cuts PostgreSQL's CPU per write by about half.
+/// same moment in one round trip and one transaction: with many busy accounts, the round trip, the commit and its
+/// WAL flush are most of PostgreSQL's work per write, and this shares them (figures: README, "Benchmark").
 /// <para>
 /// Accounts are partitioned over a few writer loops, so one account is always written by the same connection
 /// and statements are sorted by account, so two transactions never wait on each other's rows in opposite order.

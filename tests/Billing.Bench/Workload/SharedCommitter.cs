@@ -1,19 +1,21 @@
 using System.Threading.Channels;
+using Billing.Storage;
 using Npgsql;
 
-namespace Billing.Bench;
+namespace Billing.Bench.Workload;
 
 /// <summary>
-/// db-shared: what "account grains of one silo share round trips" would do at the database. Writes of any
-/// accounts queue here; a few writer loops each take everything queued (up to <see cref="MaxBatch"/>) and send it
-/// as one NpgsqlBatch — one round trip, one implicit transaction, one commit and WAL flush — then answer all.
+/// db-shared: what "account grains of one silo share round trips" does at the database, with writer loops the bench
+/// sizes (--xp-writers) and counts. Account writes (the grains' statement, <see cref="LedgerStore.CommitCommand"/>)
+/// queue here; each writer loop takes everything queued (up to <see cref="MaxBatch"/>) and sends it as one
+/// NpgsqlBatch — one round trip, one implicit transaction, one commit and WAL flush — then answers all.
 /// </summary>
 public sealed class SharedCommitter : IAsyncDisposable
 {
     public const int MaxBatch = 512;
 
     private readonly NpgsqlDataSource db;
-    private readonly Channel<(NpgsqlBatchCommand Command, TaskCompletionSource<bool> Done)>[] queues;
+    private readonly Channel<(LedgerCommit Commit, TaskCompletionSource<bool> Done)>[] queues;
     private readonly Task[] writers;
     private long batches;
     private long writes;
@@ -24,24 +26,25 @@ public sealed class SharedCommitter : IAsyncDisposable
         // Accounts are partitioned over the writers (as they would be over a silo's writer connections): two
         // transactions in flight never lock the same account rows, so they cannot deadlock.
         queues = Enumerable.Range(0, writerCount)
-            .Select(_ => Channel.CreateUnbounded<(NpgsqlBatchCommand, TaskCompletionSource<bool>)>(new UnboundedChannelOptions { SingleReader = true }))
+            .Select(_ => Channel.CreateUnbounded<(LedgerCommit, TaskCompletionSource<bool>)>(new UnboundedChannelOptions { SingleReader = true }))
             .ToArray();
         writers = queues.Select(q => Task.Run(() => WriteLoop(q.Reader))).ToArray();
     }
 
     public double AverageBatch => batches == 0 ? 0 : (double)Interlocked.Read(ref writes) / Interlocked.Read(ref batches);
 
-    public async Task<Outcome> WriteAsync(Guid project, Guid user, Guid modelId)
+    /// <summary>As <see cref="LedgerStore.CommitAsync"/>: true when written, false on a version conflict.</summary>
+    public async Task<bool> CommitAsync(LedgerCommit commit)
     {
         var done = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var queue = queues[(project.GetHashCode() & int.MaxValue) % queues.Length];
-        await queue.Writer.WriteAsync((Database.ExperimentCommand(project, user, modelId), done));
-        return await done.Task ? Outcome.Ok(Database.Cost) : Outcome.Refused("insufficient");
+        var queue = queues[(commit.After.Id.GetHashCode() & int.MaxValue) % queues.Length];
+        await queue.Writer.WriteAsync((commit, done));
+        return await done.Task;
     }
 
-    private async Task WriteLoop(ChannelReader<(NpgsqlBatchCommand Command, TaskCompletionSource<bool> Done)> queue)
+    private async Task WriteLoop(ChannelReader<(LedgerCommit Commit, TaskCompletionSource<bool> Done)> queue)
     {
-        var pending = new List<(NpgsqlBatchCommand Command, TaskCompletionSource<bool> Done)>(MaxBatch);
+        var pending = new List<(LedgerCommit Commit, TaskCompletionSource<bool> Done)>(MaxBatch);
         while (await queue.WaitToReadAsync())
         {
             pending.Clear();
@@ -50,7 +53,7 @@ public sealed class SharedCommitter : IAsyncDisposable
             try
             {
                 await using var batch = db.CreateBatch();
-                foreach (var (command, _) in pending) batch.BatchCommands.Add(command);
+                foreach (var (commit, _) in pending) batch.BatchCommands.Add(LedgerStore.CommitCommand(commit));
                 var results = new bool[pending.Count];
                 await using (var reader = await batch.ExecuteReaderAsync())
                 {

@@ -1,24 +1,13 @@
 using System.Diagnostics;
+using Billing.Bench.Workload;
 
-namespace Billing.Bench;
-
-/// <summary>What one call returned: acknowledged (charged) with its cost, refused (a definite no), or a fault.</summary>
-public readonly record struct Outcome(bool Charged, decimal Cost, string? Error, bool Ambiguous)
-{
-    public static Outcome Ok(decimal cost) => new(true, cost, null, false);
-
-    /// <summary>A definite refusal: nothing was charged.</summary>
-    public static Outcome Refused(string error) => new(false, 0, error, false);
-
-    /// <summary>A fault (timeout, exception, 5xx): the charge may or may not have been committed.</summary>
-    public static Outcome Fault(string error) => new(false, 0, error, true);
-}
+namespace Billing.Bench.Measurement;
 
 public sealed record CaseResult(
     double Seconds, long Ops, double OpsPerSecond, double P50Ms, double P99Ms, double MaxMs, long Errors,
     long AckedTotal, decimal AckedCostTotal, long AmbiguousTotal, IReadOnlyList<string> ErrorSamples);
 
-/// <summary>Runs N closed-loop callers for a warm-up and then a measured window.</summary>
+/// <summary>Runs N closed-loop callers for a warm-up and then a measured window; latency percentiles of the measured calls.</summary>
 public static class CaseRunner
 {
     public static async Task<CaseResult> RunAsync(

@@ -1,0 +1,223 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Runtime.InteropServices;
+using Billing.Testing;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Npgsql;
+using Orleans.Configuration;
+using static Billing.Bench.Report.Progress;
+
+namespace Billing.Bench.Processes;
+
+/// <summary>
+/// The services under test: ONE silo and, for path=http, the gateway, as child processes (the only place the bench
+/// starts or stops them), the bench's Orleans client and its HTTP client with a service token.
+/// </summary>
+internal sealed class BenchServices : IAsyncDisposable
+{
+    private const string ServiceId = "billing";
+
+    private readonly BenchOptions options;
+    private readonly BenchDatabase database;
+    private readonly string clusterId;
+    private readonly string logDirectory;
+    private ChildProcess? silo;
+    private ChildProcess? gateway;
+    private IHost? clientHost;
+
+    private BenchServices(BenchOptions options, BenchDatabase database, string runId, string logDirectory)
+    {
+        this.options = options;
+        this.database = database;
+        clusterId = $"bench-{runId}";
+        this.logDirectory = logDirectory;
+    }
+
+    public IClusterClient Cluster { get; private set; } = null!;
+
+    /// <summary>The gateway's HTTP client; null when no case takes path=http.</summary>
+    public HttpClient? Http { get; private set; }
+
+    public int SiloPid => silo!.Pid;
+
+    public int? GatewayPid => gateway?.Pid;
+
+    public static async Task<BenchServices> StartAsync(BenchOptions options, BenchDatabase database, string runId, string logDirectory)
+    {
+        var services = new BenchServices(options, database, runId, logDirectory);
+        await services.StartSiloAsync();
+        if (options.Paths.Contains("http")) await services.StartGatewayAsync();
+        return services;
+    }
+
+    /// <summary>The children that died, each with the end of its log.</summary>
+    public IEnumerable<string> Deaths() =>
+        new[] { silo, gateway }.Where(child => child is { HasExited: true }).Select(child => $"the {child!.Name} process died:\n{child.Tail()}");
+
+    /// <summary>
+    /// Kills the children when the bench exits, however it exits. The Orleans client's host would swallow SIGTERM/SIGINT:
+    /// stop the children and leave at once instead. Dispose the result to unregister.
+    /// </summary>
+    public static IDisposable KillChildrenOnExit()
+    {
+        AppDomain.CurrentDomain.ProcessExit += (_, _) => KillChildren();
+        var onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, _ => { KillChildren(); Environment.Exit(143); });
+        var onInt = PosixSignalRegistration.Create(PosixSignal.SIGINT, _ => { KillChildren(); Environment.Exit(130); });
+        return new Registrations(onTerm, onInt);
+    }
+
+    public static void KillChildren() => ChildProcess.KillAll();
+
+    public async ValueTask DisposeAsync()
+    {
+        if (clientHost is not null) await clientHost.StopAsync(TimeSpan.FromSeconds(5));
+        Http?.Dispose();
+    }
+
+    private async Task StartSiloAsync()
+    {
+        var siloPort = PostgresServer.FreePort();
+        var gatewayPort = PostgresServer.FreePort();
+        var dashboardPort = PostgresServer.FreePort();
+        var env = new Dictionary<string, string>
+        {
+            ["ConnectionStrings__Billing"] = database.ServiceConnectionString(options),
+            ["Orleans__ClusterId"] = clusterId,
+            ["Orleans__ServiceId"] = ServiceId,
+            ["Orleans__SiloPort"] = siloPort.ToString(),
+            ["Orleans__GatewayPort"] = gatewayPort.ToString(),
+            ["Orleans__DashboardPort"] = dashboardPort.ToString(),
+            ["Logging__LogLevel__Default"] = options.SiloLogLevel,
+            ["Logging__LogLevel__Microsoft.Hosting.Lifetime"] = "Information",
+            ["DOTNET_ENVIRONMENT"] = "Production",
+            ["ASPNETCORE_ENVIRONMENT"] = "Production",
+        };
+        foreach (var (key, value) in options.SiloEnvironment) env[key] = value;
+        Say($"silo: starting dotnet {Path.GetRelativePath(options.Root, options.SiloDll!)} (silo {siloPort}, gateway {gatewayPort}, dashboard {dashboardPort}, cluster {clusterId})");
+        silo = ChildProcess.StartDotnet("silo", options.SiloDll!, "", env, Path.Combine(logDirectory, "silo.log"));
+        var started = Stopwatch.StartNew();
+        while (true)
+        {
+            if (silo.HasExited) throw new InvalidOperationException($"the silo exited during start-up:\n{silo.Tail()}");
+            if (started.Elapsed > TimeSpan.FromSeconds(90)) throw new TimeoutException($"the silo did not become active in 90 s:\n{silo.Tail()}");
+            try
+            {
+                await using var command = database.Bench.CreateCommand("SELECT count(*) FROM orleansmembershiptable WHERE deploymentid = $1 AND status = 3");
+                command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = clusterId });
+                if ((long)(await command.ExecuteScalarAsync())! > 0) break;
+            }
+            catch (PostgresException)
+            {
+            }
+
+            await Task.Delay(250);
+        }
+
+        Say($"silo: active after {started.Elapsed.TotalSeconds:F1} s, pid {silo.Pid}, working set {Report.BenchReport.Mb(ProcStats.StatusValue(silo.Pid, "VmRSS"))} MB");
+
+        var builder = Host.CreateApplicationBuilder();
+        builder.Logging.SetMinimumLevel(LogLevel.Warning);
+        builder.UseOrleansClient(client =>
+        {
+            client.UseAdoNetClustering(o =>
+            {
+                o.Invariant = "Npgsql";
+                o.ConnectionString = database.ConnectionString;
+            });
+            client.Configure<ClusterOptions>(o =>
+            {
+                o.ClusterId = clusterId;
+                o.ServiceId = ServiceId;
+            });
+        });
+        clientHost = builder.Build();
+        await clientHost.StartAsync();
+        Cluster = clientHost.Services.GetRequiredService<IClusterClient>();
+        Say("Orleans client: connected (ADO.NET clustering on the same PostgreSQL)");
+    }
+
+    private async Task StartGatewayAsync()
+    {
+        var port = PostgresServer.FreePort();
+        var signingKey = Convert.ToHexString(Guid.NewGuid().ToByteArray()) + Convert.ToHexString(Guid.NewGuid().ToByteArray());
+        var env = new Dictionary<string, string>
+        {
+            ["ConnectionStrings__Billing"] = database.ServiceConnectionString(options),
+            ["Orleans__ClusterId"] = clusterId,
+            ["Orleans__ServiceId"] = ServiceId,
+            ["Auth__SigningKey"] = signingKey,
+            ["Logging__LogLevel__Default"] = options.SiloLogLevel,
+            ["Logging__LogLevel__Microsoft.Hosting.Lifetime"] = "Information",
+            ["DOTNET_ENVIRONMENT"] = "Production",
+            ["ASPNETCORE_ENVIRONMENT"] = "Production",
+        };
+        var url = $"http://127.0.0.1:{port}";
+        Say($"gateway: starting dotnet {Path.GetRelativePath(options.Root, options.GatewayDll!)} --urls {url}");
+        gateway = ChildProcess.StartDotnet("gateway", options.GatewayDll!, $"--urls {url}", env, Path.Combine(logDirectory, "gateway.log"));
+
+        var token = await MintTokenAsync(env);
+        Http = new HttpClient(new SocketsHttpHandler
+        {
+            MaxConnectionsPerServer = 1024,
+            PooledConnectionLifetime = Timeout.InfiniteTimeSpan,
+            UseProxy = false,
+            AutomaticDecompression = DecompressionMethods.None,
+        })
+        {
+            BaseAddress = new Uri(url),
+            Timeout = TimeSpan.FromSeconds(30),
+        };
+        Http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
+
+        var started = Stopwatch.StartNew();
+        while (true)
+        {
+            if (gateway.HasExited) throw new InvalidOperationException($"the gateway exited during start-up:\n{gateway.Tail()}");
+            if (started.Elapsed > TimeSpan.FromSeconds(90)) throw new TimeoutException($"the gateway was not ready in 90 s:\n{gateway.Tail()}");
+            try
+            {
+                using var response = await Http.GetAsync("/health/ready");
+                if (response.IsSuccessStatusCode) break;
+            }
+            catch (HttpRequestException)
+            {
+            }
+
+            await Task.Delay(250);
+        }
+
+        Say($"gateway: ready after {started.Elapsed.TotalSeconds:F1} s, pid {gateway.Pid}; service token minted with its token verb");
+    }
+
+    /// <summary>A service token from the gateway's own <c>token</c> verb, signed with the key the gateway was given.</summary>
+    private async Task<string> MintTokenAsync(Dictionary<string, string> env)
+    {
+        var info = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            WorkingDirectory = Path.GetDirectoryName(options.GatewayDll)!,
+        };
+        foreach (var a in new[] { options.GatewayDll!, "token", "--role", "service", "--sub", Guid.NewGuid().ToString() }) info.ArgumentList.Add(a);
+        foreach (var (k, v) in env) info.Environment[k] = v;
+        using var process = Process.Start(info)!;
+        var output = await process.StandardOutput.ReadToEndAsync();
+        var error = await process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync();
+        var token = output.Split('\n', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
+            .Select(l => l.StartsWith("Bearer ", StringComparison.Ordinal) ? l[7..] : l)
+            .LastOrDefault(l => l.Count(c => c == '.') == 2 && !l.Contains(' '));
+        return token ?? throw new InvalidOperationException($"could not mint a token (exit {process.ExitCode}): {output}{error}");
+    }
+
+    private sealed class Registrations(params IDisposable[] registrations) : IDisposable
+    {
+        public void Dispose()
+        {
+            foreach (var registration in registrations) registration.Dispose();
+        }
+    }
+}

@@ -1,0 +1,88 @@
+using System.Diagnostics;
+using Billing.Bench.Processes;
+using Billing.Bench.Workload;
+using static Billing.Bench.Report.Progress;
+
+namespace Billing.Bench.Seeding;
+
+/// <summary>
+/// The accounts the cases charge: 1 HOT project and --projects SPREAD projects, under the same ids in the grains'
+/// tables (through the grains), the seed's tables and the experiment's tables; and db-grain's own accounts.
+/// </summary>
+internal sealed record BenchAccounts(
+    Guid ModelId,
+    (Guid Project, Guid User) Hot,
+    (Guid Project, Guid User)[] Spread,
+    LedgerAccounts? Experiment,
+    LedgerAccounts? GrainTables)
+{
+    private const decimal HotTopUp = 100_000_000m;
+    private const decimal SpreadTopUp = 1_000_000m;
+
+    /// <summary>The HOT account, or one SPREAD account at random.</summary>
+    public (Guid Project, Guid User) Pick(string accounts, Random rng) => accounts == "hot" ? Hot : Spread[rng.Next(Spread.Length)];
+
+    public static async Task<BenchAccounts> SeedAsync(BenchOptions options, BenchDatabase database, BenchServices? services)
+    {
+        var modelId = Guid.NewGuid();
+        var creators = Enumerable.Range(0, Math.Max(1, options.SpreadProjects / 100)).Select(_ => Guid.NewGuid()).ToArray();
+        var hot = (Guid.NewGuid(), Guid.NewGuid());
+        (Guid Project, Guid User)[] spread = options.Accounts.Contains("spread")
+            ? Enumerable.Range(0, options.SpreadProjects).Select(i => (Guid.NewGuid(), creators[i % creators.Length])).ToArray()
+            : [];
+        var all = new[] { hot }.Concat(spread).ToArray();
+        if (services is not null) await ThroughTheGrainsAsync(services, modelId, all, creators);
+
+        var db = database.Bench;
+        await BenchDatabase.ExecuteAsync(db, SeedTables.Schema);
+        await BenchDatabase.ExecuteAsync(db, ExperimentTables.Schema);
+        if (options.ExperimentForeignKey) await BenchDatabase.ExecuteAsync(db, ExperimentTables.ForeignKey);
+        await SeedTables.CreateAccountsAsync(db, all, SpreadTopUp * 100);
+        Say($"seed: {all.Length} accounts in seed_project_billing");
+
+        LedgerAccounts? experiment = null, grainTables = null;
+        if (options.Modes.Contains("db-single") || options.Modes.Contains("db-shared"))
+        {
+            experiment = new LedgerAccounts(database.Experiment);
+            await experiment.CreateAsync(all, SpreadTopUp * 100);
+            Say($"seed: {all.Length} accounts in {ExperimentTables.AccountTable} (same ids; created with the grains' LedgerStore) for db-single/db-shared");
+        }
+
+        if (options.Modes.Contains("db-grain"))
+        {
+            grainTables = new LedgerAccounts(database.GrainTables);
+            await grainTables.CreateAsync(Enumerable.Range(0, Math.Max(1, spread.Length)).Select(_ => (Guid.NewGuid(), Guid.NewGuid())).ToArray(), SpreadTopUp);
+            Say($"seed: {grainTables.Ids.Length} accounts of its own for db-grain (created with the grains' LedgerStore)");
+        }
+
+        return new BenchAccounts(modelId, hot, spread, experiment, grainTables);
+    }
+
+    /// <summary>A model price, the users and the projects with their top-ups, through the grains (so the silo holds them).</summary>
+    private static async Task ThroughTheGrainsAsync(BenchServices services, Guid modelId, (Guid Project, Guid User)[] all, Guid[] creators)
+    {
+        var started = Stopwatch.StartNew();
+        var cluster = services.Cluster;
+        var price = await cluster.GetGrain<IModelPricingGrain>(modelId).AddPrice(new ModelPriceInput(3.00m, 15.00m, "USD", DateTimeOffset.UtcNow.AddMinutes(-1)));
+        if (!price.IsOk) throw new InvalidOperationException($"AddPrice: {price.Problem}");
+        var users = new[] { all[0].User }.Concat(all.Length > 1 ? creators : []).ToArray();
+        await Parallel.ForEachAsync(users, new ParallelOptions { MaxDegreeOfParallelism = 64 }, async (user, _) =>
+            Check(await cluster.GetGrain<IUserGrain>(user).Initialize(), "user Initialize"));
+        var projects = all.Select((p, i) => (p, i == 0 ? HotTopUp : SpreadTopUp)).ToArray();
+        var done = 0;
+        await Parallel.ForEachAsync(projects, new ParallelOptions { MaxDegreeOfParallelism = 64 }, async (p, _) =>
+        {
+            var grain = cluster.GetGrain<IProjectGrain>(p.Item1.Project);
+            Check(await grain.Initialize(p.Item1.User), "project Initialize");
+            Check(await grain.Credit(new AccountCredit(p.Item2, HistoryReasons.TopUp, Guid.NewGuid())), "project Credit");
+            if (Interlocked.Increment(ref done) % 2000 == 0) Say($"seed: {done}/{projects.Length} projects initialised and topped up");
+        });
+        Say($"seed: model price 3.00/15.00 USD per million tokens; {users.Length} users, {projects.Length} projects initialised and topped up through the grains in {started.Elapsed.TotalSeconds:F1} s; " +
+            $"silo working set {Report.BenchReport.Mb(ProcStats.StatusValue(services.SiloPid, "VmRSS"))} MB");
+    }
+
+    private static void Check<T>(BillingResult<T> result, string what) where T : class
+    {
+        if (!result.IsOk) throw new InvalidOperationException($"{what}: {result.Problem}");
+    }
+}

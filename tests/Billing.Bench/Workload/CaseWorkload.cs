@@ -1,0 +1,84 @@
+using System.Net;
+using System.Text;
+using System.Text.Json;
+using Billing.Bench.Processes;
+using Billing.Bench.Seeding;
+
+namespace Billing.Bench.Workload;
+
+/// <summary>
+/// What one closed-loop caller does once in a case (<see cref="Call"/>), what the case adds to its line
+/// (<see cref="Extra"/>) and what it leaves to clean up (<see cref="DisposeAsync"/>).
+/// </summary>
+internal sealed class CaseWorkload(Func<Random, Task<Outcome>> call, Func<string>? extra = null, IAsyncDisposable? owned = null) : IAsyncDisposable
+{
+    public Func<Random, Task<Outcome>> Call { get; } = call;
+
+    public string Extra() => extra?.Invoke() ?? "";
+
+    public ValueTask DisposeAsync() => owned?.DisposeAsync() ?? ValueTask.CompletedTask;
+
+    /// <summary>
+    /// seed: the seed's FOR UPDATE transaction; db-single / db-shared / db-grain: the grains' ledger statement without
+    /// Orleans; orleans: <c>IUsageGrain.RecordAiUsage</c> (path=cluster) or <c>POST /v1/usage</c> (path=http).
+    /// </summary>
+    public static CaseWorkload For(string accounts, string path, string mode, BenchOptions options, BenchDatabase database, BenchServices? services, BenchAccounts seeded)
+    {
+        var modelId = seeded.ModelId;
+        switch (mode)
+        {
+            case "seed":
+                return new(rng => { var a = seeded.Pick(accounts, rng); return SeedTransaction.SeedDeductAsync(database.Bench, a.Project, a.User, modelId); });
+            case "db-single":
+            {
+                var experiment = seeded.Experiment!;
+                return new(rng => experiment.ChargeAsync(seeded.Pick(accounts, rng).Project, modelId, commit => experiment.Store.CommitAsync(commit)));
+            }
+            case "db-shared":
+            {
+                var experiment = seeded.Experiment!;
+                var committer = new SharedCommitter(database.Experiment, options.ExperimentWriters);
+                return new(rng => experiment.ChargeAsync(seeded.Pick(accounts, rng).Project, modelId, committer.CommitAsync),
+                    () => $" avg_batch={committer.AverageBatch:F1}", committer);
+            }
+            case "db-grain":
+            {
+                var own = seeded.GrainTables!;
+                var ids = own.Ids;
+                return new(rng => own.ChargeAsync(accounts == "hot" ? ids[0] : ids[rng.Next(ids.Length)], modelId, commit => own.Store.CommitAsync(commit)));
+            }
+        }
+
+        return path == "cluster" ? new(ThroughCluster(services!, accounts, seeded)) : new(ThroughHttp(services!.Http!, accounts, seeded));
+    }
+
+    private static Func<Random, Task<Outcome>> ThroughCluster(BenchServices services, string accounts, BenchAccounts seeded)
+    {
+        var usage = services.Cluster.GetGrain<IUsageGrain>(0);
+        return async rng =>
+        {
+            var a = seeded.Pick(accounts, rng);
+            var result = await usage.RecordAiUsage(new AiUsage(Guid.NewGuid(), a.Project, a.User, seeded.ModelId, BenchUsage.InputTokens, BenchUsage.OutputTokens));
+            return result.IsOk ? Outcome.Ok(result.Value!.Cost) : Outcome.Refused($"{result.Problem!.Status}: {result.Problem.Detail}");
+        };
+    }
+
+    private static Func<Random, Task<Outcome>> ThroughHttp(HttpClient http, string accounts, BenchAccounts seeded) => async rng =>
+    {
+        var a = seeded.Pick(accounts, rng);
+        var body = $$"""{"projectId":"{{a.Project}}","userId":"{{a.User}}","modelId":"{{seeded.ModelId}}","inputTokens":{{BenchUsage.InputTokens}},"outputTokens":{{BenchUsage.OutputTokens}},"usageId":"{{Guid.NewGuid()}}"}""";
+        using var content = new StringContent(body, Encoding.UTF8, "application/json");
+        using var response = await http.PostAsync("/v1/usage", content);
+        var text = await response.Content.ReadAsStringAsync();
+        if (response.StatusCode == HttpStatusCode.OK)
+        {
+            using var json = JsonDocument.Parse(text);
+            return Outcome.Ok(json.RootElement.GetProperty("cost").GetDecimal());
+        }
+
+        var status = (int)response.StatusCode;
+        return status is >= 400 and < 500 and not 408 and not 429
+            ? Outcome.Refused($"HTTP {status}: {Report.BenchReport.Truncate(text)}")
+            : Outcome.Fault($"HTTP {status}: {Report.BenchReport.Truncate(text)}");
+    };
+}
