@@ -64,6 +64,11 @@ public static class LedgerInvariants
             if (account.MonthUsed < 0 || account.MonthUsed > account.MonthlyQuota) violation($"I2 {key}: month_used {account.MonthUsed} outside [0, {account.MonthlyQuota}]");
         }
 
+        foreach (var missing in (db.Scope?.Users.Select(u => (AccountKind.User, u)) ?? []).Concat(db.Scope?.Projects.Select(p => (AccountKind.Project, p)) ?? []))
+        {
+            if (!db.Accounts.ContainsKey(missing)) violation($"{missing.Item1} {missing.Item2} has no account row");
+        }
+
         foreach (var orphan in rowsByAccount.Where(g => !db.Accounts.ContainsKey(g.Key))) violation($"history rows of a missing account {orphan.Key}");
     }
 
@@ -147,8 +152,17 @@ public static class LedgerInvariants
     }
 }
 
-/// <summary>Which accounts to check (null lists: none of that kind). Usage records and billing errors follow the accounts.</summary>
-public sealed record LedgerScope(IReadOnlyCollection<Guid> Users, IReadOnlyCollection<Guid> Projects);
+/// <summary>Which accounts to check; each must exist. Usage records, billing errors and claims follow the accounts.</summary>
+public sealed record LedgerScope(IReadOnlyCollection<Guid> Users, IReadOnlyCollection<Guid> Projects)
+{
+    public static LedgerScope Of(IEnumerable<(AccountKind Kind, Guid Id)> accounts)
+    {
+        var list = accounts.ToList();
+        return new LedgerScope(
+            list.Where(a => a.Kind == AccountKind.User).Select(a => a.Id).Distinct().ToArray(),
+            list.Where(a => a.Kind == AccountKind.Project).Select(a => a.Id).Distinct().ToArray());
+    }
+}
 
 public sealed class LedgerViolationException(IReadOnlyList<string> violations)
     : Exception($"{violations.Count} ledger invariant violation(s):\n{string.Join('\n', violations.Take(50))}")

@@ -11,6 +11,9 @@ namespace Billing.Testing;
 /// </summary>
 public sealed class LedgerSnapshot
 {
+    /// <summary>The accounts asked for; null when every account was read.</summary>
+    public required LedgerScope? Scope { get; init; }
+
     public required IReadOnlyDictionary<(AccountKind Kind, Guid Account), AccountRow> Accounts { get; init; }
 
     /// <summary>The history rows of the accounts in scope.</summary>
@@ -92,7 +95,7 @@ public sealed class LedgerSnapshot
 
         return new LedgerSnapshot
         {
-            Accounts = accounts, Rows = rows, ChargesOutOfScope = outOfScope, UsageRecords = records, BillingErrors = errors, FirstProjectClaims = claims,
+            Scope = scope, Accounts = accounts, Rows = rows, ChargesOutOfScope = outOfScope, UsageRecords = records, BillingErrors = errors, FirstProjectClaims = claims,
         };
     }
 
