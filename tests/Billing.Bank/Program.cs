@@ -220,7 +220,7 @@ namespace Billing.Bank
                                     Interlocked.Increment(ref stats.SilosKilled);
                                     await Task.Delay(2000 + rng.Next(2000));
                                     silos[victim] = StartSilo(o, victim, siloEnvironment);
-                                    await WaitReady(http, silos[victim].Child, dash, TimeSpan.FromSeconds(90), info);
+                                    await WaitReady(http, silos[victim].Child, silos[victim].Dashboard, TimeSpan.FromSeconds(90), info);
                                     break;
                                 case "restart-postgres":
                                     info("FAULT PostgreSQL restart (pg_ctl restart -m fast)");

@@ -174,7 +174,7 @@ internal sealed class Bench(BenchOptions options)
         };
         foreach (var (key, value) in options.SiloEnvironment) env[key] = value;
         Say($"silo: starting dotnet {Path.GetRelativePath(options.Root, options.SiloDll!)} (silo {siloPort}, gateway {gatewayPort}, dashboard {dashboardPort}, cluster {ClusterId})");
-        silo = ChildProcess.StartDotnet("silo", options.SiloDll!, [], env, Path.Combine(logDirectory, "silo.log"));
+        silo = ChildProcess.StartDotnet("silo", options.SiloDll!, [], env!, Path.Combine(logDirectory, "silo.log"));
         var started = Stopwatch.StartNew();
         while (true)
         {
@@ -233,7 +233,7 @@ internal sealed class Bench(BenchOptions options)
         };
         var url = $"http://127.0.0.1:{port}";
         Say($"gateway: starting dotnet {Path.GetRelativePath(options.Root, options.GatewayDll!)} --urls {url}");
-        gateway = ChildProcess.StartDotnet("gateway", options.GatewayDll!, ["--urls", url], env, Path.Combine(logDirectory, "gateway.log"));
+        gateway = ChildProcess.StartDotnet("gateway", options.GatewayDll!, ["--urls", url], env!, Path.Combine(logDirectory, "gateway.log"));
 
         var token = await MintTokenAsync(env);
         http = new HttpClient(new SocketsHttpHandler
