@@ -1,46 +1,23 @@
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Hosting;
-using Microsoft.Extensions.Logging;
-using Orleans.Configuration;
+using Billing.Testing;
 
 namespace Billing.Bank;
 
 /// <summary>Direct grain calls through an Orleans client (used when the gateway is not built).</summary>
 public sealed class OrleansTransport : ITransport
 {
-    private readonly IHost host;
+    private readonly BillingClusterClient connection;
     private readonly IClusterClient client;
 
-    private OrleansTransport(IHost host)
+    private OrleansTransport(BillingClusterClient connection)
     {
-        this.host = host;
-        client = host.Services.GetRequiredService<IClusterClient>();
+        this.connection = connection;
+        client = connection.Client;
     }
 
     public string Name => "Orleans client (IUsageGrain / account grains)";
 
-    public static async Task<OrleansTransport> Connect(string connectionString, string clusterId, string serviceId, CancellationToken ct)
-    {
-        var host = Host.CreateDefaultBuilder()
-            .ConfigureLogging(l => l.ClearProviders())
-            .UseOrleansClient(c =>
-            {
-                c.UseAdoNetClustering(o =>
-                {
-                    o.Invariant = "Npgsql";
-                    o.ConnectionString = connectionString;
-                });
-                c.Configure<ClusterOptions>(o =>
-                {
-                    o.ClusterId = clusterId;
-                    o.ServiceId = serviceId;
-                });
-                c.Configure<ClientMessagingOptions>(o => o.ResponseTimeout = TimeSpan.FromSeconds(10));
-            })
-            .Build();
-        await host.StartAsync(ct);
-        return new OrleansTransport(host);
-    }
+    public static async Task<OrleansTransport> Connect(string connectionString, string clusterId, string serviceId, CancellationToken ct) =>
+        new(await BillingClusterClient.StartAsync(connectionString, clusterId, serviceId, new BillingClientOptions { ResponseTimeout = TimeSpan.FromSeconds(10) }, ct));
 
     public void DropConnections()
     {
@@ -97,17 +74,5 @@ public sealed class OrleansTransport : ITransport
         _ => new Outcome(OutcomeKind.Invalid, 400, $"{p.Status}: {p.Detail}"),
     };
 
-    public async ValueTask DisposeAsync()
-    {
-        try
-        {
-            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-            await host.StopAsync(cts.Token);
-        }
-        catch (Exception)
-        {
-        }
-
-        host.Dispose();
-    }
+    public ValueTask DisposeAsync() => connection.DisposeAsync();
 }

@@ -9,8 +9,8 @@ using Npgsql;
 // until it has one answer; then the invariants are checked in SQL. Exit 0 = no violation. See README.md, "The bank test".
 var options = BankOptions.Parse(args);
 Console.WriteLine($"bank: seed {options.Seed} (replay: --seed {options.Seed} --seconds {options.Seconds} --silos {options.Silos} --workers {options.Workers} --transport {options.Transport})");
-AppDomain.CurrentDomain.ProcessExit += (_, _) => Child.KillAll();
-Console.CancelKeyPress += (_, _) => Child.KillAll();
+// ChildProcess kills its children at exit by itself; Ctrl-C must not leave them behind either.
+Console.CancelKeyPress += (_, _) => ChildProcess.KillAll();
 var hardStop = Stopwatch.StartNew();
 var violations = new List<string>();
 void Violation(string v)
@@ -36,7 +36,7 @@ catch (Exception e)
 }
 finally
 {
-    Child.KillAll();
+    ChildProcess.KillAll();
 }
 
 Console.WriteLine($"""
@@ -132,18 +132,15 @@ namespace Billing.Bank
             }
 
             // Silos.
-            var silos = new List<(Child Child, int Dashboard)>();
-            for (var i = 0; i < o.Silos; i++)
+            var siloEnvironment = new Dictionary<string, string?>
             {
-                var child = new Child($"silo{i}", o.SiloDll, [], new Dictionary<string, string>
-                {
-                    ["ConnectionStrings__Billing"] = childCs,
-                    ["Orleans__ClusterId"] = clusterId,
-                    ["Orleans__ServiceId"] = serviceId,
-                    ["Logging__Console__FormatterName"] = "simple",
-                }, Path.Combine(o.LogDir, $"silo{i}.log"));
-                silos.Add((child, StartSilo(child)));
-            }
+                ["ConnectionStrings__Billing"] = childCs,
+                ["Orleans__ClusterId"] = clusterId,
+                ["Orleans__ServiceId"] = serviceId,
+                ["Logging__Console__FormatterName"] = "simple",
+            };
+            var silos = new List<(ChildProcess Child, int Dashboard)>();
+            for (var i = 0; i < o.Silos; i++) silos.Add(StartSilo(o, i, siloEnvironment));
 
             using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(3) };
             foreach (var (child, dashboard) in silos) await WaitReady(http, child, dashboard, TimeSpan.FromSeconds(90), info);
@@ -151,12 +148,12 @@ namespace Billing.Bank
             // The gateway (--transport http, the default: it must start); Orleans clients only with --transport orleans;
             // --transport auto falls back to an Orleans client when the gateway does not start, and says so.
             ITransport? transport = null;
-            Child? gateway = null;
+            ChildProcess? gateway = null;
             var useGateway = o.Transport == "http" || (o.Transport == "auto" && File.Exists(o.GatewayDll));
             if (useGateway)
             {
                 var port = PostgresServer.FreePort();
-                gateway = new Child("gateway", o.GatewayDll, ["--urls", $"http://127.0.0.1:{port}"], new Dictionary<string, string>
+                gateway = ChildProcess.StartDotnet("gateway", o.GatewayDll, ["--urls", $"http://127.0.0.1:{port}"], new Dictionary<string, string?>
                 {
                     ["ConnectionStrings__Billing"] = childCs,
                     ["Orleans__ClusterId"] = clusterId,
@@ -164,7 +161,6 @@ namespace Billing.Bank
                     ["Auth__SigningKey"] = signingKey,
                     ["Logging__Console__FormatterName"] = "simple",
                 }, Path.Combine(o.LogDir, "gateway.log"));
-                gateway.Start();
                 if (await WaitReady(http, gateway, port, TimeSpan.FromSeconds(90), info, required: o.Transport == "http"))
                 {
                     transport = new HttpTransport(new Uri($"http://127.0.0.1:{port}"), Jwt.Mint(signingKey, "service", Guid.NewGuid(), TimeSpan.FromHours(2)),
@@ -220,12 +216,11 @@ namespace Billing.Bank
                                 case "kill-silo":
                                     var victim = rng.Next(silos.Count);
                                     info($"FAULT kill -9 silo{victim} (pid {silos[victim].Child.Pid})");
-                                    silos[victim].Child.Kill();
+                                    silos[victim].Child.Dispose(); // SIGKILL, then its log is let go
                                     Interlocked.Increment(ref stats.SilosKilled);
                                     await Task.Delay(2000 + rng.Next(2000));
-                                    var dash = StartSilo(silos[victim].Child);
-                                    silos[victim] = (silos[victim].Child, dash);
-                                    await WaitReady(http, silos[victim].Child, dash, TimeSpan.FromSeconds(90), info);
+                                    silos[victim] = StartSilo(o, victim, siloEnvironment);
+                                    await WaitReady(http, silos[victim].Child, silos[victim].Dashboard, TimeSpan.FromSeconds(90), info);
                                     break;
                                 case "restart-postgres":
                                     info("FAULT PostgreSQL restart (pg_ctl restart -m fast)");
@@ -305,10 +300,10 @@ namespace Billing.Bank
                 // Recovery: every silo up, then every unknown outcome retried with its id until it has one answer.
                 for (var i = 0; i < silos.Count; i++)
                 {
-                    if (!silos[i].Child.Running)
+                    if (silos[i].Child.HasExited)
                     {
-                        var dash = StartSilo(silos[i].Child);
-                        silos[i] = (silos[i].Child, dash);
+                        silos[i].Child.Dispose();
+                        silos[i] = StartSilo(o, i, siloEnvironment);
                     }
 
                     await WaitReady(http, silos[i].Child, silos[i].Dashboard, TimeSpan.FromSeconds(90), info);
@@ -356,8 +351,8 @@ namespace Billing.Bank
             finally
             {
                 await transport.DisposeAsync();
-                gateway?.Kill();
-                foreach (var (child, _) in silos) child.Kill();
+                gateway?.Dispose();
+                foreach (var (child, _) in silos) child.Dispose();
             }
 
             // Secrets never reach a log: no connection-string password, no token, no signing key.
@@ -396,24 +391,27 @@ namespace Billing.Bank
             }
         }
 
-        /// <summary>Starts (or restarts) a silo on fresh loopback ports; returns its web (dashboard/health) port.</summary>
-        private static int StartSilo(Child child)
+        /// <summary>Starts (or restarts) silo <paramref name="index"/> on fresh loopback ports, appending to its one log; returns it and its web (dashboard/health) port.</summary>
+        private static (ChildProcess Child, int Dashboard) StartSilo(BankOptions o, int index, IReadOnlyDictionary<string, string?> environment)
         {
             var dashboard = PostgresServer.FreePort();
-            child.Environment["Orleans__SiloPort"] = PostgresServer.FreePort().ToString(CultureInfo.InvariantCulture);
-            child.Environment["Orleans__GatewayPort"] = PostgresServer.FreePort().ToString(CultureInfo.InvariantCulture);
-            child.Environment["Orleans__DashboardPort"] = dashboard.ToString(CultureInfo.InvariantCulture);
-            child.Args = ["--urls", $"http://127.0.0.1:{dashboard}"];
-            child.Start();
-            return dashboard;
+            var ports = new Dictionary<string, string?>(environment)
+            {
+                ["Orleans__SiloPort"] = PostgresServer.FreePort().ToString(CultureInfo.InvariantCulture),
+                ["Orleans__GatewayPort"] = PostgresServer.FreePort().ToString(CultureInfo.InvariantCulture),
+                ["Orleans__DashboardPort"] = dashboard.ToString(CultureInfo.InvariantCulture),
+            };
+            var child = ChildProcess.StartDotnet($"silo{index}", o.SiloDll, ["--urls", $"http://127.0.0.1:{dashboard}"], ports,
+                Path.Combine(o.LogDir, $"silo{index}.log"));
+            return (child, dashboard);
         }
 
-        private static async Task<bool> WaitReady(HttpClient http, Child child, int port, TimeSpan timeout, Action<string> info, bool required = true)
+        private static async Task<bool> WaitReady(HttpClient http, ChildProcess child, int port, TimeSpan timeout, Action<string> info, bool required = true)
         {
             var until = DateTime.UtcNow + timeout;
             while (DateTime.UtcNow < until)
             {
-                if (!child.Running) break;
+                if (child.HasExited) break;
                 try
                 {
                     using var response = await http.GetAsync($"http://127.0.0.1:{port}/health/ready");
@@ -430,7 +428,7 @@ namespace Billing.Bank
                 await Task.Delay(500);
             }
 
-            if (required) throw new TimeoutException($"{child.Name} not ready after {timeout.TotalSeconds}s (running: {child.Running}); see {child.LogFile}");
+            if (required) throw new TimeoutException($"{child.Name} not ready after {timeout.TotalSeconds}s (running: {!child.HasExited}); see {child.LogPath}");
             return false;
         }
     }

@@ -106,9 +106,9 @@ public sealed class MultiSiloTests(ITestOutputHelper output)
         while (attempts.Count(a => a.Charged) < 40 && clock.Elapsed < deadline) await Task.Delay(50);
         Assert.True(attempts.Count(a => a.Charged) >= 40, $"usage does not flow before the kill: {attempts.LastOrDefault()?.Error}");
 
-        siloB.Process.KillHard();
+        siloB.Process.Kill(entireProcessTree: false);
         var killedAt = clock.Elapsed;
-        output.WriteLine($"killed silo B (pid {siloB.Process.Id}) at {killedAt.TotalSeconds:F1} s");
+        output.WriteLine($"killed silo B (pid {siloB.Process.Pid}) at {killedAt.TotalSeconds:F1} s");
 
         // Watch the membership table declare it Dead (status 6).
         var declaredDead = Task.Run(async () =>

@@ -48,7 +48,7 @@ public sealed class RunScriptTests(ITestOutputHelper output)
 
             Assert.NotEmpty(Leftovers(markers));
 
-            run.Signal("INT");
+            run.Signal(ChildSignal.Interrupt);
             Assert.True(await run.WaitForExitAsync(TimeSpan.FromSeconds(90)), $"run.sh did not stop after SIGINT.\n{run.Tail()}");
             output.WriteLine(run.Tail(10));
             Assert.Contains("[run.sh] stopped", run.Output);
@@ -60,7 +60,7 @@ public sealed class RunScriptTests(ITestOutputHelper output)
         {
             if (!run.HasExited)
             {
-                run.Signal("INT");
+                run.Signal(ChildSignal.Interrupt);
                 await run.WaitForExitAsync(TimeSpan.FromSeconds(60));
             }
 

@@ -82,9 +82,9 @@ public sealed class SiloFreezeTests(ITestOutputHelper output)
         var onFrozen = Enumerable.Range(0, accounts.Count).Where(i => homes[i]?.Endpoint.Port == frozen.SiloPort).ToHashSet();
         var healthy = Enumerable.Range(0, accounts.Count).Where(i => !onFrozen.Contains(i) && homes[i] is not null).ToArray();
 
-        frozen.Process.Signal("STOP");
+        frozen.Process.Signal(ChildSignal.Stop);
         var frozenAt = clock.Elapsed;
-        output.WriteLine($"SIGSTOP {frozen.Name} (pid {frozen.Process.Id}, pricing grain's silo: {pricingSilo}) at {frozenAt.TotalSeconds:F1} s; " +
+        output.WriteLine($"SIGSTOP {frozen.Name} (pid {frozen.Process.Pid}, pricing grain's silo: {pricingSilo}) at {frozenAt.TotalSeconds:F1} s; " +
                          $"{onFrozen.Count} accounts on it, {healthy.Length} on healthy silos");
         var declaredDead = Task.Run(async () =>
         {
@@ -103,7 +103,7 @@ public sealed class SiloFreezeTests(ITestOutputHelper output)
         }
         finally
         {
-            frozen.Process.Signal("CONT");
+            frozen.Process.Signal(ChildSignal.Continue);
         }
 
         var resumedAt = clock.Elapsed;

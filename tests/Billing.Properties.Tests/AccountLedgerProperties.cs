@@ -28,9 +28,10 @@ public sealed record LedgerScenario(AccountKind Kind, bool FirstProject, DateTim
 }
 
 /// <summary>
-/// The account's ledger rules driven the way <c>AccountGrain</c> drives them — per batch: the cycle reset first,
-/// then every decision in order against the state the earlier ones leave — for random sequences of usage,
-/// top-ups, plan changes and time moving on (cycle rollovers). The state must always equal a replay of its history.
+/// The account's real batch decisions — the grain's <c>LedgerBatch</c> and its operations' own <c>Decide</c>, per
+/// batch the cycle reset first, then every operation in order against the state the earlier ones leave — for random
+/// sequences of usage, top-ups, plan changes and time moving on (cycle rollovers). The state must always equal a
+/// replay of its history.
 /// </summary>
 public class AccountLedgerProperties
 {
@@ -131,71 +132,38 @@ public class AccountLedgerProperties
         var (state, rows) = Open(s);
         var opened = state;
         var now = s.Start;
-        var expectedBalance = Exact.Of(state.Balance);
         foreach (var batch in s.Batches)
         {
             now += batch.Advance;
-            // AccountGrain.Decide: the cycle reset first, then every operation in arrival order.
-            var batchState = state;
-            var batchRows = new List<LedgerRow>();
-            if (AccountLedger.CycleReset(batchState, now) is { } reset)
+            // The grain's batch, opened as the grain opens it (StoredAccountLedger.Open after GroupCommit,
+            // AccountGrain.Decide before): the cycle reset first; then each operation decides itself, in arrival order.
+            var decided = new LedgerBatch(state, now);
+            if (AccountLedger.CycleReset(decided.State, now) is { } reset)
             {
-                batchRows.Add(reset);
-                batchState = AccountLedger.ApplyCycleReset(batchState, reset);
-                if (batchState.CycleEnd <= now || batchState.CycleStart > now) return $"cycle after reset [{batchState.CycleStart:O}, {batchState.CycleEnd:O}) does not contain now {now:O}";
+                decided.Append(reset, AccountLedger.ApplyCycleReset);
+                if (decided.State.CycleEnd <= now || decided.State.CycleStart > now) return $"cycle after reset [{decided.State.CycleStart:O}, {decided.State.CycleEnd:O}) does not contain now {now:O}";
             }
 
             foreach (var op in batch.Ops)
             {
-                switch (op)
+                var before = decided.State;
+                var rowsBefore = decided.Rows.Count;
+                var failure = op switch
                 {
-                    case LedgerOp.Usage u:
-                        var charge = new AccountCharge(Guid.NewGuid(), u.Personal ? HistoryReasons.AiUsagePersonal : HistoryReasons.AiUsage, u.Cost,
-                            AccountLedger.DefaultCurrency, Guid.NewGuid(), 1, 1, null);
-                        var quotaLeft = AccountLedger.QuotaLeft(batchState.IsPro, batchState.MonthlyQuota, batchState.MonthUsed, batchState.CycleEnd, now);
-                        var (row, problem) = AccountLedger.Charge(batchState, charge, now);
-                        if (row is null)
-                        {
-                            if (problem!.Status != BillingStatus.InsufficientBalance) return $"unexpected refusal {problem}";
-                            if (u.Cost <= batchState.Balance + quotaLeft) return $"refused {u.Cost} although available {batchState.Balance} + quota {quotaLeft}";
-                            continue;
-                        }
-
-                        if (row.QuotaUsed < 0 || row.Amount > 0) return $"charge row with quotaUsed {row.QuotaUsed}, amount {row.Amount}";
-                        if (row.QuotaUsed - row.Amount != u.Cost) return $"charge row quota {row.QuotaUsed} + balance {-row.Amount} != cost {u.Cost}";
-                        if (row.QuotaUsed > quotaLeft) return $"quota drawn {row.QuotaUsed} > left {quotaLeft}";
-                        if (row.QuotaUsed < Math.Min(u.Cost, quotaLeft)) return $"quota not drawn first: {row.QuotaUsed} of {quotaLeft}";
-                        if (row.UsageId != charge.UsageId) return "row lost its usage id";
-                        batchRows.Add(row);
-                        batchState = AccountLedger.Apply(batchState, row);
-                        break;
-                    case LedgerOp.TopUp t:
-                        var (credit, refused) = AccountLedger.Credit(batchState, new AccountCredit(t.Amount, HistoryReasons.TopUp, Guid.NewGuid()), now);
-                        if (credit is null)
-                        {
-                            // Refused rather than rounded: nothing written, nothing changed.
-                            if (refused!.Status != BillingStatus.InvalidInput) return $"credit refused with {refused.Status}";
-                            break;
-                        }
-
-                        batchRows.Add(credit);
-                        batchState = AccountLedger.Apply(batchState, credit);
-                        break;
-                    case LedgerOp.Plan p:
-                        var plan = new PlanChange(p.IsPro, p.MonthlyQuota);
-                        var planRow = AccountLedger.PlanChange(batchState, plan, now);
-                        batchRows.Add(planRow);
-                        batchState = AccountLedger.ApplyPlanChange(batchState, plan, planRow);
-                        break;
-                }
-
-                if (batchState.Balance < 0) return $"negative balance {batchState.Balance}";
-                if (batchState.MonthUsed < 0 || batchState.MonthUsed > batchState.MonthlyQuota) return $"monthUsed {batchState.MonthUsed} outside [0, {batchState.MonthlyQuota}]";
+                    LedgerOp.Usage u => CheckCharge(u, before, decided),
+                    LedgerOp.TopUp t => CheckCredit(t, decided),
+                    LedgerOp.Plan p => Decided(new PlanChangeOperation(new PlanChange(p.IsPro, p.MonthlyQuota)), decided).IsOk ? null : "plan change refused",
+                    _ => null,
+                };
+                if (failure is not null) return failure;
+                if (decided.Rows.Count > rowsBefore + 1) return $"{op} wrote {decided.Rows.Count - rowsBefore} rows";
+                if (decided.State.Balance < 0) return $"negative balance {decided.State.Balance}";
+                if (decided.State.MonthUsed < 0 || decided.State.MonthUsed > decided.State.MonthlyQuota) return $"monthUsed {decided.State.MonthUsed} outside [0, {decided.State.MonthlyQuota}]";
             }
 
             // The batch commits: the account is the state its rows leave.
-            rows.AddRange(batchRows);
-            state = batchState;
+            rows.AddRange(decided.Rows);
+            state = decided.State;
         }
 
         // Each row's BalanceAfter is the exact running sum of amounts; MonthUsedAfter that of quotaUsed; sequences 1, 2, 3…
@@ -218,8 +186,54 @@ public class AccountLedgerProperties
 
         var replayed = Replay(opened, rows);
         if (replayed != state) return $"replay differs:\n  state  {state}\n  replay {replayed}";
-        _ = expectedBalance;
         return null;
+    }
+
+    /// <summary>A charge decided by the grain's ChargeOperation: refused only when balance and quota cannot cover it, quota drawn first.</summary>
+    private static string? CheckCharge(LedgerOp.Usage u, AccountState before, LedgerBatch batch)
+    {
+        var charge = new AccountCharge(Guid.NewGuid(), u.Personal ? HistoryReasons.AiUsagePersonal : HistoryReasons.AiUsage, u.Cost,
+            AccountLedger.DefaultCurrency, Guid.NewGuid(), 1, 1, null);
+        var quotaLeft = AccountLedger.QuotaLeft(before.IsPro, before.MonthlyQuota, before.MonthUsed, before.CycleEnd, batch.Now);
+        var rowsBefore = batch.Rows.Count;
+        var operation = new ChargeOperation(charge);
+        var answer = Decided(operation, batch);
+        if (!answer.IsOk)
+        {
+            if (answer.Problem!.Status != BillingStatus.InsufficientBalance) return $"unexpected refusal {answer.Problem}";
+            if (batch.Rows.Count != rowsBefore || batch.Charges.Any(c => c.UsageId == charge.UsageId)) return "a refused charge wrote a row";
+            if (u.Cost <= before.Balance + quotaLeft) return $"refused {u.Cost} although available {before.Balance} + quota {quotaLeft}";
+            return null;
+        }
+
+        var row = batch.Rows[^1];
+        if (row.QuotaUsed < 0 || row.Amount > 0) return $"charge row with quotaUsed {row.QuotaUsed}, amount {row.Amount}";
+        if (row.QuotaUsed - row.Amount != u.Cost) return $"charge row quota {row.QuotaUsed} + balance {-row.Amount} != cost {u.Cost}";
+        if (row.QuotaUsed > quotaLeft) return $"quota drawn {row.QuotaUsed} > left {quotaLeft}";
+        if (row.QuotaUsed < Math.Min(u.Cost, quotaLeft)) return $"quota not drawn first: {row.QuotaUsed} of {quotaLeft}";
+        if (row.UsageId != charge.UsageId) return "row lost its usage id";
+        var receipt = answer.Value!;
+        if (receipt.BalanceAfter != row.BalanceAfter || receipt.QuotaUsed != row.QuotaUsed || receipt.Cost != u.Cost) return $"receipt {receipt} does not match row {row}";
+        if (batch.Charges[^1] != receipt) return "the receipt is not the batch's usage record";
+        return null;
+    }
+
+    /// <summary>A top-up decided by the grain's CreditOperation: refused rather than rounded (nothing written), else one row.</summary>
+    private static string? CheckCredit(LedgerOp.TopUp t, LedgerBatch batch)
+    {
+        var rowsBefore = batch.Rows.Count;
+        var answer = Decided(new CreditOperation(new AccountCredit(t.Amount, HistoryReasons.TopUp, Guid.NewGuid())), batch);
+        if (answer.IsOk) return batch.Rows.Count == rowsBefore + 1 && batch.ResolveInsufficientBalanceErrors ? null : "an accepted credit wrote no row, or left the balance errors open";
+        if (answer.Problem!.Status != BillingStatus.InvalidInput) return $"credit refused with {answer.Problem.Status}";
+        return batch.Rows.Count == rowsBefore ? null : "a refused credit wrote a row";
+    }
+
+    /// <summary>Decides one operation in the batch and answers it at once (this property checks decisions; answering after commit is GroupCommit's).</summary>
+    private static T Decided<T>(PendingOperation<T> operation, LedgerBatch batch)
+    {
+        operation.Decide(batch);
+        operation.Complete(batch.State);
+        return operation.Task.IsCompletedSuccessfully ? operation.Task.Result : throw new InvalidOperationException($"{operation.Kind} was not answered");
     }
 
     [Property(MaxTest = 1000)]

@@ -1,5 +1,5 @@
-using System.Diagnostics;
 using System.Globalization;
+using Billing.Testing;
 using Xunit.Abstractions;
 
 namespace Billing.Properties.Tests;
@@ -62,38 +62,12 @@ public class BankTests(ITestOutputHelper output)
         var dll = Path.Combine(root, "tests", "Billing.Bank", "bin", config, "net10.0", "Billing.Bank.dll");
         Assert.True(File.Exists(dll), $"{dll} is not built");
 
-        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        info.ArgumentList.Add(dll);
-        foreach (var a in args) info.ArgumentList.Add(a);
-        using var process = Process.Start(info)!;
-        var lines = new List<string>();
-        void Collect(object _, DataReceivedEventArgs e)
-        {
-            if (e.Data is null) return;
-            lock (lines) lines.Add(e.Data);
-        }
-
-        process.OutputDataReceived += Collect;
-        process.ErrorDataReceived += Collect;
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
+        await using var bank = ChildProcess.StartDotnet("bank", dll, args);
         // Load + recovery + replay + checks: bounded well under 3 minutes for 45 s of load.
-        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(seconds + 135));
-        try
-        {
-            await process.WaitForExitAsync(cts.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            process.Kill(entireProcessTree: true);
-            await process.WaitForExitAsync();
-            lines.Add($"bank did not finish within {seconds + 135}s: killed");
-        }
-
-        process.WaitForExit(); // flush the output events
-        string text;
-        lock (lines) text = string.Join('\n', lines);
+        var finished = await bank.WaitForExitAsync(TimeSpan.FromSeconds(seconds + 135));
+        if (!finished) bank.Kill();
+        var text = bank.Output + (finished ? "" : $"bank did not finish within {seconds + 135}s: killed");
         output.WriteLine(text);
-        return (process.ExitCode, text);
+        return (bank.ExitCode ?? -1, text);
     }
 }

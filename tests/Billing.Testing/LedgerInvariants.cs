@@ -1,9 +1,7 @@
-using Npgsql;
-
 namespace Billing.Testing;
 
 /// <summary>
-/// The ledger's invariants, checked in SQL on the billing tables: the one checker that the core tests, the cluster
+/// The ledger's invariants, checked on one consistent read of the billing tables: the one checker that the core tests, the cluster
 /// tests, the bank test and the properties all use. Scoped to some accounts (tests sharing a database) or to all.
 /// <list type="bullet">
 /// <item>I1: balance = sum of history amounts, month_used = sum of quota_used, seq numbers the rows 1…version, every
@@ -12,7 +10,9 @@ namespace Billing.Testing;
 /// <item>I3: a usage id is charged at most once across project and user ledgers, and a charged usage record matches
 /// its one charge row; a refused one has none; a project's fallback marker is 0 and its user really paid.</item>
 /// <item>I5: each refused usage has exactly the one billing error it names.</item>
-/// <item>A credit id is applied at most once per account; a creator has at most one first-project credit.</item>
+/// <item>A credit id is applied at most once per account.</item>
+/// <item>A project holds the first-project credit exactly when a <c>first_project_credit</c> claim names it (with its
+/// creator), and then has its one first_project_credit row; a creator holds at most one.</item>
 /// </list>
 /// </summary>
 public static class LedgerInvariants
@@ -24,19 +24,21 @@ public static class LedgerInvariants
         if (violations.Count > 0) throw new LedgerViolationException(violations);
     }
 
-    public static async Task<IReadOnlyList<string>> FindViolationsAsync(string connectionString, LedgerScope? scope = null)
+    public static async Task<IReadOnlyList<string>> FindViolationsAsync(string connectionString, LedgerScope? scope = null) =>
+        FindViolations(await LedgerSnapshot.ReadAsync(connectionString, scope));
+
+    /// <summary>Every violation in a snapshot already read (the bank reads one and checks its clients' answers too).</summary>
+    public static IReadOnlyList<string> FindViolations(LedgerSnapshot snapshot)
     {
-        // No pooling: callers run this after restarting the server, when pooled connections are dead.
-        await using var db = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(connectionString) { Pooling = false }.ConnectionString);
-        await db.OpenAsync();
-        var snapshot = await LedgerSnapshot.ReadAsync(db, scope);
         var violations = new List<string>();
         CheckAccounts(snapshot, violations.Add);
+        CheckFirstProjectCredits(snapshot, violations.Add);
         CheckUsages(snapshot, violations.Add);
         CheckCredits(snapshot, violations.Add);
         return violations;
     }
 
+    /// <summary>I1 and I2, per account.</summary>
     private static void CheckAccounts(LedgerSnapshot db, Action<string> violation)
     {
         var rowsByAccount = db.Rows.ToLookup(r => (r.Kind, r.Account));
@@ -62,21 +64,48 @@ public static class LedgerInvariants
             if (account.MonthUsed < 0 || account.MonthUsed > account.MonthlyQuota) violation($"I2 {key}: month_used {account.MonthUsed} outside [0, {account.MonthlyQuota}]");
         }
 
+        foreach (var missing in (db.Scope?.Users.Select(u => (AccountKind.User, u)) ?? []).Concat(db.Scope?.Projects.Select(p => (AccountKind.Project, p)) ?? []))
+        {
+            if (!db.Accounts.ContainsKey(missing)) violation($"{missing.Item1} {missing.Item2} has no account row");
+        }
+
         foreach (var orphan in rowsByAccount.Where(g => !db.Accounts.ContainsKey(g.Key))) violation($"history rows of a missing account {orphan.Key}");
+    }
+
+    /// <summary>
+    /// A project holds the first-project credit exactly when a <c>first_project_credit</c> claim names it and its
+    /// creator; it then has exactly one first_project_credit row, every other account none; a creator holds at most one.
+    /// </summary>
+    private static void CheckFirstProjectCredits(LedgerSnapshot db, Action<string> violation)
+    {
+        var claims = db.FirstProjectClaims.ToDictionary(c => c.Project);
+        foreach (var claim in db.FirstProjectClaims)
+        {
+            if (!db.Accounts.TryGetValue((AccountKind.Project, claim.Project), out var project)) violation($"first_project_credit claim of creator {claim.Creator} names a missing project {claim.Project}");
+            else if (!project.FirstProjectCredit || project.Creator != claim.Creator)
+                violation($"first_project_credit claim ({claim.Creator}, {claim.Project}) but the project has creator {project.Creator}, initial_credit_granted {project.FirstProjectCredit}");
+        }
+
+        var creditRows = db.Rows.Where(r => r.Reason == HistoryReasons.FirstProjectCredit).ToLookup(r => (r.Kind, r.Account));
+        foreach (var (key, account) in db.Accounts)
+        {
+            if (account.FirstProjectCredit && !claims.ContainsKey(account.Id)) violation($"project {account.Id} has initial_credit_granted but no first_project_credit claim");
+            var expected = account.FirstProjectCredit ? 1 : 0;
+            if (creditRows[key].Count() != expected) violation($"{key}: {creditRows[key].Count()} first_project_credit rows where {expected} expected");
+        }
 
         foreach (var creator in db.Accounts.Values.Where(a => a.Kind == AccountKind.Project && a.FirstProjectCredit).GroupBy(a => a.Creator))
         {
             if (creator.Count() > 1) violation($"creator {creator.Key} has {creator.Count()} first-project credits");
         }
 
-        var firstRows = db.Rows.Count(r => r.Reason == HistoryReasons.FirstProjectCredit);
-        var granted = db.Accounts.Values.Count(a => a.FirstProjectCredit);
-        if (firstRows != granted) violation($"{firstRows} first_project_credit rows but {granted} accounts granted it");
+        foreach (var claimsOfCreator in db.FirstProjectClaims.GroupBy(c => c.Creator).Where(g => g.Count() > 1))
+            violation($"creator {claimsOfCreator.Key} has {claimsOfCreator.Count()} first_project_credit claims");
     }
 
     private static void CheckUsages(LedgerSnapshot db, Action<string> violation)
     {
-        var chargeRows = db.Rows.Where(r => r.IsCharge).ToList();
+        var chargeRows = db.Rows.Where(r => r.IsCharge).Concat(db.ChargesOutOfScope).ToList();
         foreach (var dup in chargeRows.GroupBy(r => r.UsageId).Where(g => g.Count() > 1))
             violation($"I3 usage {dup.Key} charged {dup.Count()} times: {string.Join(", ", dup.Select(d => $"{d.Kind} {d.Account} {d.Amount}"))}");
 
@@ -123,8 +152,17 @@ public static class LedgerInvariants
     }
 }
 
-/// <summary>Which accounts to check (null lists: none of that kind). Usage records and billing errors follow the accounts.</summary>
-public sealed record LedgerScope(IReadOnlyCollection<Guid> Users, IReadOnlyCollection<Guid> Projects);
+/// <summary>Which accounts to check; each must exist. Usage records, billing errors and claims follow the accounts.</summary>
+public sealed record LedgerScope(IReadOnlyCollection<Guid> Users, IReadOnlyCollection<Guid> Projects)
+{
+    public static LedgerScope Of(IEnumerable<(AccountKind Kind, Guid Id)> accounts)
+    {
+        var list = accounts.ToList();
+        return new LedgerScope(
+            list.Where(a => a.Kind == AccountKind.User).Select(a => a.Id).Distinct().ToArray(),
+            list.Where(a => a.Kind == AccountKind.Project).Select(a => a.Id).Distinct().ToArray());
+    }
+}
 
 public sealed class LedgerViolationException(IReadOnlyList<string> violations)
     : Exception($"{violations.Count} ledger invariant violation(s):\n{string.Join('\n', violations.Take(50))}")

@@ -1,19 +1,50 @@
+using System.Data;
 using Npgsql;
+using NpgsqlTypes;
 
 namespace Billing.Testing;
 
-/// <summary>The billing tables as one read sees them: accounts, history rows, usage records, billing errors.</summary>
-internal sealed class LedgerSnapshot
+/// <summary>
+/// The billing tables as one consistent read sees them (one REPEATABLE READ transaction, so a check running beside
+/// live commits never sees half of one): accounts, history rows, usage records, billing errors and first-project
+/// credit claims. <see cref="LedgerInvariants"/> checks it; the bank also holds its clients' answers against it.
+/// </summary>
+public sealed class LedgerSnapshot
 {
-    public required Dictionary<(AccountKind Kind, Guid Account), AccountRow> Accounts { get; init; }
+    /// <summary>The accounts asked for; null when every account was read.</summary>
+    public required LedgerScope? Scope { get; init; }
 
-    public required List<HistoryRow> Rows { get; init; }
+    public required IReadOnlyDictionary<(AccountKind Kind, Guid Account), AccountRow> Accounts { get; init; }
 
-    public required Dictionary<Guid, UsageRecordRow> UsageRecords { get; init; }
+    /// <summary>The history rows of the accounts in scope.</summary>
+    public required IReadOnlyList<HistoryRow> Rows { get; init; }
 
-    public required List<BillingErrorRow> BillingErrors { get; init; }
+    /// <summary>
+    /// Rows of accounts out of scope that charge a usage id of the scope (a fallback's user charge, say), so that
+    /// "at most one charge per usage id" holds across every account, not only the scoped ones. Empty when unscoped.
+    /// </summary>
+    public required IReadOnlyList<HistoryRow> ChargesOutOfScope { get; init; }
 
-    public static async Task<LedgerSnapshot> ReadAsync(NpgsqlConnection db, LedgerScope? scope)
+    public required IReadOnlyDictionary<Guid, UsageRecordRow> UsageRecords { get; init; }
+
+    public required IReadOnlyList<BillingErrorRow> BillingErrors { get; init; }
+
+    /// <summary>Rows of <c>first_project_credit</c> naming a project in scope (all of them when unscoped).</summary>
+    public required IReadOnlyList<FirstProjectClaimRow> FirstProjectClaims { get; init; }
+
+    /// <summary>Reads the scoped accounts (every account when <paramref name="scope"/> is null) and what they refer to.</summary>
+    public static async Task<LedgerSnapshot> ReadAsync(string connectionString, LedgerScope? scope = null)
+    {
+        // No pooling: the bank reads after restarting the server, when pooled connections are dead.
+        await using var db = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(connectionString) { Pooling = false }.ConnectionString);
+        await db.OpenAsync();
+        await using var transaction = await db.BeginTransactionAsync(IsolationLevel.RepeatableRead);
+        var snapshot = await ReadAsync(db, scope);
+        await transaction.CommitAsync();
+        return snapshot;
+    }
+
+    private static async Task<LedgerSnapshot> ReadAsync(NpgsqlConnection db, LedgerScope? scope)
     {
         Guid[]? users = scope?.Users.ToArray();
         Guid[]? projects = scope?.Projects.ToArray();
@@ -28,11 +59,10 @@ internal sealed class LedgerSnapshot
                      """, r => new AccountRow(AccountKind.Project, r.GetGuid(0), r.GetDecimal(1), r.GetDecimal(2), r.GetDecimal(3), r.GetInt64(4), r.GetBoolean(5), r.GetGuid(6)), projects))
             accounts[(a.Kind, a.Id)] = a;
 
-        const string columns = "seq, amount, quota_used, reason, balance_after, usage_id, credit_id";
         var rows = new List<HistoryRow>();
-        rows.AddRange(await Query(db, $"SELECT \"user\", {columns} FROM user_billing_history WHERE $1::uuid[] IS NULL OR \"user\" = ANY($1)",
+        rows.AddRange(await Query(db, $"SELECT \"user\", {HistoryColumns} FROM user_billing_history WHERE $1::uuid[] IS NULL OR \"user\" = ANY($1)",
             r => History(AccountKind.User, r), users));
-        rows.AddRange(await Query(db, $"SELECT project, {columns} FROM project_billing_history WHERE $1::uuid[] IS NULL OR project = ANY($1)",
+        rows.AddRange(await Query(db, $"SELECT project, {HistoryColumns} FROM project_billing_history WHERE $1::uuid[] IS NULL OR project = ANY($1)",
             r => History(AccountKind.Project, r), projects));
 
         // Usage records and billing errors of the scoped accounts: those they paid or refused, and those their rows name.
@@ -49,8 +79,27 @@ internal sealed class LedgerSnapshot
                 r.GetDecimal(4), r.IsDBNull(5) ? null : r.GetDecimal(5), r.GetDecimal(6), r.IsDBNull(7) ? null : r.GetGuid(7)),
             scopedIds, rowUsages ?? [], errorUsages ?? [])).ToDictionary(u => u.UsageId);
 
-        return new LedgerSnapshot { Accounts = accounts, Rows = rows, UsageRecords = records, BillingErrors = errors };
+        var outOfScope = new List<HistoryRow>();
+        if (scope is not null)
+        {
+            var usages = rowUsages!.Concat(records.Keys).Distinct().ToArray();
+            outOfScope.AddRange((await Query(db, $"SELECT \"user\", {HistoryColumns} FROM user_billing_history WHERE usage_id = ANY($1) AND NOT \"user\" = ANY($2)",
+                r => History(AccountKind.User, r), usages, users)).Where(r => r.IsCharge));
+            outOfScope.AddRange((await Query(db, $"SELECT project, {HistoryColumns} FROM project_billing_history WHERE usage_id = ANY($1) AND NOT project = ANY($2)",
+                r => History(AccountKind.Project, r), usages, projects)).Where(r => r.IsCharge));
+        }
+
+        var claims = await Query(db, """
+            SELECT creator, project FROM first_project_credit WHERE $1::uuid[] IS NULL OR project = ANY($1)
+            """, r => new FirstProjectClaimRow(r.GetGuid(0), r.GetGuid(1)), projects);
+
+        return new LedgerSnapshot
+        {
+            Scope = scope, Accounts = accounts, Rows = rows, ChargesOutOfScope = outOfScope, UsageRecords = records, BillingErrors = errors, FirstProjectClaims = claims,
+        };
     }
+
+    private const string HistoryColumns = "seq, amount, quota_used, reason, balance_after, usage_id, credit_id";
 
     private static HistoryRow History(AccountKind kind, NpgsqlDataReader r) => new(
         kind, r.GetGuid(0), r.GetInt64(1), r.GetDecimal(2), r.GetDecimal(3), r.GetString(4), r.GetDecimal(5),
@@ -59,7 +108,7 @@ internal sealed class LedgerSnapshot
     private static async Task<List<T>> Query<T>(NpgsqlConnection db, string sql, Func<NpgsqlDataReader, T> read, params Guid[]?[] ids)
     {
         await using var command = new NpgsqlCommand(sql, db);
-        foreach (var list in ids) command.Parameters.Add(new NpgsqlParameter { Value = (object?)list ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Array | NpgsqlTypes.NpgsqlDbType.Uuid });
+        foreach (var list in ids) command.Parameters.Add(new NpgsqlParameter { Value = (object?)list ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Uuid });
         await using var reader = await command.ExecuteReaderAsync();
         var result = new List<T>();
         while (await reader.ReadAsync()) result.Add(read(reader));
@@ -67,18 +116,26 @@ internal sealed class LedgerSnapshot
     }
 }
 
-internal sealed record AccountRow(AccountKind Kind, Guid Id, decimal Balance, decimal MonthUsed, decimal MonthlyQuota, long Version, bool FirstProjectCredit, Guid? Creator);
+/// <summary>An account row; <paramref name="Creator"/> and <paramref name="FirstProjectCredit"/> (initial_credit_granted) for projects.</summary>
+public sealed record AccountRow(AccountKind Kind, Guid Id, decimal Balance, decimal MonthUsed, decimal MonthlyQuota, long Version, bool FirstProjectCredit, Guid? Creator)
+{
+    public string PaidBy => Kind == AccountKind.Project ? "project" : "user";
+}
 
-internal sealed record HistoryRow(AccountKind Kind, Guid Account, long Seq, decimal Amount, decimal QuotaUsed, string Reason, decimal BalanceAfter, Guid? UsageId, Guid? CreditId)
+public sealed record HistoryRow(AccountKind Kind, Guid Account, long Seq, decimal Amount, decimal QuotaUsed, string Reason, decimal BalanceAfter, Guid? UsageId, Guid? CreditId)
 {
     /// <summary>A row that charges a usage: the project's own charge, or the user's personal or fallback charge.</summary>
     public bool IsCharge => UsageId is not null && (Kind == AccountKind.Project
         ? Reason == HistoryReasons.AiUsage
         : Reason is HistoryReasons.AiUsagePersonal or HistoryReasons.AiUsageUserFallback);
 
+    /// <summary><c>usage_record.paid_by</c> of a charge in this row's ledger.</summary>
     public string PaidBy => Kind == AccountKind.Project ? "project" : "user";
 }
 
-internal sealed record UsageRecordRow(Guid UsageId, string Outcome, string? PaidBy, Guid? AccountId, decimal Cost, decimal? BalanceAfter, decimal QuotaUsed, Guid? BillingErrorId);
+public sealed record UsageRecordRow(Guid UsageId, string Outcome, string? PaidBy, Guid? AccountId, decimal Cost, decimal? BalanceAfter, decimal QuotaUsed, Guid? BillingErrorId);
 
-internal sealed record BillingErrorRow(Guid Id, Guid? UsageId, string Scope, string Type);
+public sealed record BillingErrorRow(Guid Id, Guid? UsageId, string Scope, string Type);
+
+/// <summary>A row of <c>first_project_credit</c>: the project that took its creator's one first-project credit.</summary>
+public sealed record FirstProjectClaimRow(Guid Creator, Guid Project);

@@ -26,7 +26,7 @@ internal sealed class BenchServices : IAsyncDisposable
     private readonly string logDirectory;
     private ChildProcess? silo;
     private ChildProcess? gateway;
-    private IHost? clientHost;
+    private BillingClusterClient? client;
 
     private BenchServices(BenchOptions options, BenchDatabase database, string runId, string logDirectory)
     {
@@ -73,7 +73,7 @@ internal sealed class BenchServices : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        if (clientHost is not null) await clientHost.StopAsync(TimeSpan.FromSeconds(5));
+        if (client is not null) await client.DisposeAsync();
         Http?.Dispose();
     }
 
@@ -97,7 +97,7 @@ internal sealed class BenchServices : IAsyncDisposable
         };
         foreach (var (key, value) in options.SiloEnvironment) env[key] = value;
         Say($"silo: starting dotnet {Path.GetRelativePath(options.Root, options.SiloDll!)} (silo {siloPort}, gateway {gatewayPort}, dashboard {dashboardPort}, cluster {clusterId})");
-        silo = ChildProcess.StartDotnet("silo", options.SiloDll!, "", env, Path.Combine(logDirectory, "silo.log"));
+        silo = ChildProcess.StartDotnet("silo", options.SiloDll!, [], env!, Path.Combine(logDirectory, "silo.log"));
         var started = Stopwatch.StartNew();
         while (true)
         {
@@ -118,24 +118,9 @@ internal sealed class BenchServices : IAsyncDisposable
 
         Say($"silo: active after {started.Elapsed.TotalSeconds:F1} s, pid {silo.Pid}, working set {Report.BenchReport.Mb(ProcStats.StatusValue(silo.Pid, "VmRSS"))} MB");
 
-        var builder = Host.CreateApplicationBuilder();
-        builder.Logging.SetMinimumLevel(LogLevel.Warning);
-        builder.UseOrleansClient(client =>
-        {
-            client.UseAdoNetClustering(o =>
-            {
-                o.Invariant = "Npgsql";
-                o.ConnectionString = database.ConnectionString;
-            });
-            client.Configure<ClusterOptions>(o =>
-            {
-                o.ClusterId = clusterId;
-                o.ServiceId = ServiceId;
-            });
-        });
-        clientHost = builder.Build();
-        await clientHost.StartAsync();
-        Cluster = clientHost.Services.GetRequiredService<IClusterClient>();
+        client = await BillingClusterClient.StartAsync(database.ConnectionString, clusterId, ServiceId,
+            new BillingClientOptions { ConsoleLogLevel = LogLevel.Warning, ResponseTimeout = null });
+        Cluster = client.Client;
         Say("Orleans client: connected (ADO.NET clustering on the same PostgreSQL)");
     }
 
@@ -156,7 +141,7 @@ internal sealed class BenchServices : IAsyncDisposable
         };
         var url = $"http://127.0.0.1:{port}";
         Say($"gateway: starting dotnet {Path.GetRelativePath(options.Root, options.GatewayDll!)} --urls {url}");
-        gateway = ChildProcess.StartDotnet("gateway", options.GatewayDll!, $"--urls {url}", env, Path.Combine(logDirectory, "gateway.log"));
+        gateway = ChildProcess.StartDotnet("gateway", options.GatewayDll!, ["--urls", url], env!, Path.Combine(logDirectory, "gateway.log"));
 
         var token = await MintTokenAsync(env);
         Http = new HttpClient(new SocketsHttpHandler
@@ -195,22 +180,14 @@ internal sealed class BenchServices : IAsyncDisposable
     /// <summary>A service token from the gateway's own <c>token</c> verb, signed with the key the gateway was given.</summary>
     private async Task<string> MintTokenAsync(Dictionary<string, string> env)
     {
-        var info = new ProcessStartInfo("dotnet")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            WorkingDirectory = Path.GetDirectoryName(options.GatewayDll)!,
-        };
-        foreach (var a in new[] { options.GatewayDll!, "token", "--role", "service", "--sub", Guid.NewGuid().ToString() }) info.ArgumentList.Add(a);
-        foreach (var (k, v) in env) info.Environment[k] = v;
-        using var process = Process.Start(info)!;
-        var output = await process.StandardOutput.ReadToEndAsync();
-        var error = await process.StandardError.ReadToEndAsync();
-        await process.WaitForExitAsync();
+        var mint = ChildProcess.StartDotnet("token", options.GatewayDll!, ["token", "--role", "service", "--sub", Guid.NewGuid().ToString()], env!,
+            Path.Combine(logDirectory, "token.log"));
+        await mint.WaitForExitAsync(TimeSpan.FromSeconds(60));
+        var output = mint.Output;
         var token = output.Split('\n', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
             .Select(l => l.StartsWith("Bearer ", StringComparison.Ordinal) ? l[7..] : l)
             .LastOrDefault(l => l.Count(c => c == '.') == 2 && !l.Contains(' '));
-        return token ?? throw new InvalidOperationException($"could not mint a token (exit {process.ExitCode}): {output}{error}");
+        return token ?? throw new InvalidOperationException($"could not mint a token (exit {mint.ExitCode}): {output}");
     }
 
     private sealed class Registrations(params IDisposable[] registrations) : IDisposable

@@ -30,66 +30,38 @@ public sealed record BillingAccounts(Guid UserId, Guid ProjectId, Guid ModelId)
     }
 }
 
-/// <summary>The ledger checks of the issue, in SQL on the billing tables.</summary>
+/// <summary>The cluster tests' ledger checks: the kit's <see cref="LedgerInvariants"/>, plus what only a caller knows.</summary>
 public static class Ledger
 {
-    /// <summary>I1: every given account exists and its balance equals the sum of its history amounts.</summary>
-    public static async Task AssertBalancesEqualHistoryAsync(string connectionString, IReadOnlyCollection<Guid> users, IReadOnlyCollection<Guid> projects)
-    {
-        await using var connection = new NpgsqlConnection(connectionString);
-        await connection.OpenAsync();
-        await AssertAsync(connection, """
-            SELECT a."user", a.balance, COALESCE(SUM(h.amount), 0)
-            FROM user_billing a LEFT JOIN user_billing_history h ON h."user" = a."user"
-            WHERE a."user" = ANY(@ids) GROUP BY a."user", a.balance
-            """, users, "user");
-        await AssertAsync(connection, """
-            SELECT a.project, a.balance, COALESCE(SUM(h.amount), 0)
-            FROM project_billing a LEFT JOIN project_billing_history h ON h.project = a.project
-            WHERE a.project = ANY(@ids) GROUP BY a.project, a.balance
-            """, projects, "project");
-
-        static async Task AssertAsync(NpgsqlConnection connection, string sql, IReadOnlyCollection<Guid> ids, string kind)
-        {
-            await using var command = new NpgsqlCommand(sql, connection);
-            command.Parameters.AddWithValue("ids", ids.ToArray());
-            var seen = 0;
-            await using var reader = await command.ExecuteReaderAsync();
-            while (await reader.ReadAsync())
-            {
-                seen++;
-                var (id, balance, sum) = (reader.GetGuid(0), reader.GetDecimal(1), reader.GetDecimal(2));
-                Assert.True(balance == sum, $"{kind} {id}: balance {balance} but its history sums to {sum}");
-            }
-
-            Assert.Equal(ids.Count, seen);
-        }
-    }
+    /// <summary>Every ledger invariant holds for the given accounts (each must exist): I1 (balance = sum of history) and the rest.</summary>
+    public static Task AssertBalancesEqualHistoryAsync(string connectionString, IReadOnlyCollection<Guid> users, IReadOnlyCollection<Guid> projects) =>
+        LedgerInvariants.AssertHoldAsync(connectionString, new LedgerScope(users, projects));
 
     /// <summary>
-    /// I4 and I3 for acknowledged usages: each is a charged <c>usage_record</c> and has exactly one charging
-    /// history row (amount &lt; 0) across project and user histories.
+    /// I4 and I3 for acknowledged usages: each is a charged <c>usage_record</c>, and the ledger invariants of the
+    /// accounts that paid them hold (so each record has its one matching charge row, and no usage id is charged twice).
     /// </summary>
     public static async Task AssertAcknowledgedUsagesChargedOnceAsync(string connectionString, IReadOnlyCollection<Guid> usageIds)
     {
-        await using var connection = new NpgsqlConnection(connectionString);
-        await connection.OpenAsync();
-        await using var command = new NpgsqlCommand("""
-            SELECT u.id,
-                   (SELECT count(*) FROM usage_record r WHERE r.usage_id = u.id AND r.outcome = 'charged'),
-                   (SELECT count(*) FROM project_billing_history h WHERE h.usage_id = u.id AND h.amount < 0)
-                 + (SELECT count(*) FROM user_billing_history h WHERE h.usage_id = u.id AND h.amount < 0)
-            FROM unnest(@ids) AS u(id)
-            """, connection);
-        command.Parameters.AddWithValue("ids", usageIds.ToArray());
-        var problems = new List<string>();
-        await using var reader = await command.ExecuteReaderAsync();
-        while (await reader.ReadAsync())
+        var payers = new List<(AccountKind Kind, Guid Id)>();
+        await using (var connection = new NpgsqlConnection(connectionString))
         {
-            var (id, records, charges) = (reader.GetGuid(0), reader.GetInt64(1), reader.GetInt64(2));
-            if (records != 1 || charges != 1) problems.Add($"{id}: {records} charged usage_record, {charges} charging history rows");
+            await connection.OpenAsync();
+            await using var command = new NpgsqlCommand(
+                "SELECT DISTINCT paid_by, account_id FROM usage_record WHERE usage_id = ANY(@ids) AND account_id IS NOT NULL", connection);
+            command.Parameters.AddWithValue("ids", usageIds.ToArray());
+            await using var reader = await command.ExecuteReaderAsync();
+            while (await reader.ReadAsync()) payers.Add((reader.GetString(0) == "project" ? AccountKind.Project : AccountKind.User, reader.GetGuid(1)));
         }
 
-        Assert.True(problems.Count == 0, $"{problems.Count} of {usageIds.Count} acknowledged usages not charged exactly once:\n{string.Join('\n', problems.Take(20))}");
+        var snapshot = await LedgerSnapshot.ReadAsync(connectionString, LedgerScope.Of(payers));
+        var problems = LedgerInvariants.FindViolations(snapshot).ToList();
+        foreach (var id in usageIds)
+        {
+            if (!snapshot.UsageRecords.TryGetValue(id, out var record) || record.Outcome != "charged")
+                problems.Add($"acknowledged usage {id} is {(record is null ? "not recorded" : record.Outcome)}");
+        }
+
+        Assert.True(problems.Count == 0, $"{problems.Count} problems with {usageIds.Count} acknowledged usages:\n{string.Join('\n', problems.Take(20))}");
     }
 }

@@ -1,9 +1,7 @@
 using System.Net;
 using Billing.Testing;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Hosting;
 using Npgsql;
-using Orleans.Configuration;
 using Orleans.Serialization;
 
 namespace Billing.Cluster.Tests.Infrastructure;
@@ -29,7 +27,7 @@ public sealed class ProcessCluster : IAsyncDisposable
     public const string ServiceId = "billing";
 
     private readonly List<ChildProcess> processes = [];
-    private readonly List<IHost> clients = [];
+    private readonly List<BillingClusterClient> clients = [];
 
     private ProcessCluster(string connectionString, string clusterId)
     {
@@ -140,36 +138,23 @@ public sealed class ProcessCluster : IAsyncDisposable
 
     /// <summary>An Orleans client that connects only to the given gateway ports (static clustering).</summary>
     public Task<IClusterClient> ConnectAsync(params int[] gatewayPorts) =>
-        ConnectAsync(client => client.UseStaticClustering(gatewayPorts.Select(p => new IPEndPoint(IPAddress.Loopback, p)).ToArray()));
+        ConnectAsync(options => BillingClusterClient.StartAsync(gatewayPorts.Select(p => new IPEndPoint(IPAddress.Loopback, p)).ToArray(), ClusterId, ServiceId, options));
 
     /// <summary>An Orleans client that finds the gateways in the membership table, as the HTTP gateway does.</summary>
     public Task<IClusterClient> ConnectThroughMembershipAsync() =>
-        ConnectAsync(client => client.UseAdoNetClustering(options =>
-        {
-            options.Invariant = "Npgsql";
-            options.ConnectionString = ConnectionString;
-        }));
+        ConnectAsync(options => BillingClusterClient.StartAsync(ConnectionString, ClusterId, ServiceId, options));
 
-    private async Task<IClusterClient> ConnectAsync(Action<IClientBuilder> clustering)
+    private async Task<IClusterClient> ConnectAsync(Func<BillingClientOptions, Task<BillingClusterClient>> start)
     {
-        var host = new HostBuilder()
-            .UseOrleansClient(client =>
-            {
-                clustering(client);
-                // The agent silo's grain interface lives in its (executable) assembly: register its metadata.
-                client.Services.AddSerializer(serializer => serializer.AddAssembly(typeof(Billing.Agents.IAgentGrain).Assembly));
-                client.Configure<ClusterOptions>(options =>
-                {
-                    options.ClusterId = ClusterId;
-                    options.ServiceId = ServiceId;
-                });
-                client.Configure<ClientMessagingOptions>(options => options.ResponseTimeout = TimeSpan.FromSeconds(10));
-                client.Configure<GatewayOptions>(options => options.GatewayListRefreshPeriod = TimeSpan.FromSeconds(2));
-            })
-            .Build();
-        await host.StartAsync();
-        clients.Add(host);
-        return host.Services.GetRequiredService<IClusterClient>();
+        var client = await start(new BillingClientOptions
+        {
+            ResponseTimeout = TimeSpan.FromSeconds(10),
+            GatewayListRefreshPeriod = TimeSpan.FromSeconds(2),
+            // The agent silo's grain interface lives in its (executable) assembly: register its metadata.
+            Configure = builder => builder.Services.AddSerializer(serializer => serializer.AddAssembly(typeof(Billing.Agents.IAgentGrain).Assembly)),
+        });
+        clients.Add(client);
+        return client.Client;
     }
 
     /// <summary>The cluster's rows of OrleansMembershipTable: silo port and status (3 Active, 6 Dead).</summary>
@@ -203,20 +188,7 @@ public sealed class ProcessCluster : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        foreach (var host in clients)
-        {
-            try
-            {
-                using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(5));
-                await host.StopAsync(stop.Token);
-            }
-            catch (Exception)
-            {
-                // The cluster may be gone already.
-            }
-
-            host.Dispose();
-        }
+        foreach (var client in clients) await client.DisposeAsync();
 
         foreach (var process in processes) await process.DisposeAsync();
     }
