@@ -58,8 +58,19 @@ public abstract partial class AccountGrain(LedgerStore ledger, LedgerWriter writ
 
     private BillingCallers Callers => callers ??= ServiceProvider.GetRequiredService<BillingCallers>();
 
-    public override async Task OnActivateAsync(CancellationToken cancellationToken) =>
-        State = await ledger.LoadAsync(Table, AccountId, cancellationToken);
+    public override async Task OnActivateAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            State = await ledger.LoadAsync(Table, AccountId, cancellationToken);
+        }
+        catch (Exception exception) when (BillingFaults.Translate(exception) is { } fault)
+        {
+            // An activation's fault reaches the caller without passing the grain call filter: translate it here.
+            LogActivationFailed(logger, exception, Table.Kind, AccountId);
+            throw fault;
+        }
+    }
 
     public async Task<BillingResult<AccountView>> GetAccount()
     {
@@ -179,6 +190,9 @@ public abstract partial class AccountGrain(LedgerStore ledger, LedgerWriter writ
 
     private protected static BillingResult<T> Invalid<T>(string detail) where T : class =>
         BillingResult<T>.Fail(BillingStatus.InvalidInput, detail);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{AccountKind} account {AccountId} could not be loaded; its activation fails with a retryable fault")]
+    private static partial void LogActivationFailed(ILogger logger, Exception exception, AccountKind accountKind, Guid accountId);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Refused {Method} on {AccountKind} account {AccountId} from {Caller} ({CallerKind}): outside the trust boundary")]
     private static partial void LogForbidden(ILogger logger, string method, AccountKind accountKind, Guid accountId, string? caller, CallerKind callerKind);

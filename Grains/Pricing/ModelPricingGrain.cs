@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Billing.Hosting;
 using Orleans.Concurrency;
 using System.Text.RegularExpressions;
 using Billing.Storage;
@@ -25,8 +26,19 @@ public sealed partial class ModelPricingGrain(
 
     private List<ModelPrice> prices = [];
 
-    public override async Task OnActivateAsync(CancellationToken cancellationToken) =>
-        prices = await store.LoadAsync(this.GetPrimaryKey(), cancellationToken);
+    public override async Task OnActivateAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            prices = await store.LoadAsync(this.GetPrimaryKey(), cancellationToken);
+        }
+        catch (Exception exception) when (BillingFaults.Translate(exception) is { } fault)
+        {
+            // An activation's fault reaches the caller without passing the grain call filter: translate it here.
+            LogActivationFailed(logger, exception, this.GetPrimaryKey());
+            throw fault;
+        }
+    }
 
     public async Task<BillingResult<ModelPrice>> AddPrice(ModelPriceInput input)
     {
@@ -104,6 +116,9 @@ public sealed partial class ModelPricingGrain(
         if (input.Currency is null || !CurrencyCode().IsMatch(input.Currency)) return "currency must be an ISO 4217 code such as USD.";
         return null;
     }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Prices of model {ModelId} could not be loaded; its activation fails with a retryable fault")]
+    private static partial void LogActivationFailed(ILogger logger, Exception exception, Guid modelId);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "New price of model {ModelId} not acknowledged by silo {Silo} ({ExceptionType})")]
     private static partial void LogPushFailed(ILogger logger, Guid modelId, SiloAddress silo, string exceptionType);
