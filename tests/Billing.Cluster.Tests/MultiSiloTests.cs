@@ -40,12 +40,9 @@ public sealed class MultiSiloTests(ITestOutputHelper output)
     public async Task Two_silos_are_active_serve_usage_through_each_gateway_and_fail_over_after_kill_9()
     {
         await using var cluster = await ProcessCluster.CreateAsync("multi");
-        var siloA = cluster.StartSilo("silo-a");
-        var siloB = cluster.StartSilo("silo-b");
-        await Task.WhenAll(ProcessCluster.WaitReadyAsync(siloA), ProcessCluster.WaitReadyAsync(siloB));
-
         // Membership: both silos Active (status 3) in OrleansMembershipTable.
-        await cluster.WaitActiveAsync(TimeSpan.FromSeconds(15), siloA.SiloPort, siloB.SiloPort);
+        var silos = await cluster.StartActiveSilosAsync(TimeSpan.FromSeconds(15), "silo-a", "silo-b");
+        var (siloA, siloB) = (silos[0], silos[1]);
 
         // A usage succeeds through each silo's gateway port.
         var throughA = await cluster.ConnectAsync(siloA.GatewayPort);

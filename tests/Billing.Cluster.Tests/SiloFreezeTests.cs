@@ -33,9 +33,7 @@ public sealed class SiloFreezeTests(ITestOutputHelper output)
     public async Task ReviewDefect14_FrozenSiloDoesNotStallAccountsOnHealthySilos()
     {
         await using var cluster = await ProcessCluster.CreateAsync("freeze");
-        var silos = new[] { cluster.StartSilo("silo-a"), cluster.StartSilo("silo-b"), cluster.StartSilo("silo-c") };
-        await Task.WhenAll(silos.Select(ProcessCluster.WaitReadyAsync));
-        await cluster.WaitActiveAsync(TimeSpan.FromSeconds(20), silos.Select(s => s.SiloPort).ToArray());
+        var silos = await cluster.StartActiveSilosAsync(TimeSpan.FromSeconds(20), "silo-a", "silo-b", "silo-c");
 
         var client = await cluster.ConnectThroughMembershipAsync();
         var model = await BillingAccounts.CreateModelAsync(client);
@@ -169,10 +167,8 @@ public sealed class SiloFreezeTests(ITestOutputHelper output)
     public async Task ReviewDefect14_PriceSetThroughOneSiloPricesTheNextUsageThroughAnother()
     {
         await using var cluster = await ProcessCluster.CreateAsync("prices");
-        var siloA = cluster.StartSilo("silo-a");
-        var siloB = cluster.StartSilo("silo-b");
-        await Task.WhenAll(ProcessCluster.WaitReadyAsync(siloA), ProcessCluster.WaitReadyAsync(siloB));
-        await cluster.WaitActiveAsync(TimeSpan.FromSeconds(15), siloA.SiloPort, siloB.SiloPort);
+        var silos = await cluster.StartActiveSilosAsync(TimeSpan.FromSeconds(15), "silo-a", "silo-b");
+        var (siloA, siloB) = (silos[0], silos[1]);
 
         // Usage grains are stateless workers: a call through a silo's gateway is priced on that silo.
         var throughA = await cluster.ConnectAsync(siloA.GatewayPort);

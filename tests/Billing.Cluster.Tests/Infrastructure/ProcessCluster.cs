@@ -57,6 +57,15 @@ public sealed class ProcessCluster : IAsyncDisposable
             ["ASPNETCORE_ENVIRONMENT"] = "Development",
         };
 
+    /// <summary>Starts one silo per name and waits until every one answers ready and is Active in the membership table.</summary>
+    public async Task<SiloProcess[]> StartActiveSilosAsync(TimeSpan activeWithin, params string[] names)
+    {
+        var silos = names.Select(name => StartSilo(name)).ToArray();
+        await Task.WhenAll(silos.Select(WaitReadyAsync));
+        await WaitActiveAsync(activeWithin, silos.Select(s => s.SiloPort).ToArray());
+        return silos;
+    }
+
     /// <summary>Starts a billing silo (Silo project) on free ports; <see cref="WaitReadyAsync"/> waits for it.</summary>
     public SiloProcess StartSilo(string name, IReadOnlyDictionary<string, string?>? environment = null)
     {
