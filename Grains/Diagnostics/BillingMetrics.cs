@@ -13,10 +13,13 @@ public static class BillingMetrics
     private static readonly Counter<long> UsageRecorded = Meter.CreateCounter<long>(
         "billing.usage.recorded", "{usage}", "Usages charged, by paying account kind.");
 
-    // OpenTelemetry exports long and double instruments only (a decimal counter is silently dropped), so this
-    // one observability figure is a double; the ledger itself never leaves decimal.
-    private static readonly Counter<double> CostCharged = Meter.CreateCounter<double>(
-        "billing.cost.charged", "{currency_unit}", "Money charged for usage, per currency (approximate; the ledger is exact).");
+    // OpenTelemetry exports long and double instruments only (a decimal counter is silently dropped), and money is
+    // never a double: the cost is counted in billionths of the currency unit, whole ones only, the fraction carried
+    // to the next charge of that currency so the counter's sum stays exact to the billionth.
+    private static readonly Counter<long> CostCharged = Meter.CreateCounter<long>(
+        "billing.cost.charged", "{nano_currency_unit}", "Money charged for usage, per currency, in billionths of the currency unit.");
+
+    private static readonly Dictionary<string, decimal> CostCarried = [];
 
     private static readonly Counter<long> Refusals = Meter.CreateCounter<long>(
         "billing.refusals", "{refusal}", "Calls refused, by reason.");
@@ -30,7 +33,16 @@ public static class BillingMetrics
     public static void RecordCharge(string paidBy, decimal cost, string currency)
     {
         UsageRecorded.Add(1, new KeyValuePair<string, object?>("paid_by", paidBy));
-        CostCharged.Add(decimal.ToDouble(cost), new KeyValuePair<string, object?>("currency", currency));
+        long nanos;
+        lock (CostCarried)
+        {
+            var total = cost * 1_000_000_000m + CostCarried.GetValueOrDefault(currency);
+            var whole = decimal.Truncate(total);
+            CostCarried[currency] = total - whole;
+            nanos = (long)whole;
+        }
+
+        CostCharged.Add(nanos, new KeyValuePair<string, object?>("currency", currency));
     }
 
     public static void RecordRefusal(BillingStatus reason) =>

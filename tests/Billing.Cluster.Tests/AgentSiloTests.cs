@@ -231,7 +231,7 @@ public sealed class AgentSiloTests(AgentClusterFixture fixture, ITestOutputHelpe
         var exception = await Record.ExceptionAsync(() =>
             fixture.BillingSilo.Process.WaitForOutputAsync("Metric Name: billing.cost.charged", TimeSpan.FromSeconds(5)));
         Assert.True(exception is null,
-            "billing.cost.charged is not exported: OpenTelemetry drops Counter<decimal>; create it as Counter<double> in BillingMetrics.");
+            "billing.cost.charged is not exported: OpenTelemetry drops Counter<decimal>; it is a Counter<long> of billionths in BillingMetrics.");
     }
 
     private static bool IsBillingGrain(string grainType) =>
