@@ -18,6 +18,12 @@ public sealed class BenchOptions
 
     public int SpreadProjects { get; private set; } = 10_000;
 
+    /// <summary>Runs of the seed and each case, alternating; the report adds each case's median ratio and its range.</summary>
+    public int Repeat { get; private set; } = 1;
+
+    /// <summary>Silo counts to run the cases with, one after another (each with its own cluster), e.g. [1, 2].</summary>
+    public int[] Silos { get; private set; } = [1];
+
     public string Root { get; private set; } = Directory.GetCurrentDirectory();
 
     public string? SiloDll { get; private set; }
@@ -64,6 +70,8 @@ public sealed class BenchOptions
                 case "--accounts": o.Accounts = List(Next()); break;
                 case "--modes": o.Modes = List(Next()); break;
                 case "--projects": o.SpreadProjects = int.Parse(Next()); break;
+                case "--repeat": o.Repeat = int.Parse(Next()); break;
+                case "--silos": o.Silos = List(Next()).Select(int.Parse).ToArray(); break;
                 case "--root": o.Root = Path.GetFullPath(Next()); break;
                 case "--silo-dll": o.SiloDll = Path.GetFullPath(Next()); break;
                 case "--gateway-dll": o.GatewayDll = Path.GetFullPath(Next()); break;
@@ -93,6 +101,8 @@ public sealed class BenchOptions
         foreach (var a in o.Accounts) if (a is not ("hot" or "spread")) throw new ArgumentException($"--accounts: unknown kind {a}");
         foreach (var m in o.Modes) if (m is not ("orleans" or "seed" or "db-single" or "db-shared" or "db-grain")) throw new ArgumentException($"--modes: unknown mode {m}");
         if (o.Seconds < 1 || o.WarmupSeconds < 0 || o.Clients.Any(c => c < 1)) throw new ArgumentException("--seconds ≥ 1, --warmup ≥ 0, --clients ≥ 1");
+        if (o.Repeat < 1 || o.Silos.Length == 0 || o.Silos.Any(s => s is < 1 or > 4) || o.SpreadProjects < 1)
+            throw new ArgumentException("--repeat ≥ 1, --silos between 1 and 4, --projects ≥ 1");
         o.SiloDll ??= Path.Combine(o.Root, "Silo/bin/Release/net10.0/Billing.Silo.dll");
         o.GatewayDll ??= Path.Combine(o.Root, "Client/bin/Release/net10.0/Billing.Client.dll");
         return o;
@@ -109,7 +119,10 @@ public sealed class BenchOptions
                               cross-account round-trip sharing (one statement per account write vs many
                               accounts' writes in one transaction); db-grain: the grains' own
                               LedgerStore.CommitAsync statement without Orleans, one usage per statement
-          --projects N        projects of the spread workload (10000)
+          --projects N        projects of the spread workload (10000); e.g. 1000, 10000, 100000 for how cost grows
+          --repeat N          runs the seed and each case N times, alternating, and reports the median ratio and its range (1)
+          --silos LIST        silo counts, e.g. 1,2: the cases run with each (own cluster, same database); the report
+                              gives the ops/s relative to one silo (1)
           --smoke             short run: --seconds 2 --warmup 1 --clients 8 --projects 1000
           --silo-db-options S extra Npgsql settings appended to the silo's and gateway's connection string
           --silo-log-level L  Logging:LogLevel:Default of the silo and gateway (Warning)

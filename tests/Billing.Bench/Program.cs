@@ -47,35 +47,46 @@ static async Task<int> RunAsync(BenchOptions options)
         $"paths={string.Join(',', options.Paths)} accounts={string.Join(',', options.Accounts)} modes={string.Join(',', options.Modes)} " +
         $"projects={options.SpreadProjects} cores={Environment.ProcessorCount}; logs in {logDirectory}");
 
-    // 1. Processes.
+    // 1. Processes: the database; the silos (and gateway) per silo count, the first of which also seeds the accounts.
     await using var database = await BenchDatabase.StartAsync(options);
-    var services = options.Modes.Contains("orleans") ? await BenchServices.StartAsync(options, database, runId, logDirectory) : null;
-
-    // 2. Seeding.
-    var accounts = await BenchAccounts.SeedAsync(options, database, services);
-
-    // 3–4. Workload and measurement: per accounts and clients, the seed first (the ratios' baseline), then the others.
     var report = new BenchReport(options);
-    var cases = new CaseMeasurement(options, database, services, accounts, report);
-    foreach (var kind in options.Accounts)
+    BenchAccounts? accounts = null;
+    var siloCounts = options.Modes.Contains("orleans") ? options.Silos.Cast<int?>().ToArray() : [null];
+    foreach (var siloCount in siloCounts)
     {
-        foreach (var clients in options.Clients)
-        {
-            double? seedOps = null;
-            if (options.Modes.Contains("seed")) seedOps = await cases.RunAsync(kind, "npgsql", "seed", clients, null);
-            foreach (var experiment in new[] { "db-single", "db-shared", "db-grain" })
-            {
-                if (options.Modes.Contains(experiment)) await cases.RunAsync(kind, "npgsql", experiment, clients, seedOps);
-            }
+        await using var services = siloCount is { } count ? await BenchServices.StartAsync(options, database, runId, logDirectory, count) : null;
 
-            if (services is null) continue;
-            foreach (var path in options.Paths) await cases.RunAsync(kind, path, "orleans", clients, seedOps);
+        // 2. Seeding (once; later silo counts activate the same accounts from the database).
+        accounts ??= await BenchAccounts.SeedAsync(options, database, services);
+
+        // 3–4. Workload and measurement: per accounts and clients, the seed first (the ratios' baseline), then the
+        // others; --repeat N alternates them N times, so each ratio compares runs a minute apart.
+        var cases = new CaseMeasurement(options, database, services, accounts, report);
+        foreach (var kind in options.Accounts)
+        {
+            foreach (var clients in options.Clients)
+            {
+                for (var run = 1; run <= options.Repeat; run++)
+                {
+                    if (options.Repeat > 1) Say($"run {run} of {options.Repeat}: accounts={kind} clients={clients} silos={siloCount}");
+                    Billing.Bench.Measurement.CaseResult? seed = null;
+                    if (options.Modes.Contains("seed")) seed = await cases.RunAsync(kind, "npgsql", "seed", clients, null);
+                    foreach (var experiment in new[] { "db-single", "db-shared", "db-grain" })
+                    {
+                        if (options.Modes.Contains(experiment)) await cases.RunAsync(kind, "npgsql", experiment, clients, seed);
+                    }
+
+                    if (services is null) continue;
+                    foreach (var path in options.Paths) await cases.RunAsync(kind, path, "orleans", clients, seed);
+                }
+            }
         }
+
+        if (services is not null) report.SiloMemory(services.SiloCount, services.SiloRssKb, services.SiloStartRssKb, 1 + accounts.Spread.Length);
     }
 
     // 5. Report.
-    report.PrintTable(services?.SiloPid, 1 + accounts.Spread.Length);
-    if (services is not null) await services.DisposeAsync();
+    report.PrintTable();
     report.PrintVerdict();
     return report.Failed ? 1 : 0;
 }

@@ -8,10 +8,10 @@ namespace Billing.Bench.Measurement;
 
 /// <summary>Everything measured in one case: the callers' result, CPU per process, writes, fsyncs, memory, and what the ledger checks found.</summary>
 internal sealed record CaseFigures(
-    string Accounts, string Path, string Mode, int Clients, CaseResult Result, IReadOnlyDictionary<string, double> Cpu,
+    string Accounts, string Path, string Mode, int Clients, int Silos, CaseResult Result, IReadOnlyDictionary<string, double> Cpu,
     long Writes, long Fsyncs, long? SiloRssKb, long? SiloHwmKb, string Extra, IReadOnlyList<string> Problems, long HistoryRows)
 {
-    public string Name => $"case={Accounts} path={Path} mode={Mode} clients={Clients}";
+    public string Name => $"case={Accounts} path={Path} mode={Mode} clients={Clients} silos={Silos}";
 }
 
 /// <summary>
@@ -20,15 +20,15 @@ internal sealed record CaseFigures(
 /// </summary>
 internal sealed class CaseMeasurement(BenchOptions options, BenchDatabase database, BenchServices? services, BenchAccounts seeded, BenchReport report)
 {
-    /// <summary>Runs a case; when other processes of the shared machine disturbed it, waits and runs it again (--retries). Returns its ops/s.</summary>
-    public async Task<double> RunAsync(string accounts, string path, string mode, int clients, double? seedOps)
+    /// <summary>Runs a case; when other processes of the shared machine disturbed it, waits and runs it again (--retries). Returns its result.</summary>
+    public async Task<CaseResult> RunAsync(string accounts, string path, string mode, int clients, CaseResult? seed)
     {
         for (var attempt = 0; ; attempt++)
         {
             var last = attempt >= options.Retries;
             var figures = await RunOnceAsync(accounts, path, mode, clients);
-            var other = report.Case(figures, seedOps, last);
-            if (other <= 30 || last) return figures.Result.OpsPerSecond;
+            var other = report.Case(figures, seed, last);
+            if (other <= 30 || last) return figures.Result;
             Say($"  running the case again (attempt {attempt + 2} of {options.Retries + 1}) on a quieter machine");
         }
     }
@@ -46,7 +46,7 @@ internal sealed class CaseMeasurement(BenchOptions options, BenchDatabase databa
         var workload = CaseWorkload.For(accounts, path, mode, options, database, services, seeded);
         var sampler = new CpuSampler(() => new Dictionary<string, int[]>
         {
-            ["silo"] = services is null ? [] : [services.SiloPid],
+            ["silo"] = services is null ? [] : services.SiloPids,
             ["gw"] = services?.GatewayPid is { } gateway ? [gateway] : [],
             ["pg"] = database.PostmasterPid == 0 ? [] : ProcStats.ProcessTree(database.PostmasterPid),
             ["bench"] = [Environment.ProcessId],
@@ -91,9 +91,9 @@ internal sealed class CaseMeasurement(BenchOptions options, BenchDatabase databa
             "seed" => result.Ops,
             _ => countersEnd!.AccountWrites - countersStart!.AccountWrites,
         };
-        return new CaseFigures(accounts, path, mode, clients, result, cpu!, writes, countersEnd!.WalSyncs - countersStart!.WalSyncs,
-            services is null ? null : ProcStats.StatusValue(services.SiloPid, "VmRSS"),
-            services is null ? null : ProcStats.StatusValue(services.SiloPid, "VmHWM"),
+        return new CaseFigures(accounts, path, mode, clients, services?.SiloCount ?? 0, result, cpu!, writes, countersEnd!.WalSyncs - countersStart!.WalSyncs,
+            services?.SiloRssKb,
+            services?.SiloHwmKb,
             extra, problems, after.HistoryRows);
     }
 

@@ -13,8 +13,9 @@ using static Billing.Bench.Report.Progress;
 namespace Billing.Bench.Processes;
 
 /// <summary>
-/// The services under test: ONE silo and, for path=http, the gateway, as child processes (the only place the bench
-/// starts or stops them), the bench's Orleans client and its HTTP client with a service token.
+/// The services under test: <see cref="SiloCount"/> silos (one by default; --silos) and, for path=http, the gateway, as
+/// child processes (the only place the bench starts or stops them), the bench's Orleans client (it spreads its calls over
+/// the silos' gateways) and its HTTP client with a service token.
 /// </summary>
 internal sealed class BenchServices : IAsyncDisposable
 {
@@ -24,38 +25,50 @@ internal sealed class BenchServices : IAsyncDisposable
     private readonly BenchDatabase database;
     private readonly string clusterId;
     private readonly string logDirectory;
-    private ChildProcess? silo;
+    private readonly List<ChildProcess> silos = [];
     private ChildProcess? gateway;
     private BillingClusterClient? client;
 
-    private BenchServices(BenchOptions options, BenchDatabase database, string runId, string logDirectory)
+    private BenchServices(BenchOptions options, BenchDatabase database, string runId, string logDirectory, int siloCount)
     {
         this.options = options;
         this.database = database;
-        clusterId = $"bench-{runId}";
+        SiloCount = siloCount;
+        clusterId = $"bench-{runId}-{siloCount}silo";
         this.logDirectory = logDirectory;
     }
+
+    public int SiloCount { get; }
 
     public IClusterClient Cluster { get; private set; } = null!;
 
     /// <summary>The gateway's HTTP client; null when no case takes path=http.</summary>
     public HttpClient? Http { get; private set; }
 
-    public int SiloPid => silo!.Pid;
+    public int[] SiloPids => silos.Select(s => s.Pid).ToArray();
+
+    /// <summary>The silos' working sets (VmRSS) added up, in kB.</summary>
+    public long? SiloRssKb => Sum("VmRSS");
+
+    /// <summary>The silos' peak working sets (VmHWM) added up, in kB.</summary>
+    public long? SiloHwmKb => Sum("VmHWM");
+
+    /// <summary>The silos' working set when they had just become active, in kB (the base of memory per account).</summary>
+    public long SiloStartRssKb { get; private set; }
 
     public int? GatewayPid => gateway?.Pid;
 
-    public static async Task<BenchServices> StartAsync(BenchOptions options, BenchDatabase database, string runId, string logDirectory)
+    public static async Task<BenchServices> StartAsync(BenchOptions options, BenchDatabase database, string runId, string logDirectory, int siloCount)
     {
-        var services = new BenchServices(options, database, runId, logDirectory);
-        await services.StartSiloAsync();
+        var services = new BenchServices(options, database, runId, logDirectory, siloCount);
+        await services.StartSilosAsync();
         if (options.Paths.Contains("http")) await services.StartGatewayAsync();
         return services;
     }
 
     /// <summary>The children that died, each with the end of its log.</summary>
     public IEnumerable<string> Deaths() =>
-        new[] { silo, gateway }.Where(child => child is { HasExited: true }).Select(child => $"the {child!.Name} process died:\n{child.Tail()}");
+        silos.Append(gateway).Where(child => child is { HasExited: true }).Select(child => $"the {child!.Name} process died:\n{child.Tail()}");
 
     /// <summary>
     /// Kills the children when the bench exits, however it exits. The Orleans client's host would swallow SIGTERM/SIGINT:
@@ -71,13 +84,60 @@ internal sealed class BenchServices : IAsyncDisposable
 
     public static void KillChildren() => ChildProcess.KillAll();
 
+    /// <summary>Disconnects the clients and stops the silos and the gateway (the next silo count starts its own).</summary>
     public async ValueTask DisposeAsync()
     {
         if (client is not null) await client.DisposeAsync();
         Http?.Dispose();
+        foreach (var child in silos.Append(gateway))
+        {
+            if (child is null) continue;
+            child.Kill();
+            await child.DisposeAsync();
+        }
     }
 
-    private async Task StartSiloAsync()
+    private long? Sum(string field)
+    {
+        var values = silos.Select(s => ProcStats.StatusValue(s.Pid, field)).ToArray();
+        return values.Any(v => v is null) ? null : values.Sum(v => v!.Value);
+    }
+
+    private async Task StartSilosAsync()
+    {
+        for (var i = 0; i < SiloCount; i++) silos.Add(StartSilo(i));
+        var started = Stopwatch.StartNew();
+        while (true)
+        {
+            foreach (var silo in silos)
+            {
+                if (silo.HasExited) throw new InvalidOperationException($"the {silo.Name} exited during start-up:\n{silo.Tail()}");
+            }
+
+            if (started.Elapsed > TimeSpan.FromSeconds(90)) throw new TimeoutException($"the silos did not become active in 90 s:\n{silos[^1].Tail()}");
+            try
+            {
+                await using var command = database.Bench.CreateCommand("SELECT count(*) FROM orleansmembershiptable WHERE deploymentid = $1 AND status = 3");
+                command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = clusterId });
+                if ((long)(await command.ExecuteScalarAsync())! >= SiloCount) break;
+            }
+            catch (PostgresException)
+            {
+            }
+
+            await Task.Delay(250);
+        }
+
+        SiloStartRssKb = SiloRssKb ?? 0;
+        Say($"silos: {SiloCount} active after {started.Elapsed.TotalSeconds:F1} s, pids {string.Join(',', SiloPids)}, working set {Report.BenchReport.Mb(SiloRssKb)} MB");
+
+        client = await BillingClusterClient.StartAsync(database.ConnectionString, clusterId, ServiceId,
+            new BillingClientOptions { ConsoleLogLevel = LogLevel.Warning, ResponseTimeout = null });
+        Cluster = client.Client;
+        Say("Orleans client: connected (ADO.NET clustering on the same PostgreSQL)");
+    }
+
+    private ChildProcess StartSilo(int index)
     {
         var siloPort = PostgresServer.FreePort();
         var gatewayPort = PostgresServer.FreePort();
@@ -96,32 +156,9 @@ internal sealed class BenchServices : IAsyncDisposable
             ["ASPNETCORE_ENVIRONMENT"] = "Production",
         };
         foreach (var (key, value) in options.SiloEnvironment) env[key] = value;
-        Say($"silo: starting dotnet {Path.GetRelativePath(options.Root, options.SiloDll!)} (silo {siloPort}, gateway {gatewayPort}, dashboard {dashboardPort}, cluster {clusterId})");
-        silo = ChildProcess.StartDotnet("silo", options.SiloDll!, [], env!, Path.Combine(logDirectory, "silo.log"));
-        var started = Stopwatch.StartNew();
-        while (true)
-        {
-            if (silo.HasExited) throw new InvalidOperationException($"the silo exited during start-up:\n{silo.Tail()}");
-            if (started.Elapsed > TimeSpan.FromSeconds(90)) throw new TimeoutException($"the silo did not become active in 90 s:\n{silo.Tail()}");
-            try
-            {
-                await using var command = database.Bench.CreateCommand("SELECT count(*) FROM orleansmembershiptable WHERE deploymentid = $1 AND status = 3");
-                command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = clusterId });
-                if ((long)(await command.ExecuteScalarAsync())! > 0) break;
-            }
-            catch (PostgresException)
-            {
-            }
-
-            await Task.Delay(250);
-        }
-
-        Say($"silo: active after {started.Elapsed.TotalSeconds:F1} s, pid {silo.Pid}, working set {Report.BenchReport.Mb(ProcStats.StatusValue(silo.Pid, "VmRSS"))} MB");
-
-        client = await BillingClusterClient.StartAsync(database.ConnectionString, clusterId, ServiceId,
-            new BillingClientOptions { ConsoleLogLevel = LogLevel.Warning, ResponseTimeout = null });
-        Cluster = client.Client;
-        Say("Orleans client: connected (ADO.NET clustering on the same PostgreSQL)");
+        Say($"silo {index + 1}/{SiloCount}: starting dotnet {Path.GetRelativePath(options.Root, options.SiloDll!)} (silo {siloPort}, gateway {gatewayPort}, dashboard {dashboardPort}, cluster {clusterId})");
+        var name = SiloCount == 1 ? "silo" : $"silo{index + 1}";
+        return ChildProcess.StartDotnet(name, options.SiloDll!, [], env!, Path.Combine(logDirectory, $"{name}-{SiloCount}.log"));
     }
 
     private async Task StartGatewayAsync()
@@ -141,7 +178,7 @@ internal sealed class BenchServices : IAsyncDisposable
         };
         var url = $"http://127.0.0.1:{port}";
         Say($"gateway: starting dotnet {Path.GetRelativePath(options.Root, options.GatewayDll!)} --urls {url}");
-        gateway = ChildProcess.StartDotnet("gateway", options.GatewayDll!, ["--urls", url], env!, Path.Combine(logDirectory, "gateway.log"));
+        gateway = ChildProcess.StartDotnet("gateway", options.GatewayDll!, ["--urls", url], env!, Path.Combine(logDirectory, $"gateway-{SiloCount}.log"));
 
         var token = await MintTokenAsync(env);
         Http = new HttpClient(new SocketsHttpHandler
@@ -181,7 +218,7 @@ internal sealed class BenchServices : IAsyncDisposable
     private async Task<string> MintTokenAsync(Dictionary<string, string> env)
     {
         var mint = ChildProcess.StartDotnet("token", options.GatewayDll!, ["token", "--role", "service", "--sub", Guid.NewGuid().ToString()], env!,
-            Path.Combine(logDirectory, "token.log"));
+            Path.Combine(logDirectory, $"token-{SiloCount}.log"));
         await mint.WaitForExitAsync(TimeSpan.FromSeconds(60));
         var output = mint.Output;
         var token = output.Split('\n', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)

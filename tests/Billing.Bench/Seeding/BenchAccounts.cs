@@ -78,7 +78,7 @@ internal sealed record BenchAccounts(
             if (Interlocked.Increment(ref done) % 2000 == 0) Say($"seed: {done}/{projects.Length} projects initialised and topped up");
         });
         Say($"seed: model price 3.00/15.00 USD per million tokens; {users.Length} users, {projects.Length} projects initialised and topped up through the grains in {started.Elapsed.TotalSeconds:F1} s; " +
-            $"silo working set {Report.BenchReport.Mb(ProcStats.StatusValue(services.SiloPid, "VmRSS"))} MB");
+            $"silo working set {Report.BenchReport.Mb(services.SiloRssKb)} MB");
     }
 
     private static void Check<T>(BillingResult<T> result, string what) where T : class
