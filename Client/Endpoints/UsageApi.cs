@@ -32,7 +32,7 @@ public static class UsageApi
         [FromBody] AiUsageRequest body,
         [FromHeader(Name = IdempotencyKeyHeader)] string? idempotencyKey,
         HttpContext http,
-        IClusterClient cluster)
+        UsageGrains usage)
     {
         if (!RequestInput.Require(body.ProjectId, "projectId", out var projectId, out var invalid)) return invalid;
         if (!RequestInput.Require(body.UserId, "userId", out var userId, out invalid)) return invalid;
@@ -42,7 +42,7 @@ public static class UsageApi
         if (!RequestInput.TryResolveId(body.UsageId, idempotencyKey, OperationIds.UsageId, out var usageId, out invalid)) return invalid;
         OperationIds.Remember(http, OperationIds.UsageId, usageId); // a 503 must still name the id to retry with
 
-        var result = await cluster.GetGrain<IUsageGrain>(ClusterClientSetup.UsageGrainKey()).RecordAiUsage(new AiUsage(usageId, projectId, userId, modelId, input, output));
+        var result = await usage.Any().RecordAiUsage(new AiUsage(usageId, projectId, userId, modelId, input, output));
         return result.Problem is { } problem ? ApiProblems.Problem(problem) : TypedResults.Ok(UsageResponse.From(result.Value!));
     }
 
@@ -51,7 +51,7 @@ public static class UsageApi
         [FromBody] PersonalUsageRequest body,
         [FromHeader(Name = IdempotencyKeyHeader)] string? idempotencyKey,
         HttpContext http,
-        IClusterClient cluster)
+        UsageGrains usage)
     {
         if (!RequestInput.TryParseId(userId, "userId", out var user, out var invalid)) return invalid;
         if (!RequestInput.Require(body.ModelId, "modelId", out var modelId, out invalid)) return invalid;
@@ -60,11 +60,11 @@ public static class UsageApi
         if (!RequestInput.TryResolveId(body.UsageId, idempotencyKey, OperationIds.UsageId, out var usageId, out invalid)) return invalid;
         OperationIds.Remember(http, OperationIds.UsageId, usageId); // a 503 must still name the id to retry with
 
-        var result = await cluster.GetGrain<IUsageGrain>(ClusterClientSetup.UsageGrainKey()).RecordPersonalUsage(new PersonalUsage(usageId, user, modelId, input, output));
+        var result = await usage.Any().RecordPersonalUsage(new PersonalUsage(usageId, user, modelId, input, output));
         return result.Problem is { } problem ? ApiProblems.Problem(problem) : TypedResults.Ok(UsageResponse.From(result.Value!));
     }
 
-    private static async Task<Results<Ok<BalanceCheckResponse>, ProblemHttpResult>> CheckBalance([FromBody] BalanceCheckRequest body, IClusterClient cluster)
+    private static async Task<Results<Ok<BalanceCheckResponse>, ProblemHttpResult>> CheckBalance([FromBody] BalanceCheckRequest body, UsageGrains usage)
     {
         Guid? projectId = null;
         if (body.ProjectId is not null)
@@ -78,7 +78,7 @@ public static class UsageApi
         if (!RequestInput.RequireTokens(body.EstimatedInputTokens, "estimatedInputTokens", out var input, out invalid)) return invalid;
         if (!RequestInput.RequireTokens(body.EstimatedOutputTokens, "estimatedOutputTokens", out var output, out invalid)) return invalid;
 
-        var result = await cluster.GetGrain<IUsageGrain>(ClusterClientSetup.UsageGrainKey()).CheckBalance(new BalanceCheck(projectId, userId, modelId, input, output));
+        var result = await usage.Any().CheckBalance(new BalanceCheck(projectId, userId, modelId, input, output));
         return result.Problem is { } problem ? ApiProblems.Problem(problem) : TypedResults.Ok(BalanceCheckResponse.From(result.Value!));
     }
 }

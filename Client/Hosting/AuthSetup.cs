@@ -65,10 +65,12 @@ public static class AuthSetup
 
         builder.Services.AddAuthentication(JwtBearerDefaults.AuthenticationScheme).AddJwtBearer();
         builder.Services.AddOptions<JwtBearerOptions>(JwtBearerDefaults.AuthenticationScheme)
-            .Configure<IOptions<AuthOptions>>((jwt, authOptions) =>
+            .Configure<IOptions<AuthOptions>, IServiceProvider>((jwt, authOptions, services) =>
             {
                 var auth = authOptions.Value;
                 jwt.MapInboundClaims = false;
+                jwt.TokenHandlers.Clear();
+                jwt.TokenHandlers.Add(new CachingJsonWebTokenHandler(services.GetService<TimeProvider>() ?? TimeProvider.System));
                 jwt.RequireHttpsMetadata = false;
                 jwt.IncludeErrorDetails = false;
                 jwt.TokenValidationParameters = new TokenValidationParameters

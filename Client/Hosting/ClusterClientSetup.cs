@@ -45,6 +45,8 @@ public static partial class ClusterClientSetup
             client.UseConnectionRetryFilter<RetryConnectingForever>();
         });
 
+        builder.Services.AddSingleton<UsageGrains>();
+
         // Kestrel starts while the client is still connecting: /health/live answers at once.
         builder.Services.Configure<HostOptions>(o => o.ServicesStartConcurrently = true);
         return builder;
