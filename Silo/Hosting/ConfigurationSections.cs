@@ -132,3 +132,14 @@ public sealed class BillingMetricsOptions
     /// <summary>Also export Orleans' own meter (<c>Microsoft.Orleans</c>): activations, messaging, membership.</summary>
     public bool IncludeOrleans { get; set; }
 }
+
+/// <summary>Section <c>Tracing</c>: OpenTelemetry spans of grain calls and PostgreSQL statements, sent by OTLP when set.</summary>
+public sealed class BillingTracingOptions
+{
+    public const string SectionName = "Tracing";
+
+    /// <summary>e.g. http://collector:4317 (gRPC) or http://collector:4318 with <see cref="OtlpProtocol"/> http.</summary>
+    public string? OtlpEndpoint { get; set; }
+
+    public string OtlpProtocol { get; set; } = "grpc";
+}
