@@ -38,7 +38,7 @@ public static class RateLimitingSetup
 {
     /// <summary>
     /// The ASP.NET Core rate limiter on <c>/v1</c> only (health and OpenAPI are never limited): partitioned by the token's
-    /// subject (by client address when there is no valid token, which the route then refuses anyway). A refusal is a
+    /// subject; requests without a valid token are not limited (the route refuses them with 401). A refusal is a
     /// 429 problem+json with <c>Retry-After</c> and <c>code: "rate_limited"</c>; nothing was applied.
     /// </summary>
     public static WebApplicationBuilder AddBillingRateLimiting(this WebApplicationBuilder builder)
@@ -72,8 +72,9 @@ public static class RateLimitingSetup
                 : RateLimitPartition.GetTokenBucketLimiter($"user:{subject}", _ => Bucket(limits.PermitsPerSecond, limits.Burst));
         }
 
-        var address = http.Connection.RemoteIpAddress?.ToString() ?? "unknown";
-        return RateLimitPartition.GetTokenBucketLimiter($"anonymous:{address}", _ => Bucket(limits.PermitsPerSecond, limits.Burst));
+        // No valid token: authorization answers 401 before any cluster call, so there is nothing to protect, and behind a
+        // load balancer one client address would be every caller's.
+        return RateLimitPartition.GetNoLimiter("unauthenticated");
     }
 
     private static TokenBucketRateLimiterOptions Bucket(int perSecond, int burst) => new()
