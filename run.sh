@@ -4,8 +4,13 @@
 #
 #   ./run.sh [--silos N] [--no-gateway] [--no-build]
 #
+# Runs in the Development environment (loopback addresses, readable logs). The schema is applied first by
+# `dotnet Billing.Silo.dll migrate`; the silos do not apply it themselves.
+#
 # Environment (all optional):
-#   ConnectionStrings__Billing  use this database; no local PostgreSQL is started or stopped
+#   ConnectionStrings__Billing  use this database; no local PostgreSQL is started or stopped, and then
+#                               Auth__SigningKey is required (no development token is printed)
+#   Auth__SigningKey            the gateway's HS256 key (at least 32 bytes); default: the development key, local PostgreSQL only
 #   BILLING_DATA_DIR            where PostgreSQL's data, sockets and the logs live (default: ./.data)
 #   BILLING_PG_PORT             port of the local PostgreSQL (default 5433)
 #   BILLING_SILO_PORT           first silo port (default 11111; silo i uses +i)
@@ -125,6 +130,11 @@ fi
 # ---- PostgreSQL ----------------------------------------------------------------------------------------------
 if [ -n "${ConnectionStrings__Billing:-}" ]; then
   CONNECTION_STRING="$ConnectionStrings__Billing"
+  if [ "$GATEWAY" = 1 ] && [ -z "${Auth__SigningKey:-}" ]; then
+    echo "ConnectionStrings__Billing names an external database: set Auth__SigningKey too (at least 32 bytes, e.g. \$(openssl rand -base64 48));" >&2
+    echo "the development signing key is used only with run.sh's own local PostgreSQL." >&2
+    exit 2
+  fi
   log "using the database of ConnectionStrings__Billing (no local PostgreSQL)"
 else
   mkdir -p "$PG_SOCKETS"
@@ -164,6 +174,11 @@ fi
 export ConnectionStrings__Billing="$CONNECTION_STRING"
 export DOTNET_ENVIRONMENT="${DOTNET_ENVIRONMENT:-Development}" ASPNETCORE_ENVIRONMENT="${ASPNETCORE_ENVIRONMENT:-Development}"
 
+# ---- schema --------------------------------------------------------------------------------------------------
+log "applying the schema (dotnet Billing.Silo.dll migrate)"
+(cd "$SILO_DIR" && dotnet Billing.Silo.dll migrate >"$LOGS/migrate.log" 2>&1 </dev/null) \
+  || { echo "the schema could not be applied; the end of $LOGS/migrate.log:" >&2; tail -n 20 "$LOGS/migrate.log" >&2; exit 1; }
+
 # ---- silos and gateway ---------------------------------------------------------------------------------------
 wait_ready() { # url pid name seconds
   local url="$1" pid="$2" name="$3" seconds="$4"
@@ -184,11 +199,11 @@ for i in $(seq 0 $((SILOS - 1))); do
   log "starting silo-$i (silo port $((SILO_PORT + i)), gateway port $((GATEWAY_PORT + i)), dashboard port $((DASHBOARD_PORT + i)))"
   (cd "$SILO_DIR" && exec dotnet Billing.Silo.dll \
       --Orleans:SiloPort=$((SILO_PORT + i)) --Orleans:GatewayPort=$((GATEWAY_PORT + i)) \
-      --Silo:DashboardPort=$((DASHBOARD_PORT + i)) --Orleans:Name="silo-$i" \
+      --Silo:DashboardPort=$((DASHBOARD_PORT + i)) --Orleans:Name="silo-$i" --Billing:ApplySchema=false \
       >"$LOGS/silo-$i.log" 2>&1 </dev/null) &
   SILO_PIDS+=("$!")
   echo "$!" >>"$DATA/run.pids"
-  # The first silo applies the schema and creates the cluster; the others then join it together.
+  # The first silo creates the cluster; the others then join it together.
   if [ "$i" = 0 ]; then wait_ready "http://127.0.0.1:$DASHBOARD_PORT/health/ready" "$!" silo-0 120; fi
 done
 for i in $(seq 1 $((SILOS - 1))); do
@@ -212,9 +227,13 @@ for i in $(seq 0 $((SILOS - 1))); do
   echo "  silo-$i          dashboard http://127.0.0.1:$((DASHBOARD_PORT + i))/   health http://127.0.0.1:$((DASHBOARD_PORT + i))/health/ready   gateway port $((GATEWAY_PORT + i))"
 done
 if [ "$GATEWAY" = 1 ]; then
+  echo "  HTTP API        http://127.0.0.1:$HTTP_PORT   (health /health/ready, OpenAPI /openapi/v1.json)"
+fi
+# A development token only for run.sh's own throwaway database: with an external one the operator mints tokens
+# with their own key (dotnet Billing.Client.dll token --role admin --sub <uuid>, with Auth__SigningKey set).
+if [ "$GATEWAY" = 1 ] && [ "$LOCAL_PG" = 1 ]; then
   ADMIN_ID="00000000-0000-4000-8000-000000000001"
   TOKEN="$(cd "$CLIENT_DIR" && dotnet Billing.Client.dll token --role admin --sub "$ADMIN_ID" --minutes 1440 2>/dev/null || true)"
-  echo "  HTTP API        http://127.0.0.1:$HTTP_PORT   (health /health/ready, OpenAPI /openapi/v1.json)"
   echo
   echo "Development admin token (24 h):"
   echo "  export TOKEN=$TOKEN"

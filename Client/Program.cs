@@ -18,21 +18,29 @@ public static class Program
         return 0;
     }
 
-    /// <summary>Builds the gateway; tests call this with their own configuration as command-line arguments.</summary>
-    public static WebApplication BuildGateway(string[] args)
+    /// <summary>
+    /// Builds the gateway; tests call this with their own configuration as command-line arguments, and may add services
+    /// (e.g. an in-memory trace exporter) through <paramref name="configure"/>.
+    /// </summary>
+    public static WebApplication BuildGateway(string[] args, Action<WebApplicationBuilder>? configure = null)
     {
         var builder = WebApplication.CreateBuilder(Options(args));
 
         builder.AddBillingServerDefaults();   // default URL, request limits, JSON, problem details
-        builder.AddBillingClusterClient();    // Orleans client on ADO.NET (PostgreSQL) clustering
+        builder.AddBillingClusterClient();    // Orleans client on ADO.NET (PostgreSQL) clustering, trace propagation
         builder.AddBillingAuth();             // JWT bearer (HS256) and the service/admin policies
+        builder.AddBillingRateLimiting();     // token buckets per token subject (RateLimit:*), 429 problem+json
+        builder.AddBillingTracing();          // OpenTelemetry spans: HTTP → grain calls (Tracing:*)
+        builder.AddBillingDrain();            // SIGTERM: stop accepting, finish in-flight (Gateway:DrainTimeoutSeconds)
         builder.AddBillingHealth();           // cluster + database readiness
         builder.AddBillingOpenApi();          // /openapi/v1.json
+        configure?.Invoke(builder);
 
         var app = builder.Build();
 
         app.UseBillingErrorHandling();        // exceptions and empty error responses become problem+json
         app.UseAuthentication();
+        app.UseBillingRateLimiting();         // after authentication: the subject is known
         app.UseAuthorization();
 
         app.MapOpenApi().AllowAnonymous();

@@ -1,10 +1,13 @@
 using Billing.Silo.Hosting;
-using Orleans.Dashboard;
 
 // The billing silo: one process of the Orleans cluster, hosting the billing grains.
 // Configuration (appsettings.json, environment, command line): ConnectionStrings:Billing, Orleans:ClusterId,
-// Orleans:ServiceId, Orleans:SiloPort, Orleans:GatewayPort, Orleans:Membership:*, Silo:DashboardPort (formerly
-// Orleans:DashboardPort, still read), Billing:ApplySchema, Metrics:*. See README.md, "Running it".
+// Orleans:ServiceId, Orleans:SiloPort, Orleans:GatewayPort, Orleans:AdvertisedIPAddress, Orleans:Membership:*,
+// Silo:DashboardPort (health; formerly Orleans:DashboardPort, still read), Silo:Dashboard:*, Billing:ApplySchema,
+// Metrics:*, Tracing:*. See README.md, "Running it" and "Deploying".
+// `dotnet Billing.Silo.dll migrate` applies the schema and exits instead.
+if (MigrateCommand.IsMigrate(args)) return await MigrateCommand.RunAsync(args);
+
 var builder = WebApplication.CreateBuilder(new WebApplicationOptions
 {
     Args = args,
@@ -12,17 +15,18 @@ var builder = WebApplication.CreateBuilder(new WebApplicationOptions
     ContentRootPath = AppContext.BaseDirectory,
 });
 
-builder.AddBillingSilo();          // Orleans: PostgreSQL membership, endpoints, billing grains, dashboard
-builder.AddBillingTelemetry();     // structured logs, the Billing meter through OpenTelemetry
-builder.AddBillingHealthChecks();  // live: the process answers; ready: silo active and database reachable
-builder.UseDashboardUrl();         // the web app (dashboard, health) on Silo:DashboardPort unless --urls
+builder.AddBillingSilo();            // Orleans: PostgreSQL membership, endpoints, billing grains, dashboard
+builder.AddBillingTelemetry();       // structured logs, the Billing meter and traces through OpenTelemetry
+builder.AddBillingHealthChecks();    // live: the process answers; ready: silo active and database reachable
+builder.AddBillingDashboardAccess(); // the dashboard's port and credentials (Silo:Dashboard)
+builder.UseDashboardUrl();           // health on Silo:DashboardPort, the dashboard on its own port, unless --urls
 
 var app = builder.Build();
 
-app.MapBillingHealthChecks();      // /health/live, /health/ready
-app.MapOrleansDashboard();         // the Orleans Dashboard at /
+app.MapBillingHealthChecks();        // /health/live, /health/ready
+app.MapBillingDashboard();           // the Orleans Dashboard at / (its own port when configured)
 
-// sql/, idempotent, before the silo joins the cluster (Billing:ApplySchema); no silo without its schema.
+// sql/ before the silo joins the cluster (Billing:ApplySchema), else a check that it is complete; no silo without it.
 if (!await app.ApplyBillingSchemaAsync())
 {
     await app.DisposeAsync(); // flushes the logs

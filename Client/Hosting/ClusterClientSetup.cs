@@ -43,6 +43,8 @@ public static partial class ClusterClientSetup
                 .Configure<Microsoft.Extensions.Options.IOptions<HttpApiOptions>>((messaging, api) =>
                     messaging.ResponseTimeout = TimeSpan.FromSeconds(api.Value.ClusterCallTimeoutSeconds));
             client.UseConnectionRetryFilter<RetryConnectingForever>();
+            // Grain calls carry the HTTP request's trace (W3C trace context) into the silos; free while nobody traces.
+            client.AddActivityPropagation();
         });
 
         builder.Services.AddSingleton<UsageGrains>();

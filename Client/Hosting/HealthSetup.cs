@@ -14,10 +14,12 @@ public static partial class HealthSetup
     }
 
     /// <summary>Healthy when a silo answers and the billing database is reachable from it.</summary>
-    internal sealed partial class BillingClusterHealthCheck(IClusterClient cluster, ILogger<BillingClusterHealthCheck> logger) : IHealthCheck
+    internal sealed partial class BillingClusterHealthCheck(IClusterClient cluster, IHostApplicationLifetime lifetime, ILogger<BillingClusterHealthCheck> logger) : IHealthCheck
     {
         public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
         {
+            // Draining (SIGTERM): a load balancer that still probes takes this gateway out before it exits.
+            if (lifetime.ApplicationStopping.IsCancellationRequested) return HealthCheckResult.Unhealthy("The gateway is stopping.");
             try
             {
                 await cluster.GetGrain<IBillingHealthGrain>(0).CheckDatabase().WaitAsync(TimeSpan.FromSeconds(5), cancellationToken);

@@ -9,8 +9,11 @@ namespace Billing.Client.Hosting;
 
 public static class ServerDefaults
 {
-    /// <summary>Where the gateway listens when no URL is configured (--urls, ASPNETCORE_URLS, urls).</summary>
+    /// <summary>Where the gateway listens in Development when no URL is configured (--urls, ASPNETCORE_URLS, urls).</summary>
     public const string DefaultUrl = "http://127.0.0.1:5080";
+
+    /// <summary>Elsewhere: the same port on every address (behind a load balancer or ingress on another host).</summary>
+    public const string DefaultProductionUrl = "http://*:5080";
 
     /// <summary>Default URL, Kestrel limits, strict camelCase JSON with exact decimals, problem details.</summary>
     public static WebApplicationBuilder AddBillingServerDefaults(this WebApplicationBuilder builder)
@@ -19,7 +22,7 @@ public static class ServerDefaults
             string.IsNullOrWhiteSpace(builder.Configuration["http_ports"]) &&
             string.IsNullOrWhiteSpace(builder.Configuration["https_ports"]))
         {
-            builder.WebHost.UseUrls(DefaultUrl);
+            builder.WebHost.UseUrls(builder.Environment.IsDevelopment() ? DefaultUrl : DefaultProductionUrl);
         }
 
         builder.Services.AddOptions<HttpApiOptions>()

@@ -33,6 +33,9 @@ public static class BillingSiloBuilderExtensions
         silo.Services.AddSingleton<BillingErrorStore>();
         silo.Services.AddSingleton(TimeProvider.System);
         silo.AddIncomingGrainCallFilter<BillingFaultFilter>(); // database faults cross grain boundaries as serialisable types
+        // A grain call carries its caller's trace (W3C trace context in the message): one trace from the HTTP request to
+        // the ledger's statement. Costs nothing while no tracer listens.
+        silo.AddActivityPropagation();
         silo.AddAdoNetGrainStorage(GrainStorageName, (AdoNetGrainStorageOptions options) =>
         {
             options.Invariant = "Npgsql";

@@ -1,5 +1,7 @@
+using System.Diagnostics;
 using System.Threading.Channels;
 using Billing.Accounts;
+using Billing.Diagnostics;
 using Billing.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -89,6 +91,10 @@ public sealed class LedgerWriter : IAsyncDisposable
 
     private async Task Commit(List<PendingWrite> writes)
     {
+        // The loop runs outside any call: the span joins the first caller's trace and links to every caller's.
+        using var span = BillingTracing.Source.StartActivity("ledger commit", ActivityKind.Internal, writes[0].Caller,
+            links: writes.Where(w => w.Caller != default).Select(w => new ActivityLink(w.Caller)));
+        span?.SetTag("billing.ledger.writes", writes.Count);
         for (var attempt = 1; writes.Count > 0; attempt++)
         {
             try
@@ -156,6 +162,9 @@ public sealed class LedgerWriter : IAsyncDisposable
         public Guid AccountId { get; } = accountId;
 
         public TaskCompletionSource<bool> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        /// <summary>The trace of the grain call that queued this write (none while nobody traces).</summary>
+        public ActivityContext Caller { get; } = Activity.Current?.Context ?? default;
 
         /// <summary>A fresh command for each attempt: a batch command belongs to one batch.</summary>
         public NpgsqlBatchCommand NewCommand() => build();

@@ -53,6 +53,50 @@ public static class SchemaMigrator
         }
     }
 
+    /// <summary>
+    /// The files of <c>sql/order.txt</c> this database has not applied yet (all of them when it has none). Needs only
+    /// SELECT: a silo that does not apply the schema checks with it that it may start.
+    /// </summary>
+    public static async Task<IReadOnlyList<string>> PendingAsync(string connectionString, CancellationToken cancellationToken = default)
+    {
+        await using var connection = new NpgsqlConnection(connectionString);
+        await connection.OpenAsync(cancellationToken);
+        await using var exists = new NpgsqlCommand("SELECT to_regclass('billing_schema_migrations') IS NOT NULL", connection);
+        if (!(bool)(await exists.ExecuteScalarAsync(cancellationToken))!) return Files;
+        await using var command = new NpgsqlCommand("SELECT coalesce(array_agg(name), '{}') FROM billing_schema_migrations", connection);
+        var applied = ((string[])(await command.ExecuteScalarAsync(cancellationToken))!).ToHashSet();
+        return Files.Where(f => !applied.Contains(f)).ToArray();
+    }
+
+    /// <summary>
+    /// Grants the silos' database role exactly what a running silo needs, on the current schema of this database:
+    /// CONNECT; USAGE on the schema (no CREATE); SELECT, INSERT, UPDATE, DELETE on its tables (the ledger, Orleans'
+    /// membership and grain storage; DELETE for Orleans' clean-up of defunct silos and cleared grain state); USAGE and
+    /// SELECT on its sequences; EXECUTE on its functions. No DDL, no TRUNCATE, no ownership. Run after every migration
+    /// (the migrate verb does), so tables of new files are granted too. The role must exist.
+    /// </summary>
+    public static async Task GrantRuntimeAccessAsync(string connectionString, string role, CancellationToken cancellationToken = default)
+    {
+        await using var connection = new NpgsqlConnection(connectionString);
+        await connection.OpenAsync(cancellationToken);
+        // A DO block takes no parameters: the role travels as a session setting and is quoted with format('%I').
+        await ExecuteAsync(connection, "SELECT set_config('billing.silo_role', @role, false)", cancellationToken, ("role", role));
+        await ExecuteAsync(connection, """
+            DO $grant$
+            DECLARE
+                silo_role text := current_setting('billing.silo_role');
+                schema_name text := current_schema();
+            BEGIN
+                EXECUTE format('GRANT CONNECT ON DATABASE %I TO %I', current_database(), silo_role);
+                EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', schema_name, silo_role);
+                EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA %I TO %I', schema_name, silo_role);
+                EXECUTE format('GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA %I TO %I', schema_name, silo_role);
+                EXECUTE format('GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA %I TO %I', schema_name, silo_role);
+            END
+            $grant$
+            """, cancellationToken);
+    }
+
     private static async Task ExecuteAsync(NpgsqlConnection connection, string sql, CancellationToken cancellationToken, params (string Name, object Value)[] parameters)
     {
         await using var command = new NpgsqlCommand(sql, connection);

@@ -2,8 +2,8 @@ namespace Billing.Silo.Hosting;
 
 /// <summary>
 /// Section <c>Orleans</c>: the keys of Orleans' own concepts this host reads — which cluster the silo joins and where it
-/// listens (Orleans:ClusterId, Orleans:ServiceId, Orleans:SiloPort, Orleans:GatewayPort). Settings of ours go to
-/// <see cref="SiloWebOptions"/>, not into Orleans' section.
+/// listens (Orleans:ClusterId, Orleans:ServiceId, Orleans:SiloPort, Orleans:GatewayPort, Orleans:AdvertisedIPAddress,
+/// Orleans:ListenOnAnyHostAddress). Settings of ours go to <see cref="SiloWebOptions"/>, not into Orleans' section.
 /// </summary>
 public sealed class SiloClusterOptions
 {
@@ -15,11 +15,21 @@ public sealed class SiloClusterOptions
     /// <summary>Identifies the service across deployments (the key of Orleans' grain storage rows).</summary>
     public string ServiceId { get; set; } = "billing";
 
-    /// <summary>Silo-to-silo port, on 127.0.0.1.</summary>
+    /// <summary>Silo-to-silo port.</summary>
     public int SiloPort { get; set; } = 11111;
 
-    /// <summary>Port the cluster's clients (the gateway) connect to, on 127.0.0.1.</summary>
+    /// <summary>Port the cluster's clients (the gateway) connect to.</summary>
     public int GatewayPort { get; set; } = 30000;
+
+    /// <summary>
+    /// The address this silo publishes in the membership table, where the other silos and the clients reach it (an IP
+    /// address or a host name resolved at start). Unset: 127.0.0.1 in Development, else the host's own address as
+    /// Orleans resolves it (the first IPv4 address of the host name).
+    /// </summary>
+    public string? AdvertisedIPAddress { get; set; }
+
+    /// <summary>Bind the silo and gateway ports on every interface (0.0.0.0), not only on the advertised address.</summary>
+    public bool ListenOnAnyHostAddress { get; set; } = true;
 }
 
 /// <summary>Section <c>Silo</c>: the silo process's own web app (the Orleans Dashboard and the health endpoints).</summary>
@@ -34,7 +44,11 @@ public sealed class SiloWebOptions
     /// </summary>
     public const string LegacyDashboardPortKey = "Orleans:DashboardPort";
 
-    /// <summary>HTTP port of the Orleans Dashboard, health and nothing else, on 127.0.0.1 (unless <c>--urls</c> is given).</summary>
+    /// <summary>
+    /// HTTP port of the silo's web app: the health endpoints, and the Orleans Dashboard too in Development when the
+    /// dashboard has no port of its own (<see cref="SiloDashboardOptions.Port"/>). On 127.0.0.1 in Development, on every
+    /// address otherwise (an orchestrator probes it), unless <c>--urls</c> is given. The key keeps its historical name.
+    /// </summary>
     public int DashboardPort { get; set; } = 8080;
 
     /// <summary>The options as configured: Silo:DashboardPort, else the legacy Orleans:DashboardPort, else 8080.</summary>
@@ -57,8 +71,46 @@ public sealed class BillingHostOptions
 {
     public const string SectionName = "Billing";
 
-    /// <summary>Apply <c>sql/</c> (idempotent, under an advisory lock) before the silo starts.</summary>
-    public bool ApplySchema { get; set; } = true;
+    /// <summary>
+    /// Apply <c>sql/</c> (idempotent, under an advisory lock) before the silo starts. False unless configured (true in
+    /// appsettings.Development.json): in production the schema is its own step (<c>dotnet Billing.Silo.dll migrate</c>),
+    /// so the silo's database role needs no DDL rights; the silo then only checks that the schema is complete.
+    /// </summary>
+    public bool ApplySchema { get; set; }
+
+    /// <summary>
+    /// For the <c>migrate</c> verb: the database role the silos run as. After the schema, it is granted exactly what a
+    /// silo needs (see <c>SchemaMigrator.GrantRuntimeAccessAsync</c>). Unset: no grants.
+    /// </summary>
+    public string? SiloRole { get; set; }
+}
+
+/// <summary>
+/// Section <c>Silo:Dashboard</c>: the Orleans Dashboard on a port of its own, apart from the health endpoints, behind a
+/// user name and password (HTTP Basic) when configured.
+/// </summary>
+public sealed class SiloDashboardOptions
+{
+    public const string SectionName = "Silo:Dashboard";
+
+    /// <summary>
+    /// The dashboard's own HTTP port (the dashboard answers only there, health never there). Unset: in Development the
+    /// dashboard shares <see cref="SiloWebOptions.DashboardPort"/> with health, as before; elsewhere it is not served.
+    /// </summary>
+    public int? Port { get; set; }
+
+    /// <summary>With <see cref="Password"/>: the dashboard asks for these credentials (HTTP Basic; use TLS in front of it).</summary>
+    public string? Username { get; set; }
+
+    public string? Password { get; set; }
+
+    /// <summary>
+    /// Outside Development a dashboard port without credentials fails start-up unless this is true (e.g. the port is
+    /// reachable from a private network only).
+    /// </summary>
+    public bool AllowAnonymous { get; set; }
+
+    public bool RequiresCredentials => !string.IsNullOrEmpty(Username) && !string.IsNullOrEmpty(Password);
 }
 
 /// <summary>Section <c>Metrics</c>: where the OpenTelemetry metrics go. Nothing is exported unless asked.</summary>
@@ -79,4 +131,15 @@ public sealed class BillingMetricsOptions
 
     /// <summary>Also export Orleans' own meter (<c>Microsoft.Orleans</c>): activations, messaging, membership.</summary>
     public bool IncludeOrleans { get; set; }
+}
+
+/// <summary>Section <c>Tracing</c>: OpenTelemetry spans of grain calls and PostgreSQL statements, sent by OTLP when set.</summary>
+public sealed class BillingTracingOptions
+{
+    public const string SectionName = "Tracing";
+
+    /// <summary>e.g. http://collector:4317 (gRPC) or http://collector:4318 with <see cref="OtlpProtocol"/> http.</summary>
+    public string? OtlpEndpoint { get; set; }
+
+    public string OtlpProtocol { get; set; } = "grpc";
 }

@@ -12,8 +12,8 @@ public static class SiloHostingExtensions
     public const string ConnectionStringName = "Billing";
 
     /// <summary>
-    /// The Orleans silo: membership on PostgreSQL (ADO.NET clustering), endpoints on the loopback address,
-    /// membership timeouts for fast fail-over, the billing grains and the dashboard.
+    /// The Orleans silo: membership on PostgreSQL (ADO.NET clustering), endpoints on every address advertising
+    /// Orleans:AdvertisedIPAddress, membership timeouts for fast fail-over, the billing grains and the dashboard.
     /// </summary>
     public static WebApplicationBuilder AddBillingSilo(this WebApplicationBuilder builder)
     {
@@ -37,7 +37,10 @@ public static class SiloHostingExtensions
                 options.ClusterId = silo.ClusterId;
                 options.ServiceId = silo.ServiceId;
             });
-            orleans.ConfigureEndpoints(IPAddress.Loopback, silo.SiloPort, silo.GatewayPort, listenOnAnyHostAddress: false);
+            if (AdvertisedAddress(silo, builder.Environment) is { } advertised)
+                orleans.ConfigureEndpoints(advertised, silo.SiloPort, silo.GatewayPort, silo.ListenOnAnyHostAddress);
+            else
+                orleans.ConfigureEndpoints(silo.SiloPort, silo.GatewayPort, listenOnAnyHostAddress: silo.ListenOnAnyHostAddress);
             orleans.Services.AddOptions<ClusterMembershipOptions>()
                 .Configure(FastFailover)
                 .BindConfiguration($"{SiloClusterOptions.SectionName}:Membership");
@@ -74,15 +77,33 @@ public static class SiloHostingExtensions
         options.TableRefreshTimeout = TimeSpan.FromSeconds(5);
     }
 
-    /// <summary><c>ConnectionStrings:Billing</c>; appsettings.json has the development default (port 5433, database billing).</summary>
+    /// <summary>
+    /// Orleans:AdvertisedIPAddress (an address, or a host name resolved now); unset: loopback in Development, else null
+    /// (Orleans resolves the host's own address).
+    /// </summary>
+    public static IPAddress? AdvertisedAddress(SiloClusterOptions silo, IHostEnvironment environment)
+    {
+        if (string.IsNullOrWhiteSpace(silo.AdvertisedIPAddress)) return environment.IsDevelopment() ? IPAddress.Loopback : null;
+        if (IPAddress.TryParse(silo.AdvertisedIPAddress, out var address)) return address;
+        return Dns.GetHostAddresses(silo.AdvertisedIPAddress).FirstOrDefault(a => a.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork)
+               ?? throw new InvalidOperationException($"Orleans:AdvertisedIPAddress '{silo.AdvertisedIPAddress}' resolves to no IPv4 address.");
+    }
+
+    /// <summary>
+    /// <c>ConnectionStrings:Billing</c>, required: only appsettings.Development.json has a default (the local
+    /// PostgreSQL of ./run.sh), so a production silo never falls back to a password-less superuser.
+    /// </summary>
     public static string GetBillingConnectionString(this IHostApplicationBuilder builder) =>
         builder.Configuration.GetConnectionString(ConnectionStringName) is { Length: > 0 } cs
             ? cs
-            : throw new InvalidOperationException("ConnectionStrings:Billing is not set (environment: ConnectionStrings__Billing).");
+            : throw new InvalidOperationException(
+                "ConnectionStrings:Billing is not set. Set it in configuration or as the environment variable ConnectionStrings__Billing " +
+                "(only the Development environment has a default).");
 
     /// <summary>
-    /// The dashboard and health endpoints on http://127.0.0.1:{Silo:DashboardPort} (the legacy key Orleans:DashboardPort
-    /// still works), unless URLs are given (--urls, ASPNETCORE_URLS).
+    /// The web app's URLs unless given (--urls, ASPNETCORE_URLS): health on Silo:DashboardPort (the legacy key
+    /// Orleans:DashboardPort still works) and, when configured, the dashboard on Silo:Dashboard:Port. On 127.0.0.1 in
+    /// Development, on every address elsewhere (an orchestrator probes health from outside the host).
     /// </summary>
     public static WebApplicationBuilder UseDashboardUrl(this WebApplicationBuilder builder)
     {
@@ -91,32 +112,46 @@ public static class SiloHostingExtensions
             string.IsNullOrWhiteSpace(builder.Configuration["https_ports"]))
         {
             var web = SiloWebOptions.From(builder.Configuration);
-            builder.WebHost.UseUrls($"http://127.0.0.1:{web.DashboardPort}");
+            var host = builder.Environment.IsDevelopment() ? "127.0.0.1" : "*";
+            var urls = new List<string> { $"http://{host}:{web.DashboardPort}" };
+            if (DashboardSetup.Options(builder.Configuration).Port is { } dashboardPort && dashboardPort != web.DashboardPort)
+                urls.Add($"http://{host}:{dashboardPort}");
+            builder.WebHost.UseUrls(urls.ToArray());
         }
 
         return builder;
     }
 
     /// <summary>
-    /// Applies <c>sql/</c> before the host starts, unless Billing:ApplySchema is false. False (logged) when the
-    /// database cannot be reached or refuses the schema: the silo must not start.
+    /// Applies <c>sql/</c> before the host starts when Billing:ApplySchema is true, else checks that it is complete.
+    /// False (logged) when the database cannot be reached, refuses the schema or lacks part of it: the silo must not start.
     /// </summary>
     public static async Task<bool> ApplyBillingSchemaAsync(this WebApplication app)
     {
         var options = app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<BillingHostOptions>>().Value;
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Billing.Schema");
-        if (!options.ApplySchema)
-        {
-            logger.LogInformation("Billing:ApplySchema is false: not applying the schema");
-            return true;
-        }
-
         var connectionString = app.Configuration.GetConnectionString(ConnectionStringName)!;
         var target = new NpgsqlConnectionStringBuilder(connectionString);
         try
         {
-            await SchemaMigrator.ApplyAsync(connectionString, logger, app.Lifetime.ApplicationStopping);
-            return true;
+            if (options.ApplySchema)
+            {
+                await SchemaMigrator.ApplyAsync(connectionString, logger, app.Lifetime.ApplicationStopping);
+                return true;
+            }
+
+            // The schema is the migrate verb's job; a silo on a schema that lacks a file would fail its first calls.
+            var pending = await SchemaMigrator.PendingAsync(connectionString, app.Lifetime.ApplicationStopping);
+            if (pending.Count == 0)
+            {
+                logger.LogInformation("Schema is complete ({TotalCount} files); Billing:ApplySchema is false", SchemaMigrator.Files.Count);
+                return true;
+            }
+
+            logger.LogCritical(
+                "Database {Database} on {Host}:{Port} lacks {PendingCount} schema file(s), first {SchemaFile}: run `dotnet Billing.Silo.dll migrate` first (or set Billing:ApplySchema=true)",
+                target.Database, target.Host, target.Port, pending.Count, pending[0]);
+            return false;
         }
         catch (Exception exception) when (exception is NpgsqlException or TimeoutException)
         {

@@ -1,7 +1,9 @@
 using Billing.Diagnostics;
+using Npgsql;
 using OpenTelemetry.Exporter;
 using OpenTelemetry.Metrics;
 using OpenTelemetry.Resources;
+using OpenTelemetry.Trace;
 
 namespace Billing.Silo.Hosting;
 
@@ -18,14 +20,34 @@ public static class TelemetryExtensions
 
         var metrics = builder.Configuration.GetSection(BillingMetricsOptions.SectionName).Get<BillingMetricsOptions>() ?? new BillingMetricsOptions();
         builder.Services.AddOptions<BillingMetricsOptions>().BindConfiguration(BillingMetricsOptions.SectionName);
-        if (!metrics.Console && string.IsNullOrWhiteSpace(metrics.OtlpEndpoint)) return builder;
+        var tracing = builder.Configuration.GetSection(BillingTracingOptions.SectionName).Get<BillingTracingOptions>() ?? new BillingTracingOptions();
+        var metricsOn = metrics.Console || !string.IsNullOrWhiteSpace(metrics.OtlpEndpoint);
+        if (!metricsOn && string.IsNullOrWhiteSpace(tracing.OtlpEndpoint)) return builder;
 
         var interval = (int)TimeSpan.FromSeconds(Math.Max(1, metrics.ExportIntervalSeconds)).TotalMilliseconds;
-        builder.Services.AddOpenTelemetry()
+        var telemetry = builder.Services.AddOpenTelemetry()
             .ConfigureResource(resource => resource.AddService(
                 serviceName: "billing-silo",
-                serviceInstanceId: $"{Environment.MachineName}:{builder.Configuration[$"{SiloClusterOptions.SectionName}:SiloPort"] ?? "11111"}"))
-            .WithMetrics(meters =>
+                serviceInstanceId: $"{Environment.MachineName}:{builder.Configuration[$"{SiloClusterOptions.SectionName}:SiloPort"] ?? "11111"}"));
+        if (!string.IsNullOrWhiteSpace(tracing.OtlpEndpoint))
+        {
+            // Grain calls (their trace comes from the caller through Orleans' activity propagation) and Npgsql's statements.
+            telemetry.WithTracing(traces => traces
+                .AddSource(BillingTracing.OrleansSources)
+                .AddSource(BillingTracing.SourceName)
+                .AddNpgsql()
+                .AddOtlpExporter(exporter =>
+                {
+                    var http = string.Equals(tracing.OtlpProtocol, "http", StringComparison.OrdinalIgnoreCase);
+                    var endpoint = new Uri(tracing.OtlpEndpoint);
+                    if (http && endpoint.AbsolutePath == "/") endpoint = new Uri(endpoint, "/v1/traces");
+                    exporter.Endpoint = endpoint;
+                    exporter.Protocol = http ? OtlpExportProtocol.HttpProtobuf : OtlpExportProtocol.Grpc;
+                }));
+        }
+
+        if (!metricsOn) return builder;
+        telemetry.WithMetrics(meters =>
             {
                 meters.AddMeter(BillingMetrics.MeterName);
                 if (metrics.IncludeOrleans) meters.AddMeter("Microsoft.Orleans");

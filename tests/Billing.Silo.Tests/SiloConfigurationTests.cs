@@ -47,11 +47,38 @@ public sealed class SiloConfigurationTests
     [InlineData(new[] { "--Orleans:DashboardPort=18083" }, "http://127.0.0.1:18083")]
     [InlineData(new[] { "--Silo:DashboardPort=18084" }, "http://127.0.0.1:18084")]
     [InlineData(new[] { "--Orleans:DashboardPort=18083", "--Silo:DashboardPort=18084" }, "http://127.0.0.1:18084")]
-    public void The_web_app_listens_on_the_configured_dashboard_port(string[] args, string expectedUrl)
+    [InlineData(new[] { "--Silo:Dashboard:Port=18090" }, "http://127.0.0.1:8080;http://127.0.0.1:18090")]
+    public void In_Development_the_web_app_listens_on_loopback_on_the_configured_ports(string[] args, string expectedUrls)
     {
-        var builder = SiloBuilder(args);
+        var builder = SiloBuilder(args, "Development");
         builder.UseDashboardUrl();
-        Assert.Equal(expectedUrl, builder.WebHost.GetSetting(WebHostDefaults.ServerUrlsKey));
+        Assert.Equal(expectedUrls, builder.WebHost.GetSetting(WebHostDefaults.ServerUrlsKey));
+    }
+
+    /// <summary>Outside Development health is probed from other hosts (an orchestrator): every address.</summary>
+    [Theory]
+    [InlineData(new string[0], "http://*:8080")]
+    [InlineData(new[] { "--Silo:DashboardPort=18084", "--Silo:Dashboard:Port=18090" }, "http://*:18084;http://*:18090")]
+    public void Outside_Development_the_web_app_listens_on_every_address(string[] args, string expectedUrls)
+    {
+        var builder = SiloBuilder(args, "Production");
+        builder.UseDashboardUrl();
+        Assert.Equal(expectedUrls, builder.WebHost.GetSetting(WebHostDefaults.ServerUrlsKey));
+    }
+
+    /// <summary>Orleans:AdvertisedIPAddress is what the membership table publishes; loopback is only Development's default.</summary>
+    [Theory]
+    [InlineData("Development", null, "127.0.0.1")]
+    [InlineData("Production", null, null)]
+    [InlineData("Production", "10.0.0.7", "10.0.0.7")]
+    [InlineData("Development", "127.0.0.2", "127.0.0.2")]
+    [InlineData("Production", "localhost", "127.0.0.1")]
+    public void The_advertised_address_comes_from_configuration(string environment, string? configured, string? expected)
+    {
+        var builder = SiloBuilder(configured is null ? [] : [$"--Orleans:AdvertisedIPAddress={configured}"], environment);
+        var options = builder.Configuration.GetSection(SiloClusterOptions.SectionName).Get<SiloClusterOptions>()!;
+        Assert.Equal(expected, SiloHostingExtensions.AdvertisedAddress(options, builder.Environment)?.ToString());
+        Assert.True(options.ListenOnAnyHostAddress);
     }
 
     [Fact]
@@ -77,9 +104,10 @@ public sealed class SiloConfigurationTests
         new ConfigurationBuilder().AddInMemoryCollection(values.Select(v => KeyValuePair.Create(v.Key, (string?)v.Value))).Build();
 
     /// <summary>The silo's own builder options (Silo/Program.cs): content root beside the assembly, where appsettings.json is.</summary>
-    private static WebApplicationBuilder SiloBuilder(string[] args) => WebApplication.CreateBuilder(new WebApplicationOptions
+    internal static WebApplicationBuilder SiloBuilder(string[] args, string environment = "Development") => WebApplication.CreateBuilder(new WebApplicationOptions
     {
         Args = args,
+        EnvironmentName = environment,
         ContentRootPath = AppContext.BaseDirectory,
     });
 }

@@ -6,8 +6,8 @@ using Orleans.Serialization;
 
 namespace Billing.Cluster.Tests.Infrastructure;
 
-/// <summary>A silo process and its ports (all on 127.0.0.1).</summary>
-public sealed record SiloProcess(string Name, ChildProcess Process, int SiloPort, int GatewayPort, int DashboardPort)
+/// <summary>A silo process and its ports; it listens on every address and advertises <see cref="Address"/>.</summary>
+public sealed record SiloProcess(string Name, ChildProcess Process, int SiloPort, int GatewayPort, int DashboardPort, string Address = "127.0.0.1")
 {
     public Uri Http => new($"http://127.0.0.1:{DashboardPort}");
 }
@@ -41,10 +41,25 @@ public sealed class ProcessCluster : IAsyncDisposable
 
     public static HttpClient Http { get; } = new() { Timeout = TimeSpan.FromSeconds(15) };
 
+    /// <summary>
+    /// A database of its own, migrated the production way (<c>dotnet Billing.Silo.dll migrate</c>, on top of the kit's
+    /// schema: it must find nothing left to do), and silos that do not apply the schema themselves.
+    /// </summary>
     public static async Task<ProcessCluster> CreateAsync(string prefix)
     {
         var connectionString = await PostgresServer.Instance.CreateDatabaseAsync(prefix);
-        return new ProcessCluster(connectionString, $"{prefix}-{Guid.NewGuid():N}"[..24]);
+        var cluster = new ProcessCluster(connectionString, $"{prefix}-{Guid.NewGuid():N}"[..24]);
+        var exit = await cluster.MigrateAsync();
+        Assert.True(exit.Code == 0, exit.Output);
+        return cluster;
+    }
+
+    /// <summary>Runs <c>dotnet Billing.Silo.dll migrate</c> on this cluster's database (plus <paramref name="environment"/>).</summary>
+    public async Task<(int Code, string Output)> MigrateAsync(IReadOnlyDictionary<string, string?>? environment = null)
+    {
+        await using var migrate = ChildProcess.StartDotnet("migrate", Artifacts.SiloDll, ["migrate"], Environment(environment));
+        Assert.True(await migrate.WaitForExitAsync(TimeSpan.FromSeconds(90)), migrate.Tail());
+        return (migrate.ExitCode ?? -1, migrate.Tail());
     }
 
     private Dictionary<string, string?> Environment(IReadOnlyDictionary<string, string?>? extra) =>
@@ -55,6 +70,7 @@ public sealed class ProcessCluster : IAsyncDisposable
             ["Orleans__ServiceId"] = ServiceId,
             ["DOTNET_ENVIRONMENT"] = "Development",
             ["ASPNETCORE_ENVIRONMENT"] = "Development",
+            ["Billing__ApplySchema"] = "false", // the migrate verb did it
         };
 
     /// <summary>Starts one silo per name and waits until every one answers ready and is Active in the membership table.</summary>
@@ -67,17 +83,18 @@ public sealed class ProcessCluster : IAsyncDisposable
     }
 
     /// <summary>Starts a billing silo (Silo project) on free ports; <see cref="WaitReadyAsync"/> waits for it.</summary>
-    public SiloProcess StartSilo(string name, IReadOnlyDictionary<string, string?>? environment = null)
+    public SiloProcess StartSilo(string name, IReadOnlyDictionary<string, string?>? environment = null, string advertisedAddress = "127.0.0.1")
     {
         int siloPort = PostgresServer.FreePort(), gatewayPort = PostgresServer.FreePort(), dashboardPort = PostgresServer.FreePort();
         var process = ChildProcess.StartDotnet(name, Artifacts.SiloDll,
             [
                 $"--Orleans:SiloPort={siloPort}", $"--Orleans:GatewayPort={gatewayPort}",
                 $"--Orleans:DashboardPort={dashboardPort}", $"--Orleans:Name={name}",
+                $"--Orleans:AdvertisedIPAddress={advertisedAddress}",
             ],
             Environment(environment));
         processes.Add(process);
-        return new SiloProcess(name, process, siloPort, gatewayPort, dashboardPort);
+        return new SiloProcess(name, process, siloPort, gatewayPort, dashboardPort, advertisedAddress);
     }
 
     /// <summary>Starts an agent silo (references Grains.Interfaces only); ready when its log says the silo started.</summary>
@@ -92,17 +109,17 @@ public sealed class ProcessCluster : IAsyncDisposable
     }
 
     /// <summary>Starts the HTTP gateway (the test fails when the Client project is not built).</summary>
-    public GatewayProcess StartGateway(string name = "gateway")
+    public GatewayProcess StartGateway(string name = "gateway", IReadOnlyDictionary<string, string?>? environment = null)
     {
         var dll = Artifacts.GatewayDll;
         var port = PostgresServer.FreePort();
         var key = $"cluster-test-signing-key-{Guid.NewGuid():N}";
-        var process = ChildProcess.StartDotnet(name, dll, ["--urls", $"http://127.0.0.1:{port}"],
-            Environment(new Dictionary<string, string?>
-            {
-                ["Auth__SigningKey"] = key,
-                ["Gateway__ClusterCallTimeoutSeconds"] = "10",
-            }));
+        var variables = new Dictionary<string, string?>(environment ?? new Dictionary<string, string?>())
+        {
+            ["Auth__SigningKey"] = key,
+        };
+        variables.TryAdd("Gateway__ClusterCallTimeoutSeconds", "10");
+        var process = ChildProcess.StartDotnet(name, dll, ["--urls", $"http://127.0.0.1:{port}"], Environment(variables));
         processes.Add(process);
         return new GatewayProcess(process, port, key);
     }
@@ -149,6 +166,10 @@ public sealed class ProcessCluster : IAsyncDisposable
     public Task<IClusterClient> ConnectAsync(params int[] gatewayPorts) =>
         ConnectAsync(options => BillingClusterClient.StartAsync(gatewayPorts.Select(p => new IPEndPoint(IPAddress.Loopback, p)).ToArray(), ClusterId, ServiceId, options));
 
+    /// <summary>An Orleans client that connects only to the given gateway endpoints (static clustering).</summary>
+    public Task<IClusterClient> ConnectAsync(params IPEndPoint[] gateways) =>
+        ConnectAsync(options => BillingClusterClient.StartAsync(gateways, ClusterId, ServiceId, options));
+
     /// <summary>An Orleans client that finds the gateways in the membership table, as the HTTP gateway does.</summary>
     public Task<IClusterClient> ConnectThroughMembershipAsync() =>
         ConnectAsync(options => BillingClusterClient.StartAsync(ConnectionString, ClusterId, ServiceId, options));
@@ -164,6 +185,20 @@ public sealed class ProcessCluster : IAsyncDisposable
         });
         clients.Add(client);
         return client.Client;
+    }
+
+    /// <summary>The address each silo port advertises in OrleansMembershipTable (its latest row).</summary>
+    public async Task<Dictionary<int, string>> AdvertisedAddressesAsync()
+    {
+        await using var connection = new NpgsqlConnection(ConnectionString);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand(
+            "SELECT port, address FROM orleansmembershiptable WHERE deploymentid = @cluster ORDER BY generation", connection);
+        command.Parameters.AddWithValue("cluster", ClusterId);
+        var rows = new Dictionary<int, string>();
+        await using var reader = await command.ExecuteReaderAsync();
+        while (await reader.ReadAsync()) rows[reader.GetInt32(0)] = reader.GetString(1);
+        return rows;
     }
 
     /// <summary>The cluster's rows of OrleansMembershipTable: silo port and status (3 Active, 6 Dead).</summary>
