@@ -41,6 +41,7 @@ public static class Program
         app.MapHistoryApi();
         app.MapBillingErrorsApi();
         app.MapAdminApi();
+        app.MapUsageSummaryApi();
         app.MapHealthApi();
 
         return app;
