@@ -32,6 +32,7 @@ public static class Program
         var app = builder.Build();
 
         app.UseBillingErrorHandling();        // exceptions and empty error responses become problem+json
+        app.UseBillingConsole();              // /console: the browser console's static files (no token needed for the files)
         app.UseAuthentication();
         app.UseAuthorization();
 
