@@ -49,6 +49,8 @@ static async Task<int> RunAsync(BenchOptions options)
 
     // 1. Processes.
     await using var database = await BenchDatabase.StartAsync(options);
+    if (options.Summary) return await UsageSummaryBench.RunAsync(options, database);
+    if (options.DropSummaryIndex) await UsageSummaryBench.DropIndexesAsync(database);
     var services = options.Modes.Contains("orleans") ? await BenchServices.StartAsync(options, database, runId, logDirectory) : null;
 
     // 2. Seeding.

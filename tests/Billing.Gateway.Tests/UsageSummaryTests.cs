@@ -108,6 +108,21 @@ public sealed class UsageSummaryTests(GatewayFixture fixture)
         Assert.Equal(["2026-03-10T00:00:00Z", "2026-03-10T23:00:00Z", "2026-03-11T00:00:00Z", "2026-03-11T05:00:00Z"],
             hourly.Json.GetProperty("buckets").EnumerateArray().Select(b => b.GetProperty("start").GetString()!).ToArray());
 
+        // Ranges that do not start or end on a whole hour: the parts of hours at the ends are summed from the rows.
+        foreach (var (from, to, expected) in new[]
+                 {
+                     ("2026-03-09T23:30:00Z", "2026-03-11T05:30:00Z", "0.4751"),
+                     ("2026-03-10T00:00:00.001Z", "2026-03-11T05:00:00Z", "0.1251"),
+                     ("2026-03-10T23:59:00Z", "2026-03-11T00:00:00.001Z", "0.1251"),
+                     ("2026-03-11T05:00:00Z", "2026-03-11T05:00:30Z", "0.1"),
+                     ("2026-03-11T05:00:00.001Z", "2026-03-11T05:00:30Z", "0"),
+                 })
+        {
+            var partial = await http.GetAsync(Summary("user", user, $"&from={from}&to={to}"), Tokens.Service());
+            partial.ShouldBe(HttpStatusCode.OK);
+            Assert.Equal(expected, partial.Json.GetProperty("total").GetProperty("cost").GetDecimal().ToString(CultureInfo.InvariantCulture));
+        }
+
         // An offset in the query is read as the instant it names; buckets stay UTC-aligned.
         var offset = await http.GetAsync(Summary("user", user, "&from=2026-03-10T01:00:00%2B01:00&to=2026-03-12T01:00:00%2B01:00"), Tokens.Service());
         offset.ShouldBe(HttpStatusCode.OK);
