@@ -41,7 +41,7 @@ internal static class UsageSummaryBench
         var to = now;
         var from = to.AddDays(-31);
         var inRange = await ScalarAsync(database.Bench,
-            $"SELECT count(*) FROM user_billing_history WHERE \"user\" = '{user}' AND created_at >= '{from:O}' AND created_at < '{to:O}'");
+            $"SELECT count(*) FROM user_billing_history WHERE \"user\" = '{user}' AND created_at >= '{from:O}' AND created_at < '{to:O}' AND reason = 'ai_usage_personal'");
         var plan = await PlanAsync(database.Bench, user, from, to);
         Say($"summary: {inRange:N0} usage rows in the 31 days; plan: {plan}");
         var failed = false;
