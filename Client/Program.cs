@@ -39,6 +39,7 @@ public static class Program
         var app = builder.Build();
 
         app.UseBillingErrorHandling();        // exceptions and empty error responses become problem+json
+        app.UseBillingConsole();              // /console: the browser console's static files (no token needed for the files)
         app.UseAuthentication();
         app.UseBillingRateLimiting();         // after authentication: the subject is known
         app.UseAuthorization();
@@ -49,6 +50,7 @@ public static class Program
         app.MapHistoryApi();
         app.MapBillingErrorsApi();
         app.MapAdminApi();
+        app.MapUsageSummaryApi();
         app.MapHealthApi();
 
         return app;

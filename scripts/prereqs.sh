@@ -13,6 +13,20 @@ ensure_prereqs() {
     PATH="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1):$PATH"
     export PATH
   fi
+  # The console's build runs `npm ci` (Client/Console); its browser tests drive Debian's chromium (Playwright's own
+  # browser downloads are not used). Each is installed only when missing.
+  local missing=()
+  command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
+  [ -x "${BILLING_CHROMIUM:-/usr/bin/chromium}" ] || missing+=(chromium)
+  if [ "${#missing[@]}" -gt 0 ]; then
+    if [ "$(id -u)" = 0 ]; then
+      echo "Installing ${missing[*]} (Debian packages)…"
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    else
+      echo "Missing: ${missing[*]}; install these Debian packages (npm builds the console, chromium runs its browser tests)." >&2
+      return 1
+    fi
+  fi
   command -v dotnet >/dev/null 2>&1 || { echo "The .NET 10 SDK (dotnet) is missing." >&2; return 1; }
   export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 }

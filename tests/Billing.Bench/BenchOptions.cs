@@ -53,6 +53,16 @@ public sealed class BenchOptions
     /// <summary>Extra Npgsql settings for the bench's own connections of the db-single/db-shared experiment.</summary>
     public string? ExperimentConnectionExtra { get; private set; }
 
+    /// <summary>--summary: measure the usage summary's query (and only that) on one account's history.</summary>
+    public bool Summary { get; private set; }
+
+    public int SummaryRows { get; private set; } = 1_000_000;
+
+    public int SummaryDays { get; private set; } = 365;
+
+    /// <summary>Drop the usage summary's indexes (0008) before the cases: the write path as it was without them.</summary>
+    public bool DropSummaryIndex { get; private set; }
+
     public static BenchOptions Parse(string[] args)
     {
         var o = new BenchOptions();
@@ -86,6 +96,10 @@ public sealed class BenchOptions
                 case "--xp-fk": o.ExperimentForeignKey = true; break;
                 case "--xp-writers": o.ExperimentWriters = int.Parse(Next()); break;
                 case "--xp-db-options": o.ExperimentConnectionExtra = Next(); break;
+                case "--summary": o.Summary = true; break;
+                case "--summary-rows": o.SummaryRows = int.Parse(Next()); break;
+                case "--summary-days": o.SummaryDays = int.Parse(Next()); break;
+                case "--drop-summary-index": o.DropSummaryIndex = true; break;
                 case "--smoke":
                     o.Seconds = 2; o.WarmupSeconds = 1; o.Clients = [8]; o.SpreadProjects = 1000;
                     break;
@@ -129,6 +143,9 @@ public sealed class BenchOptions
           --silo-env K=V      extra environment variable of the silo process (repeatable)
           --retries N         runs a case again, up to N times, when other processes used > 30% of a core during it (2)
           --quiet-wait N      before each case, wait up to N s for the machine to be idle (120)
+          --summary           only the usage summary: 31 daily buckets of one account (rollup, and straight from the rows)
+          --summary-rows N    history rows of that account (1000000); --summary-days N: the days they span (365)
+          --drop-summary-index  drop 0008's triggers and indexes first (the write path before the usage summary)
           --xp-writers N      writer connections of db-shared, accounts partitioned over them (2)
           --xp-fk             the experiment's history table gets the real one's foreign key to the account
           --xp-db-options S   extra Npgsql settings for the db-single/db-shared connections

@@ -49,6 +49,8 @@ static async Task<int> RunAsync(BenchOptions options)
 
     // 1. Processes: the database; the silos (and gateway) per silo count, the first of which also seeds the accounts.
     await using var database = await BenchDatabase.StartAsync(options);
+    if (options.Summary) return await UsageSummaryBench.RunAsync(options, database);
+    if (options.DropSummaryIndex) await UsageSummaryBench.DropIndexesAsync(database);
     var report = new BenchReport(options);
     BenchAccounts? accounts = null;
     var siloCounts = options.Modes.Contains("orleans") ? options.Silos.Cast<int?>().ToArray() : [null];

@@ -1,0 +1,172 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text;
+using Billing.Client;
+using Billing.Client.Hosting;
+using Billing.Hosting;
+using Billing.Testing;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Playwright;
+using Orleans.Configuration;
+
+namespace Billing.Console.Tests;
+
+[CollectionDefinition(Name)]
+public sealed class ConsoleCollection : ICollectionFixture<ConsoleFixture>
+{
+    public const string Name = "console";
+}
+
+/// <summary>
+/// Real parts, as the gateway tests start them: a throwaway PostgreSQL with the schema, one silo with the billing
+/// grains (ADO.NET clustering on it), the gateway on Kestrel on a free loopback port; plus Debian's chromium driven
+/// by Playwright (no browser download: <c>BILLING_CHROMIUM</c>, default <c>/usr/bin/chromium</c>).
+/// </summary>
+public sealed class ConsoleFixture : IAsyncLifetime
+{
+    public const string SigningKey = "console-tests-signing-key-0123456789-abcdefghijklmnop";
+
+    private IHost? silo;
+    private WebApplication? gateway;
+    private IPlaywright? playwright;
+
+    public string ConnectionString { get; private set; } = "";
+
+    public Uri BaseAddress { get; private set; } = null!;
+
+    public HttpClient Http { get; private set; } = null!;
+
+    public IBrowser Browser { get; private set; } = null!;
+
+    /// <summary>Where the screenshots of the main views go: the test output folder's <c>screenshots/</c>.</summary>
+    public static string ScreenshotDir { get; } = Path.Combine(AppContext.BaseDirectory, "screenshots");
+
+    public static string ChromiumPath => Environment.GetEnvironmentVariable("BILLING_CHROMIUM") is { Length: > 0 } path ? path : "/usr/bin/chromium";
+
+    public async Task InitializeAsync()
+    {
+        Assert.True(File.Exists(ChromiumPath), $"{ChromiumPath} is missing: install Debian's chromium (scripts/prereqs.sh does).");
+        Assert.True(File.Exists(Path.Combine(AppContext.BaseDirectory, "console", "lib", "chart.umd.min.js")), "The console's chart library was not built into the output.");
+        Directory.CreateDirectory(ScreenshotDir);
+
+        ConnectionString = await PostgresServer.Instance.CreateDatabaseAsync("console");
+        var clusterId = $"con-{Guid.NewGuid():N}"[..16];
+        silo = await StartSiloAsync(ConnectionString, clusterId);
+
+        var port = PostgresServer.FreePort();
+        BaseAddress = new Uri($"http://127.0.0.1:{port}");
+        gateway = Billing.Client.Program.BuildGateway([
+            "--environment=Testing", $"--urls={BaseAddress}", $"--ConnectionStrings:Billing={ConnectionString}",
+            $"--Orleans:ClusterId={clusterId}", "--Orleans:ServiceId=billing", $"--Auth:SigningKey={SigningKey}",
+            "--Logging:LogLevel:Default=Warning",
+        ]);
+        await gateway.StartAsync().WaitAsync(TimeSpan.FromMinutes(2));
+        Http = new HttpClient { BaseAddress = BaseAddress, Timeout = TimeSpan.FromSeconds(60) };
+        var deadline = DateTime.UtcNow.AddMinutes(1);
+        while ((await Http.GetAsync("/health/ready")).StatusCode != HttpStatusCode.OK)
+        {
+            if (DateTime.UtcNow > deadline) throw new TimeoutException("The gateway did not become ready.");
+            await Task.Delay(250);
+        }
+
+        playwright = await Playwright.CreateAsync();
+        Browser = await playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
+        {
+            ExecutablePath = ChromiumPath,
+            Headless = true,
+            // Root in a container: no user namespaces for chromium's sandbox.
+            Args = ["--no-sandbox", "--disable-dev-shm-usage"],
+        });
+    }
+
+    public async Task DisposeAsync()
+    {
+        if (Browser is not null) await Browser.CloseAsync();
+        playwright?.Dispose();
+        Http?.Dispose();
+        if (gateway is not null)
+        {
+            await gateway.StopAsync(CancellationToken.None);
+            await gateway.DisposeAsync();
+        }
+
+        if (silo is not null)
+        {
+            await silo.StopAsync(CancellationToken.None);
+            silo.Dispose();
+        }
+    }
+
+    /// <summary>A fresh browser page (own storage) on the console.</summary>
+    public async Task<IPage> OpenConsoleAsync()
+    {
+        var context = await Browser.NewContextAsync(new BrowserNewContextOptions { BaseURL = BaseAddress.ToString(), ViewportSize = new() { Width = 1280, Height = 900 } });
+        var page = await context.NewPageAsync();
+        page.SetDefaultTimeout(15_000);
+        var errors = new List<string>();
+        page.PageError += (_, error) => errors.Add(error);
+        await page.GotoAsync("/console/");
+        return page;
+    }
+
+    private static async Task<IHost> StartSiloAsync(string connectionString, string clusterId)
+    {
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { EnvironmentName = "Testing", DisableDefaults = true });
+        builder.Logging.SetMinimumLevel(LogLevel.Warning).AddFilter("Polly", LogLevel.Error).AddConsole();
+        builder.UseOrleans(silo =>
+        {
+            silo.UseAdoNetClustering(o =>
+            {
+                o.Invariant = "Npgsql";
+                o.ConnectionString = connectionString;
+            });
+            silo.Configure<ClusterOptions>(o =>
+            {
+                o.ClusterId = clusterId;
+                o.ServiceId = "billing";
+            });
+            silo.ConfigureEndpoints(IPAddress.Loopback, PostgresServer.FreePort(), PostgresServer.FreePort());
+            silo.AddBillingGrains(connectionString);
+        });
+        var host = builder.Build();
+        await host.StartAsync().WaitAsync(TimeSpan.FromMinutes(2));
+        return host;
+    }
+}
+
+public static class Tokens
+{
+    private static readonly AuthOptions Auth = new() { SigningKey = ConsoleFixture.SigningKey };
+
+    public static string Admin(Guid? sub = null) => TokenCommand.Mint(Auth, sub ?? Guid.NewGuid(), "admin", TimeSpan.FromMinutes(30));
+
+    public static string Service(Guid? sub = null) => TokenCommand.Mint(Auth, sub ?? Guid.NewGuid(), "service", TimeSpan.FromMinutes(30));
+
+    public static string User(Guid sub) => TokenCommand.Mint(Auth, sub, null, TimeSpan.FromMinutes(30));
+
+    /// <summary>A well-formed, unexpired token the gateway rejects (signed with another key): every call is a 401.</summary>
+    public static string Rejected(Guid sub) =>
+        TokenCommand.Mint(new AuthOptions { SigningKey = "another-signing-key-0123456789-abcdefghijklmnopqrst" }, sub, "admin", TimeSpan.FromMinutes(30));
+}
+
+/// <summary>The API as the tests use it to set up accounts and to read what the page must show (raw JSON text kept).</summary>
+public static class Api
+{
+    public static async Task<(HttpStatusCode Status, string Body)> SendAsync(this HttpClient http, HttpMethod method, string path, string token, string? json = null)
+    {
+        using var request = new HttpRequestMessage(method, path);
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        if (json is not null) request.Content = new StringContent(json, Encoding.UTF8, "application/json");
+        using var response = await http.SendAsync(request);
+        return (response.StatusCode, await response.Content.ReadAsStringAsync());
+    }
+
+    public static async Task<System.Text.Json.JsonElement> OkAsync(this HttpClient http, HttpMethod method, string path, string token, string? json = null)
+    {
+        var (status, body) = await http.SendAsync(method, path, token, json);
+        Assert.True((int)status is >= 200 and < 300, $"{method} {path}: {(int)status} {body}");
+        return System.Text.Json.JsonDocument.Parse(body).RootElement;
+    }
+}
