@@ -66,33 +66,22 @@ internal static class HoldStatements
             .Sql(gate: "acct");
 
         // An ended hold: its status and, for a capture, its receipt. Only this account's holds (its own rows).
-        var ended = new EndedHolds(p);
-        var holdId = ended.Array("hold_id", "uuid", h => h.HoldId);
-        var status = ended.Array("status", "text", h => StatusName(h.Status));
-        var endedAt = ended.Array("ended_at", "timestamptz", h => h.EndedAt?.UtcDateTime);
-        var usageId = ended.Array("usage_id", "uuid", h => h.Capture?.UsageId);
-        var usedInput = ended.Array("used_input_tokens", "bigint", h => h.Capture?.InputTokens);
-        var usedOutput = ended.Array("used_output_tokens", "bigint", h => h.Capture?.OutputTokens);
-        var cost = ended.Array("cost", "numeric", h => h.Capture?.Cost);
-        var charged = ended.Array("charged", "numeric", h => h.Capture?.Charged);
-        var released = ended.Array("released", "numeric", h => h.Capture?.Released);
-        var shortfall = ended.Array("shortfall", "numeric", h => h.Capture?.Shortfall);
-        var late = ended.Array("late", "boolean", h => h.Capture?.Late);
-        var balanceAfter = ended.Array("balance_after", "numeric", h => h.Capture?.BalanceAfter);
-        var quotaUsed = ended.Array("quota_used", "numeric", h => h.Capture?.QuotaUsed);
-        var shortfallError = ended.Array("shortfall_error_id", "uuid", h => h.Capture?.ShortfallErrorId);
-        var update = $"""
-            UPDATE billing_hold h
-            SET status = r.status, ended_at = r.ended_at, usage_id = r.usage_id, used_input_tokens = r.used_input_tokens,
-                used_output_tokens = r.used_output_tokens, cost = r.cost, charged = r.charged, released = r.released,
-                shortfall = r.shortfall, late = r.late, balance_after = r.balance_after, quota_used = r.quota_used,
-                shortfall_error_id = r.shortfall_error_id
-            FROM acct, unnest({holdId}, {status}, {endedAt}, {usageId}, {usedInput}, {usedOutput}, {cost}, {charged}, {released},
-                              {shortfall}, {late}, {balanceAfter}, {quotaUsed}, {shortfallError})
-                 AS r(hold_id, status, ended_at, usage_id, used_input_tokens, used_output_tokens, cost, charged, released,
-                      shortfall, late, balance_after, quota_used, shortfall_error_id)
-            WHERE h.hold_id = r.hold_id AND h.account_id = {account}
-            """;
+        var ended = new EndedHolds(p)
+            .Set("hold_id", "uuid", h => h.HoldId)
+            .Set("status", "text", h => StatusName(h.Status))
+            .Set("ended_at", "timestamptz", h => h.EndedAt?.UtcDateTime)
+            .Set("usage_id", "uuid", h => h.Capture?.UsageId)
+            .Set("used_input_tokens", "bigint", h => h.Capture?.InputTokens)
+            .Set("used_output_tokens", "bigint", h => h.Capture?.OutputTokens)
+            .Set("cost", "numeric", h => h.Capture?.Cost)
+            .Set("charged", "numeric", h => h.Capture?.Charged)
+            .Set("released", "numeric", h => h.Capture?.Released)
+            .Set("shortfall", "numeric", h => h.Capture?.Shortfall)
+            .Set("late", "boolean", h => h.Capture?.Late)
+            .Set("balance_after", "numeric", h => h.Capture?.BalanceAfter)
+            .Set("quota_used", "numeric", h => h.Capture?.QuotaUsed)
+            .Set("shortfall_error_id", "uuid", h => h.Capture?.ShortfallErrorId);
+        var update = ended.Sql(account);
 
         var errors = new ArrayInsert<LedgerCommit, HoldCaptureReceipt>(p, "billing_error", "shortfall", c => c.Holds?.Shortfalls ?? [])
             .Column("id", "uuid", r => r.ShortfallErrorId!.Value)
@@ -111,10 +100,28 @@ internal static class HoldStatements
         return [("hold_new", inserted), ("hold_end", update), ("hold_err", errors)];
     }
 
-    /// <summary>The arrays of the ended holds' update, one per column.</summary>
+    /// <summary>The update of the ended holds: one array per column, each column set from it (hold_id matches).</summary>
     private sealed class EndedHolds(SqlParameters<LedgerCommit> p)
     {
-        public string Array<T>(string column, string type, Func<HoldView, T> value) =>
-            p.Array($"hold_end.{column}", type, c => c.Holds?.Ended ?? [], value);
+        private readonly List<(string Column, string Array)> columns = [];
+
+        public EndedHolds Set<T>(string column, string type, Func<HoldView, T> value)
+        {
+            columns.Add((column, p.Array($"hold_end.{column}", type, c => c.Holds?.Ended ?? [], value)));
+            return this;
+        }
+
+        public string Sql(string account)
+        {
+            var assignments = string.Join(", ", columns.Where(c => c.Column != "hold_id").Select(c => c.Column + " = r." + c.Column));
+            var arrayPlaceholders = string.Join(", ", columns.Select(c => c.Array));
+            var arrayColumns = string.Join(", ", columns.Select(c => c.Column));
+            return $"""
+                UPDATE billing_hold h
+                SET {assignments}
+                FROM acct, unnest({arrayPlaceholders}) AS r({arrayColumns})
+                WHERE h.hold_id = r.hold_id AND h.account_id = {account}
+                """;
+        }
     }
 }
