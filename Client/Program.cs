@@ -47,6 +47,7 @@ public static class Program
         app.MapOpenApi().AllowAnonymous();
         app.MapAccountsApi();
         app.MapUsageApi();
+        app.MapHoldsApi();
         app.MapHistoryApi();
         app.MapBillingErrorsApi();
         app.MapAdminApi();

@@ -7,7 +7,10 @@ public enum AccountKind
     Project = 1,
 }
 
-/// <summary>An account as callers see it. <see cref="Version"/> is the sequence number of its newest history row.</summary>
+/// <summary>
+/// An account as callers see it. <see cref="Version"/> is the sequence number of its newest history row.
+/// <see cref="Held"/> is the sum of its active holds; <see cref="Available"/> = balance + quota left − held, never below 0.
+/// </summary>
 [GenerateSerializer, Immutable, Alias("Billing.AccountView")]
 public sealed record AccountView(
     Guid Id,
@@ -23,7 +26,9 @@ public sealed record AccountView(
     DateTimeOffset? CycleEnd,
     DateTimeOffset CreatedAt,
     DateTimeOffset UpdatedAt,
-    long Version);
+    long Version,
+    decimal Held = 0m,
+    decimal Available = 0m);
 
 /// <summary>The account after an initialisation; <see cref="Created"/> is false when it already existed.</summary>
 [GenerateSerializer, Immutable, Alias("Billing.AccountInitialized")]
@@ -60,7 +65,8 @@ public sealed record HistoryEntry(
     long? OutputTokens,
     Guid? CreditId,
     string? Details,
-    DateTimeOffset CreatedAt);
+    DateTimeOffset CreatedAt,
+    Guid? HoldId = null);
 
 [GenerateSerializer, Immutable, Alias("Billing.HistoryPage")]
 public sealed record HistoryPage(HistoryEntry[] Items, long? NextBefore);

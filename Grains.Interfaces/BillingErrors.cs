@@ -29,4 +29,7 @@ public static class BillingScopes
 public static class BillingErrorTypes
 {
     public const string InsufficientBalance = "insufficient_balance";
+
+    /// <summary>A capture used more than its hold and the payer's available could cover (holds).</summary>
+    public const string CaptureShortfall = "capture_shortfall";
 }

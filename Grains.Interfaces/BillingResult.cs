@@ -19,11 +19,18 @@ public enum BillingStatus
     Overloaded = 8,
     /// <summary>The caller may not make this call (DESIGN.md "Trust boundary"): nothing was done.</summary>
     Forbidden = 9,
+    /// <summary>No hold has this id (holds).</summary>
+    HoldNotFound = 10,
+    /// <summary>The hold id is taken by another request, or the hold has ended otherwise (capture after void, void after capture).</summary>
+    HoldConflict = 11,
 }
 
-/// <summary>A refused call: its status, a message for people, and the billing error stored for it, if any.</summary>
+/// <summary>
+/// A refused call: its status, a message for people, and the billing error stored for it, if any. A hold refused for
+/// balance also says the largest <c>maxOutputTokens</c> one account could cover now.
+/// </summary>
 [GenerateSerializer, Immutable, Alias("Billing.BillingProblem")]
-public sealed record BillingProblem(BillingStatus Status, string Detail, Guid? BillingErrorId = null);
+public sealed record BillingProblem(BillingStatus Status, string Detail, Guid? BillingErrorId = null, long? MaxAffordableOutputTokens = null);
 
 /// <summary>Either a value or the problem that prevented it.</summary>
 [GenerateSerializer, Immutable, Alias("Billing.BillingResult`1")]

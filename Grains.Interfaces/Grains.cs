@@ -2,7 +2,7 @@ namespace Billing;
 
 /// <summary>Operations both kinds of account have. Key: the user or project id.</summary>
 [Alias("Billing.IAccountGrain")]
-public interface IAccountGrain : IGrainWithGuidKey
+public interface IAccountGrain : IGrainWithGuidKey, IHoldingAccountGrain
 {
     /// <summary>The account, or <see cref="BillingStatus.AccountNotFound"/> when it was never initialised.</summary>
     [Alias("GetAccount")]
@@ -60,6 +60,20 @@ public interface IUsageGrain : IGrainWithIntegerKey
 
     [Alias("CheckBalance")]
     Task<BillingResult<BalanceCheckResult>> CheckBalance(BalanceCheck check);
+
+    /// <summary>Reserves what a call can cost at most (Holds.cs); a refusal for balance stores one billing error.</summary>
+    [Alias("PlaceHold")]
+    Task<BillingResult<HoldView>> PlaceHold(HoldRequest hold);
+
+    /// <summary>Charges what a held call used to the hold's payer, at its pinned price, and releases the rest.</summary>
+    [Alias("CaptureHold")]
+    Task<BillingResult<HoldCaptureReceipt>> CaptureHold(HoldCapture capture);
+
+    [Alias("VoidHold")]
+    Task<BillingResult<HoldView>> VoidHold(Guid holdId);
+
+    [Alias("GetHold")]
+    Task<BillingResult<HoldView>> GetHold(Guid holdId);
 }
 
 /// <summary>Prices of one model over time. Key: the model id.</summary>

@@ -32,7 +32,9 @@ public sealed record AccountResponse(
     DateTime? CycleEnd,
     DateTime CreatedAt,
     DateTime UpdatedAt,
-    long Version)
+    long Version,
+    decimal Held,
+    decimal Available)
 {
     /// <summary>The credit id of a top-up (given or generated): retrying with it credits nothing more. Top-ups only.</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
@@ -52,7 +54,9 @@ public sealed record AccountResponse(
         a.CycleEnd?.UtcDateTime,
         a.CreatedAt.UtcDateTime,
         a.UpdatedAt.UtcDateTime,
-        a.Version);
+        a.Version,
+        a.Held,
+        a.Available);
 }
 
 public sealed record UsageResponse(
@@ -95,12 +99,13 @@ public sealed record HistoryItemResponse(
     long? OutputTokens,
     Guid? CreditId,
     string? Details,
-    DateTime CreatedAt)
+    DateTime CreatedAt,
+    Guid? HoldId)
 {
     public static HistoryItemResponse From(HistoryEntry e) => new(
         e.Id, e.Sequence, e.Amount, e.QuotaUsed, e.Currency, e.Reason, e.BalanceAfter, e.MonthUsedAfter,
         e.UsageId, e.UserId, e.ProjectId, e.ModelId, e.InputTokens, e.OutputTokens, e.CreditId, e.Details,
-        e.CreatedAt.UtcDateTime);
+        e.CreatedAt.UtcDateTime, e.HoldId);
 }
 
 /// <summary>A page, newest first; pass <see cref="NextCursor"/> as <c>?cursor=</c> for the next one (null: no more).</summary>

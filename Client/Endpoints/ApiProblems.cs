@@ -12,7 +12,8 @@ internal static class ApiProblems
         BillingStatus.AccountNotFound or BillingStatus.BillingErrorNotFound => StatusCodes.Status404NotFound,
         BillingStatus.NoPriceInEffect or BillingStatus.CurrencyMismatch => StatusCodes.Status422UnprocessableEntity,
         BillingStatus.InsufficientBalance => StatusCodes.Status402PaymentRequired,
-        BillingStatus.CreatorConflict => StatusCodes.Status409Conflict,
+        BillingStatus.CreatorConflict or BillingStatus.HoldConflict => StatusCodes.Status409Conflict,
+        BillingStatus.HoldNotFound => StatusCodes.Status404NotFound,
         BillingStatus.Overloaded => StatusCodes.Status503ServiceUnavailable,
         _ => StatusCodes.Status500InternalServerError,
     };
@@ -26,6 +27,8 @@ internal static class ApiProblems
         BillingStatus.CurrencyMismatch => "Currency mismatch",
         BillingStatus.InsufficientBalance => "Insufficient balance",
         BillingStatus.CreatorConflict => "Creator conflict",
+        BillingStatus.HoldNotFound => "Hold not found",
+        BillingStatus.HoldConflict => "Hold conflict",
         _ => "Billing refused the request",
     };
 
@@ -38,6 +41,8 @@ internal static class ApiProblems
         BillingStatus.CurrencyMismatch => "currency_mismatch",
         BillingStatus.InsufficientBalance => "insufficient_balance",
         BillingStatus.CreatorConflict => "creator_conflict",
+        BillingStatus.HoldNotFound => "hold_not_found",
+        BillingStatus.HoldConflict => "hold_conflict",
         _ => "billing_refused",
     };
 
@@ -45,6 +50,7 @@ internal static class ApiProblems
     {
         var extensions = new Dictionary<string, object?> { ["code"] = CodeOf(problem.Status) };
         if (problem.BillingErrorId is { } errorId) extensions["billingErrorId"] = errorId;
+        if (problem.MaxAffordableOutputTokens is { } affordable) extensions["maxAffordableOutputTokens"] = affordable;
         return TypedResults.Problem(detail: problem.Detail, statusCode: StatusOf(problem.Status), title: TitleOf(problem.Status), extensions: extensions);
     }
 

@@ -53,7 +53,7 @@ public abstract partial class AccountGrain(LedgerStore ledger, LedgerWriter writ
 
     // Built on first use rather than by the constructor, so the account grains' constructors stay as they are.
     private GroupCommit Commits => commits ??= new GroupCommit(
-        new StoredAccountLedger(Table, AccountId, ledger, writer, usageRecords, clock, recentReceipts),
+        new StoredAccountLedger(Table, AccountId, ledger, writer, usageRecords, clock, recentReceipts, HoldStore),
         Table, AccountId, ServiceProvider.GetRequiredService<IOptions<BillingLimits>>().Value.AccountQueue, logger);
 
     private BillingCallers Callers => callers ??= ServiceProvider.GetRequiredService<BillingCallers>();
@@ -62,7 +62,8 @@ public abstract partial class AccountGrain(LedgerStore ledger, LedgerWriter writ
     {
         try
         {
-            State = await ledger.LoadAsync(Table, AccountId, cancellationToken);
+            State = await HoldLoading.LoadAsync(ledger, HoldStore, Table, AccountId, cancellationToken);
+            EnsureExpiryTimer();
         }
         catch (Exception exception) when (BillingFaults.Translate(exception) is { } fault)
         {
@@ -76,7 +77,7 @@ public abstract partial class AccountGrain(LedgerStore ledger, LedgerWriter writ
     {
         // After a write of unknown outcome the database, not the last state seen, is the answer.
         await Commits.ReloadIfNeeded();
-        return State is null ? NotFound<AccountView>() : BillingResult<AccountView>.Ok(State.ToView());
+        return State is null ? NotFound<AccountView>() : BillingResult<AccountView>.Ok(State.ToView(clock.GetDatabaseNow()));
     }
 
     public async Task<BillingResult<HistoryPage>> GetHistory(HistoryQuery query)
@@ -133,6 +134,7 @@ public abstract partial class AccountGrain(LedgerStore ledger, LedgerWriter writ
         var allowed = method switch
         {
             nameof(IAccountGrain.Charge) or nameof(IProjectGrain.RecordUserFallback) => caller == CallerKind.BillingGrain,
+            _ when HoldCallers.MovesMoney(method) => caller == CallerKind.BillingGrain,
             nameof(IAccountGrain.Credit) or nameof(IAccountGrain.ChangePlan) or nameof(IUserGrain.Initialize) =>
                 caller is CallerKind.BillingGrain or CallerKind.Client,
             _ => true,
@@ -151,6 +153,7 @@ public abstract partial class AccountGrain(LedgerStore ledger, LedgerWriter writ
             nameof(IAccountGrain.Charge) => BillingResult<UsageReceipt>.Fail(BillingStatus.Forbidden, detail),
             nameof(IUserGrain.Initialize) => BillingResult<AccountInitialized>.Fail(BillingStatus.Forbidden, detail),
             nameof(IProjectGrain.RecordUserFallback) => throw new BillingOperationFailedException(detail),
+            _ when HoldCallers.MovesMoney(method) => HoldCallers.Forbidden(method, detail),
             _ => BillingResult<AccountView>.Fail(BillingStatus.Forbidden, detail),
         };
     }

@@ -21,9 +21,9 @@ public static class AccountLedger
         return Math.Max(0m, monthlyQuota - monthUsed);
     }
 
-    /// <summary>The most one usage could cost and still be paid by this account alone.</summary>
+    /// <summary>The most one usage could cost and still be paid by this account alone: active holds are not spendable (H1).</summary>
     public static decimal Available(AccountView account, DateTimeOffset now) =>
-        account.Balance + QuotaLeft(account.IsPro, account.MonthlyQuota, account.MonthUsed, account.CycleEnd, now);
+        Math.Max(0m, account.Balance + QuotaLeft(account.IsPro, account.MonthlyQuota, account.MonthUsed, account.CycleEnd, now) - account.Held);
 
     public static AccountState Apply(AccountState state, LedgerRow row) => state with
     {

@@ -1,3 +1,5 @@
+using System.Collections.Immutable;
+
 namespace Billing.Accounts;
 
 /// <summary>An account as its grain holds it: the account row of the database, committed.</summary>
@@ -24,9 +26,22 @@ public sealed record AccountState(
     /// </summary>
     public DateTimeOffset? CycleAnchor { get; init; }
 
-    public AccountView ToView() => new(
-        Id, Kind, CreatorId, Balance, Currency, InitialCreditGranted, IsPro, MonthlyQuota, MonthUsed,
-        CycleStart, CycleEnd, CreatedAt, UpdatedAt, Version);
+    /// <summary>The account's active holds (Holds/HoldLedger.cs), by hold id; those past expiry count as released.</summary>
+    public ImmutableDictionary<Guid, HoldView> Holds { get; init; } = ImmutableDictionary<Guid, HoldView>.Empty;
+
+    /// <summary>Moves with every hold change (column <c>holds_seq</c>): with <see cref="Version"/>, the commit's guard.</summary>
+    public long HoldsVersion { get; init; }
+
+    /// <summary>The account as of its last change (what an operation answers with).</summary>
+    public AccountView ToView() => ToView(UpdatedAt);
+
+    /// <summary>The account at <paramref name="now"/>: holds past their expiry no longer count as held.</summary>
+    public AccountView ToView(DateTimeOffset now)
+    {
+        var held = HoldLedger.Held(this, now);
+        return new(Id, Kind, CreatorId, Balance, Currency, InitialCreditGranted, IsPro, MonthlyQuota, MonthUsed,
+            CycleStart, CycleEnd, CreatedAt, UpdatedAt, Version, held, HoldLedger.Available(this, now));
+    }
 }
 
 /// <summary>A history row to append. <see cref="CounterpartyId"/> is the project of a user's row, the user of a project's.</summary>
@@ -46,4 +61,8 @@ public sealed record LedgerRow(
     long? OutputTokens,
     Guid? CreditId,
     string? Extra,
-    DateTimeOffset CreatedAt);
+    DateTimeOffset CreatedAt)
+{
+    /// <summary>The hold a capture's row settles (outside the positional members: most rows have none).</summary>
+    public Guid? HoldId { get; init; }
+}

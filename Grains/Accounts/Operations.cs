@@ -17,6 +17,13 @@ internal sealed class ChargeOperation(AccountCharge charge) : PendingOperation<B
     public override void Decide(LedgerBatch batch)
     {
         Receipt = null;
+        // Holds: money an active hold reserves is not spendable (H1).
+        if (HoldLedger.RefuseSpend(batch.State, Charge.Currency, Charge.Cost, batch.Now) is { } reserved)
+        {
+            Result = BillingResult<UsageReceipt>.Fail(reserved);
+            return;
+        }
+
         var (row, problem) = AccountLedger.Charge(batch.State, Charge, batch.Now);
         if (row is null)
         {

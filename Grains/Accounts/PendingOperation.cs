@@ -19,6 +19,22 @@ internal sealed class LedgerBatch(AccountState start, DateTimeOffset now)
 
     public bool ResolveInsufficientBalanceErrors { get; set; }
 
+    /// <summary>The holds this batch places or ends (Holds/HoldChanges.cs); each moves the account's holds version.</summary>
+    public HoldChanges Holds { get; } = new();
+
+    /// <summary>Whether the batch has anything to write: rows, or hold changes (which write no row).</summary>
+    public bool HasWrites => Rows.Count > 0 || Holds.Count > 0;
+
+    /// <summary>A hold as this batch leaves it: changed here, else active in the account; null when neither.</summary>
+    public HoldView? FindHold(Guid holdId) => Holds.Find(holdId) ?? State.Holds.GetValueOrDefault(holdId);
+
+    /// <summary>Records a hold's new state: the account's active holds follow it, and the batch writes it.</summary>
+    public void ChangeHold(HoldView hold, bool inserted)
+    {
+        State = HoldLedger.WithHold(State, hold);
+        Holds.Record(hold, inserted);
+    }
+
     public void Append(LedgerRow row, Func<AccountState, LedgerRow, AccountState>? apply = null)
     {
         Rows.Add(row);
@@ -26,7 +42,7 @@ internal sealed class LedgerBatch(AccountState start, DateTimeOffset now)
     }
 
     /// <summary>The statement that writes this batch, if the account is still at the version it was decided against.</summary>
-    public LedgerCommit ToCommit() => new(State, Start.Version, Rows, Charges, ResolveInsufficientBalanceErrors);
+    public LedgerCommit ToCommit() => new(State, Start.Version, Rows, Charges, ResolveInsufficientBalanceErrors, Holds.ToWrites(Start.HoldsVersion));
 }
 
 /// <summary>

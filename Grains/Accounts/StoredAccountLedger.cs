@@ -9,7 +9,7 @@ namespace Billing.Accounts;
 /// </summary>
 internal sealed class StoredAccountLedger(
     AccountTable table, Guid accountId, LedgerStore ledger, LedgerWriter writer, UsageRecordStore usageRecords,
-    TimeProvider clock, RecentReceipts recentReceipts) : IAccountLedgerPort
+    TimeProvider clock, RecentReceipts recentReceipts, HoldStore holds) : IAccountLedgerPort
 {
     public LedgerBatch Open(AccountState committed)
     {
@@ -24,7 +24,7 @@ internal sealed class StoredAccountLedger(
 
     public Task<bool> WriteAsync(LedgerCommit commit) => writer.CommitAsync(commit);
 
-    public Task<AccountState?> LoadAsync() => ledger.LoadAsync(table, accountId);
+    public Task<AccountState?> LoadAsync() => HoldLoading.LoadAsync(ledger, holds, table, accountId);
 
     public Task<long> ReadVersionAsync() => ledger.ReadVersionAsync(table, accountId);
 
@@ -44,6 +44,8 @@ internal sealed class StoredAccountLedger(
         var credits = operations.OfType<CreditOperation>().Where(c => c.Credit.CreditId is not null).ToList();
         var applied = await ledger.ExistingCreditIdsAsync(table, accountId, credits.Select(c => c.Credit.CreditId!.Value).ToArray());
         foreach (var credit in credits.Where(c => applied.Contains(c.Credit.CreditId!.Value))) credit.Settle();
+
+        await HoldSettling.SettleAsync(holds, usageRecords, clock, operations);
     }
 
     public void OnCommitted(LedgerBatch written, IReadOnlyList<PendingOperation> decided)

@@ -14,7 +14,8 @@ public sealed record LedgerCommit(
     long ExpectedVersion,
     IReadOnlyList<LedgerRow> Rows,
     IReadOnlyList<UsageReceipt> Charges,
-    bool ResolveInsufficientBalanceErrors);
+    bool ResolveInsufficientBalanceErrors,
+    HoldWrites? Holds = null);
 
 /// <summary>A new account and its opening history row (if any).</summary>
 public sealed record AccountCreation(AccountState Account, LedgerRow? OpeningRow)
@@ -60,11 +61,12 @@ public static class LedgerStatements
         var now = p.Value("now", "timestamptz", c => c.After.UpdatedAt);
         var set = AccountColumns(p, c => c.After);
         var expectedVersion = p.Value("expected_version", "bigint", c => c.ExpectedVersion);
+        var expectedHoldsVersion = p.Value("expected_holds_seq", "bigint", c => c.Holds?.ExpectedHoldsVersion ?? c.After.HoldsVersion);
 
         var assignments = string.Join(", ", set.Select(c => c.Column + " = " + c.Value));
         var accountUpdate = $"""
             UPDATE {table.Accounts} SET {assignments}
-            WHERE {table.Key} = {account} AND version = {expectedVersion}
+            WHERE {table.Key} = {account} AND version = {expectedVersion} AND holds_seq = {expectedHoldsVersion}
             RETURNING 1 AS ok
             """;
         var history = HistoryRows(p, table, account, c => c.Rows).Sql(gate: "acct");
@@ -91,7 +93,7 @@ public static class LedgerStatements
             """;
 
         return p.Build(With(
-            [("acct", accountUpdate), ("hist", history), ("usage", usageRecords), ("resolved", resolveErrors)],
+            [("acct", accountUpdate), ("hist", history), ("usage", usageRecords), ("resolved", resolveErrors), .. HoldStatements.CommitParts(p, table, account, now)],
             "SELECT count(*) AS written FROM acct"));
     }
 
@@ -164,6 +166,7 @@ public static class LedgerStatements
         ("cycle_end", p.Nullable("cycle_end", "timestamptz", NpgsqlDbType.TimestampTz, c => account(c).CycleEnd)),
         ("cycle_anchor", p.Nullable("cycle_anchor", "timestamptz", NpgsqlDbType.TimestampTz, c => account(c).CycleAnchor)),
         ("version", p.Value("version", "bigint", c => account(c).Version)),
+        ("holds_seq", p.Value("holds_seq", "bigint", c => account(c).HoldsVersion)),
         ("updated_at", p.Value("updated_at", "timestamptz", c => account(c).UpdatedAt)),
     ];
 
@@ -187,6 +190,7 @@ public static class LedgerStatements
             .Column("output_tokens", "bigint", r => r.OutputTokens)
             .Column("credit_id", "uuid", r => r.CreditId)
             .Column("extra", "text", r => r.Extra, cast: "jsonb")
+            .Column("hold_id", "uuid", r => r.HoldId)
             .Column("created_at", "timestamptz", r => r.CreatedAt.UtcDateTime);
 
     /// <summary>One statement: each part a CTE (later parts may read earlier ones, e.g. the account update's row), then the result.</summary>

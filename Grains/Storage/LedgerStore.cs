@@ -120,7 +120,8 @@ public sealed class LedgerStore(NpgsqlDataSource dataSource)
                     UserId: table.Kind == AccountKind.Project ? counterparty : id,
                     ProjectId: table.Kind == AccountKind.Project ? id : counterparty,
                     reader.Get<Guid?>("model_id"), reader.Get<long?>("input_tokens"), reader.Get<long?>("output_tokens"),
-                    reader.Get<Guid?>("credit_id"), reader.Get<string?>("details"), reader.Get<DateTimeOffset>("created_at")));
+                    reader.Get<Guid?>("credit_id"), reader.Get<string?>("details"), reader.Get<DateTimeOffset>("created_at"),
+                    HoldId: reader.Get<Guid?>("hold_id")));
             }
         }
 

@@ -15,7 +15,7 @@ namespace Billing.Usage;
 /// leaving the account grains nothing to group-commit (figures: README, "Benchmark").
 /// </summary>
 [StatelessWorker, Reentrant]
-public sealed class UsageGrain(UsageRecordStore usageRecords, TimeProvider clock, ILogger<UsageGrain> logger) : Grain, IUsageGrain
+public sealed partial class UsageGrain(UsageRecordStore usageRecords, TimeProvider clock, ILogger<UsageGrain> logger) : Grain, IUsageGrain
 {
     public async Task<BillingResult<UsageReceipt>> RecordAiUsage(AiUsage usage)
     {

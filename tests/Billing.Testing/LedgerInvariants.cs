@@ -11,6 +11,7 @@ namespace Billing.Testing;
 /// its one charge row; a refused one has none; a project's fallback marker is 0 and its user really paid.</item>
 /// <item>I5: each refused usage has exactly the one billing error it names.</item>
 /// <item>A credit id is applied at most once per account.</item>
+/// <item>H1–H3 of holds (<see cref="HoldInvariants"/>).</item>
 /// <item>A project holds the first-project credit exactly when a <c>first_project_credit</c> claim names it (with its
 /// creator), and then has its one first_project_credit row; a creator holds at most one.</item>
 /// </list>
@@ -35,6 +36,7 @@ public static class LedgerInvariants
         CheckFirstProjectCredits(snapshot, violations.Add);
         CheckUsages(snapshot, violations.Add);
         CheckCredits(snapshot, violations.Add);
+        HoldInvariants.Check(snapshot, violations.Add);
         return violations;
     }
 

@@ -32,16 +32,34 @@ public sealed class LedgerSnapshot
     /// <summary>Rows of <c>first_project_credit</c> naming a project in scope (all of them when unscoped).</summary>
     public required IReadOnlyList<FirstProjectClaimRow> FirstProjectClaims { get; init; }
 
+    /// <summary>Holds paid by the accounts in scope (every hold when unscoped), and the instant holds are judged at.</summary>
+    public IReadOnlyList<HoldRow> Holds { get; init; } = [];
+
+    /// <summary>When a hold past its expiry stops counting as held: the silos' clock (a test's may be moved), else the database's.</summary>
+    public DateTimeOffset Now { get; init; }
+
+    /// <summary>The billing errors of holds (those without a usage id), of the accounts in scope.</summary>
+    public IReadOnlyList<HoldErrorRow> HoldErrors { get; init; } = [];
+
     /// <summary>Reads the scoped accounts (every account when <paramref name="scope"/> is null) and what they refer to.</summary>
-    public static async Task<LedgerSnapshot> ReadAsync(string connectionString, LedgerScope? scope = null)
+    public static async Task<LedgerSnapshot> ReadAsync(string connectionString, LedgerScope? scope = null, DateTimeOffset? now = null)
     {
         // No pooling: the bank reads after restarting the server, when pooled connections are dead.
         await using var db = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(connectionString) { Pooling = false }.ConnectionString);
         await db.OpenAsync();
         await using var transaction = await db.BeginTransactionAsync(IsolationLevel.RepeatableRead);
         var snapshot = await ReadAsync(db, scope);
+        var holds = await HoldRow.ReadAsync(db, scope);
+        var holdErrors = await HoldErrorRow.ReadAsync(db, scope);
+        await using var clock = new NpgsqlCommand("SELECT now()", db);
+        var databaseNow = (DateTime)(await clock.ExecuteScalarAsync())!;
         await transaction.CommitAsync();
-        return snapshot;
+        return new LedgerSnapshot
+        {
+            Scope = snapshot.Scope, Accounts = snapshot.Accounts, Rows = snapshot.Rows, ChargesOutOfScope = snapshot.ChargesOutOfScope,
+            UsageRecords = snapshot.UsageRecords, BillingErrors = snapshot.BillingErrors, FirstProjectClaims = snapshot.FirstProjectClaims,
+            Holds = holds, HoldErrors = holdErrors, Now = now ?? new DateTimeOffset(DateTime.SpecifyKind(databaseNow, DateTimeKind.Utc)),
+        };
     }
 
     private static async Task<LedgerSnapshot> ReadAsync(NpgsqlConnection db, LedgerScope? scope)
@@ -99,13 +117,13 @@ public sealed class LedgerSnapshot
         };
     }
 
-    private const string HistoryColumns = "seq, amount, quota_used, reason, balance_after, usage_id, credit_id";
+    private const string HistoryColumns = "seq, amount, quota_used, reason, balance_after, usage_id, credit_id, hold_id";
 
     private static HistoryRow History(AccountKind kind, NpgsqlDataReader r) => new(
         kind, r.GetGuid(0), r.GetInt64(1), r.GetDecimal(2), r.GetDecimal(3), r.GetString(4), r.GetDecimal(5),
-        r.IsDBNull(6) ? null : r.GetGuid(6), r.IsDBNull(7) ? null : r.GetGuid(7));
+        r.IsDBNull(6) ? null : r.GetGuid(6), r.IsDBNull(7) ? null : r.GetGuid(7)) { HoldId = r.IsDBNull(8) ? null : r.GetGuid(8) };
 
-    private static async Task<List<T>> Query<T>(NpgsqlConnection db, string sql, Func<NpgsqlDataReader, T> read, params Guid[]?[] ids)
+    internal static async Task<List<T>> Query<T>(NpgsqlConnection db, string sql, Func<NpgsqlDataReader, T> read, params Guid[]?[] ids)
     {
         await using var command = new NpgsqlCommand(sql, db);
         foreach (var list in ids) command.Parameters.Add(new NpgsqlParameter { Value = (object?)list ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Uuid });
@@ -119,11 +137,17 @@ public sealed class LedgerSnapshot
 /// <summary>An account row; <paramref name="Creator"/> and <paramref name="FirstProjectCredit"/> (initial_credit_granted) for projects.</summary>
 public sealed record AccountRow(AccountKind Kind, Guid Id, decimal Balance, decimal MonthUsed, decimal MonthlyQuota, long Version, bool FirstProjectCredit, Guid? Creator)
 {
+    /// <summary>What is left of a pro account's monthly quota (0 when not pro: monthly_quota is 0 then).</summary>
+    public decimal QuotaLeft => Math.Max(0m, MonthlyQuota - MonthUsed);
+
     public string PaidBy => Kind == AccountKind.Project ? "project" : "user";
 }
 
 public sealed record HistoryRow(AccountKind Kind, Guid Account, long Seq, decimal Amount, decimal QuotaUsed, string Reason, decimal BalanceAfter, Guid? UsageId, Guid? CreditId)
 {
+    /// <summary>The hold a capture's row settles.</summary>
+    public Guid? HoldId { get; init; }
+
     /// <summary>A row that charges a usage: the project's own charge, or the user's personal or fallback charge.</summary>
     public bool IsCharge => UsageId is not null && (Kind == AccountKind.Project
         ? Reason == HistoryReasons.AiUsage

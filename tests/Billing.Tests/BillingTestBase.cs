@@ -20,7 +20,7 @@ public abstract class BillingTestBase(ClusterFixture fixture) : IAsyncLifetime
     public async Task DisposeAsync()
     {
         // Scoped: the test classes share one database and run side by side.
-        var snapshot = await LedgerSnapshot.ReadAsync(fixture.ConnectionString, LedgerScope.Of(touched));
+        var snapshot = await LedgerSnapshot.ReadAsync(fixture.ConnectionString, LedgerScope.Of(touched), fixture.Clock.GetUtcNow());
         var violations = LedgerInvariants.FindViolations(snapshot);
         Assert.True(violations.Count == 0, string.Join('\n', violations));
         foreach (var (kind, id) in touched) await AssertGrainMatchesDatabase(snapshot.Accounts[(kind, id)]);

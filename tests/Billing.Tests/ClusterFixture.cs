@@ -76,7 +76,12 @@ public sealed class ClusterCollection : ICollectionFixture<ClusterFixture>
 }
 
 /// <summary>A cluster of its own, so moving its clock disturbs no other test.</summary>
-public sealed class ClockClusterFixture : ClusterFixture;
+public sealed class ClockClusterFixture : ClusterFixture
+{
+    // Holds: the expiry scan runs every second here, so a test sees an account that is not active record its expiries.
+    protected override void ConfigureSilo(ISiloBuilder silo) =>
+        silo.Services.Configure<HoldOptions>(options => (options.ExpiryScanSeconds, options.ExpiryScanGraceSeconds) = (1, 1));
+}
 
 [CollectionDefinition(Name)]
 public sealed class ClockClusterCollection : ICollectionFixture<ClockClusterFixture>

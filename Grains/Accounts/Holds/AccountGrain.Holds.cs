@@ -1,0 +1,147 @@
+using Billing.Storage;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace Billing.Accounts;
+
+/// <summary>
+/// Holds of this account (the payer). Every change of a hold is an operation of the account's group commit, decided
+/// in arrival order against the account's available and written by its one ledger statement per batch (H3). While the
+/// account has active holds, a grain timer records their expiry soon after it (H2); <see cref="HoldExpiryScanner"/>
+/// does it for accounts that are not active anywhere (their silo failed).
+/// </summary>
+public abstract partial class AccountGrain
+{
+    /// <summary>How often an account with active holds looks for expired ones: an expiry is recorded within about this long.</summary>
+    private static readonly TimeSpan ExpiryTick = TimeSpan.FromSeconds(1);
+
+    /// <summary>Reads of a stored hold that an operation may need before it gives up (other holds kept changing meanwhile).</summary>
+    private const int MaxStoredReads = 8;
+
+    private IGrainTimer? expiryTimer;
+    private Task<int>? expiring;
+    private HoldStore? holdStore;
+
+    private ILogger? holdLogger;
+
+    private HoldStore HoldStore => holdStore ??= ServiceProvider.GetRequiredService<HoldStore>();
+
+    private ILogger HoldLogger => holdLogger ??= ServiceProvider.GetRequiredService<ILoggerFactory>().CreateLogger(GetType());
+
+    public async Task<BillingResult<HoldView>> PlaceHold(HoldPlacement placement)
+    {
+        if (ValidatePlacement(placement) is { } invalid) return Invalid<HoldView>(invalid);
+        await Commits.ReloadIfNeeded();
+        if (State is null) return NotFound<HoldView>();
+        var result = await Commits.Submit(new PlaceHoldOperation(placement));
+        if (result.IsOk) EnsureExpiryTimer();
+        return result;
+    }
+
+    public async Task<BillingResult<HoldCaptureReceipt>> CaptureHold(HoldCapture capture)
+    {
+        if (capture.HoldId == Guid.Empty || capture.UsageId == Guid.Empty) return Invalid<HoldCaptureReceipt>("holdId and usageId must not be the nil UUID.");
+        if (capture.InputTokens < 0 || capture.OutputTokens < 0) return Invalid<HoldCaptureReceipt>("Token counts must not be negative.");
+        return await WithStoredHold<HoldCaptureReceipt>(capture.HoldId, (stored, at) => new CaptureHoldOperation(capture, stored, at));
+    }
+
+    public async Task<BillingResult<HoldView>> VoidHold(Guid holdId)
+    {
+        if (holdId == Guid.Empty) return Invalid<HoldView>("holdId must not be the nil UUID.");
+        return await WithStoredHold<HoldView>(holdId, (stored, at) => new VoidHoldOperation(holdId, stored, at));
+    }
+
+    public async Task<int> ExpireDueHolds()
+    {
+        await Commits.ReloadIfNeeded();
+        var now = Clock.GetDatabaseNow();
+        if (State is null || !State.Holds.Values.Any(h => now >= h.ExpiresAt)) return 0;
+        // One expiry in flight at a time: the timer, the scan and callers share it.
+        if (expiring is { IsCompleted: false }) return await expiring;
+        expiring = Commits.Submit(new ExpireHoldsOperation());
+        var expired = await expiring;
+        if (expired > 0) LogHoldsExpired(HoldLogger, expired, Table.Kind, AccountId);
+        return expired;
+    }
+
+    public async Task<BillingResult<HoldPage>> ListHolds(HoldQuery query)
+    {
+        if (query.Limit is < 1 or > 500) return Invalid<HoldPage>("limit must be between 1 and 500.");
+        if (query.Before is < 1) return Invalid<HoldPage>("cursor is not valid.");
+        if (State is null) return NotFound<HoldPage>();
+        return BillingResult<HoldPage>.Ok(await HoldStore.ListAsync(AccountId, query, Clock.GetDatabaseNow()));
+    }
+
+    /// <summary>
+    /// Submits an operation on a hold: an active hold is decided from memory; any other is read from the database
+    /// first, and read again when other holds changed before the operation was decided.
+    /// </summary>
+    private async Task<BillingResult<T>> WithStoredHold<T>(Guid holdId, Func<HoldView?, long, StoredHoldOperation<T>> operation) where T : class
+    {
+        for (var read = 0; read < MaxStoredReads; read++)
+        {
+            await Commits.ReloadIfNeeded();
+            if (State is null) return NotFound<T>();
+            var at = State.HoldsVersion;
+            HoldView? stored = null;
+            if (!State.Holds.ContainsKey(holdId))
+            {
+                stored = await HoldStore.GetAsync(holdId);
+                if (stored is null || stored.AccountId != AccountId) return BillingResult<T>.Fail(BillingStatus.HoldNotFound, $"Hold {holdId} was not found on the {Table.Scope} account {AccountId}.");
+            }
+
+            var submitted = operation(stored, at);
+            var result = await Commits.Submit(submitted);
+            if (!submitted.NeedsStored) return result;
+        }
+
+        throw new BillingUnavailableException($"Hold {holdId}: the account's holds kept changing; retry.");
+    }
+
+    private string? ValidatePlacement(HoldPlacement placement)
+    {
+        var request = placement.Request;
+        if (request.HoldId == Guid.Empty) return "holdId must not be the nil UUID.";
+        if (request.UserId == Guid.Empty || request.ModelId == Guid.Empty || request.ProjectId == Guid.Empty) return "userId, modelId and projectId must not be the nil UUID.";
+        if (request.InputTokens < 0 || request.MaxOutputTokens < 0) return "Token counts must not be negative.";
+        if (request.TtlSeconds is < 1 or > HoldRequest.MaxTtlSeconds) return $"ttlSeconds must be between 1 and {HoldRequest.MaxTtlSeconds}.";
+        if (placement.Amount < 0 || placement.InputPricePerMillion < 0 || placement.OutputPricePerMillion < 0) return "amount and prices must not be negative.";
+        if (placement.Currency is null || placement.Currency.Length != 3) return "currency must be a three-letter ISO 4217 code.";
+        // The payer is this account: a project pays only its own holds, a user its own or its projects'.
+        if (Table.Kind == AccountKind.Project ? request.ProjectId != AccountId : request.UserId != AccountId) return $"This hold is not payable by the {Table.Scope} account {AccountId}.";
+        return null;
+    }
+
+    /// <summary>While the account has active holds, a timer records their expiry within about a second of it.</summary>
+    private void EnsureExpiryTimer()
+    {
+        if (expiryTimer is not null || State is null || State.Holds.IsEmpty) return;
+        expiryTimer = this.RegisterGrainTimer(OnExpiryTick, new GrainTimerCreationOptions { DueTime = ExpiryTick, Period = ExpiryTick, Interleave = true, KeepAlive = false });
+    }
+
+    private async Task OnExpiryTick(CancellationToken cancellationToken)
+    {
+        if (State is null || State.Holds.IsEmpty)
+        {
+            expiryTimer?.Dispose();
+            expiryTimer = null;
+            return;
+        }
+
+        try
+        {
+            await ExpireDueHolds();
+        }
+        catch (Exception exception)
+        {
+            // The next tick (or the scan) tries again; reads already treat the holds as released.
+            LogExpiryFailed(HoldLogger, exception, Table.Kind, AccountId);
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Recorded the expiry of {HoldCount} hold(s) of {AccountKind} account {AccountId}")]
+    private static partial void LogHoldsExpired(ILogger logger, int holdCount, AccountKind accountKind, Guid accountId);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Recording the expiry of holds of {AccountKind} account {AccountId} failed; retrying on the next tick")]
+    private static partial void LogExpiryFailed(ILogger logger, Exception exception, AccountKind accountKind, Guid accountId);
+}

@@ -1,0 +1,185 @@
+namespace Billing.Accounts;
+
+/// <summary>A new hold on this account, decided against its available; a hold id already in the account answers as a retry or a conflict.</summary>
+internal sealed class PlaceHoldOperation(HoldPlacement placement) : PendingOperation<BillingResult<HoldView>>
+{
+    public HoldPlacement Placement { get; } = placement;
+
+    public override string Kind => "hold";
+
+    public override bool RefusedForBalance => !Settled && Result?.Problem?.Status == BillingStatus.InsufficientBalance;
+
+    public override void Decide(LedgerBatch batch)
+    {
+        var request = Placement.Request;
+        if (batch.FindHold(request.HoldId) is { } existing)
+        {
+            Result = Answer(existing, batch.Now);
+            return;
+        }
+
+        var (hold, problem) = HoldLedger.Place(batch.State, Placement, batch.Now);
+        if (hold is null)
+        {
+            Result = BillingResult<HoldView>.Fail(problem!);
+            return;
+        }
+
+        batch.ChangeHold(hold, inserted: true);
+        Result = BillingResult<HoldView>.Ok(hold);
+    }
+
+    public override void Refuse(BillingProblem problem) => Result = BillingResult<HoldView>.Fail(problem);
+
+    /// <summary>The hold id is stored already (a retry, or this id taken by another request): that hold is the answer.</summary>
+    public void Settle(HoldView stored, DateTimeOffset now)
+    {
+        Result = Answer(stored, now);
+        Settled = true;
+    }
+
+    private BillingResult<HoldView> Answer(HoldView existing, DateTimeOffset now) => existing.SameRequest(Placement.Request)
+        ? BillingResult<HoldView>.Ok(existing.AsSeenAt(now))
+        : BillingResult<HoldView>.Fail(BillingStatus.HoldConflict, $"Hold {existing.HoldId} exists with another request; use a new hold id.");
+}
+
+/// <summary>
+/// A hold that is not among the account's active holds is decided from the stored copy read before it was queued,
+/// valid only while no hold of the account has changed since (<see cref="StoredAt"/>); otherwise the grain reads it
+/// again (<see cref="NeedsStored"/>).
+/// </summary>
+internal abstract class StoredHoldOperation<T>(Guid holdId, HoldView? stored, long storedAt) : PendingOperation<BillingResult<T>>
+    where T : class
+{
+    public Guid HoldId { get; } = holdId;
+
+    public long StoredAt { get; } = storedAt;
+
+    /// <summary>Set when the decision needs the hold as stored now: nothing was written, the grain reads it and submits again.</summary>
+    public bool NeedsStored { get; private set; }
+
+    public override void Refuse(BillingProblem problem) => Result = BillingResult<T>.Fail(problem);
+
+    public override void Decide(LedgerBatch batch)
+    {
+        NeedsStored = false;
+        var hold = batch.FindHold(HoldId);
+        if (hold is null)
+        {
+            if (stored is null || batch.Start.HoldsVersion != StoredAt)
+            {
+                NeedsStored = true;
+                Result = BillingResult<T>.Fail(BillingStatus.HoldNotFound, $"Hold {HoldId} was not found.");
+                return;
+            }
+
+            hold = stored;
+        }
+
+        Decide(batch, hold);
+    }
+
+    protected abstract void Decide(LedgerBatch batch, HoldView hold);
+
+    public void Settle(BillingResult<T> stored)
+    {
+        Result = stored;
+        Settled = true;
+    }
+}
+
+/// <summary>
+/// Charges what a held call used, at the pinned price, and ends the hold, in one ledger write: its charge row, its
+/// usage record, the hold's new state and, for a shortfall, its one billing error. Capturing again answers with
+/// the first receipt. (When credit grants land, the capture's charge draws on grants like a usage charge.)
+/// </summary>
+internal sealed class CaptureHoldOperation(HoldCapture capture, HoldView? stored, long storedAt)
+    : StoredHoldOperation<HoldCaptureReceipt>(capture.HoldId, stored, storedAt)
+{
+    public HoldCapture Capture { get; } = capture;
+
+    public override string Kind => "capture";
+
+    public override bool RefusedForBalance => !Settled && !NeedsStored && Result?.Problem?.Status == BillingStatus.InsufficientBalance;
+
+    /// <summary>The receipt this batch writes, if any.</summary>
+    public HoldCaptureReceipt? Receipt { get; private set; }
+
+    protected override void Decide(LedgerBatch batch, HoldView hold)
+    {
+        Receipt = null;
+        if (hold.Capture is { } first)
+        {
+            Result = BillingResult<HoldCaptureReceipt>.Ok(first);
+            return;
+        }
+
+        if (hold.Status == HoldStatus.Voided)
+        {
+            Result = BillingResult<HoldCaptureReceipt>.Fail(BillingStatus.HoldConflict, $"Hold {hold.HoldId} was voided; it cannot be captured.");
+            return;
+        }
+
+        var (row, receipt, ended, problem) = HoldLedger.Capture(batch.State, hold, Capture, batch.Now);
+        if (row is null)
+        {
+            Result = BillingResult<HoldCaptureReceipt>.Fail(problem!);
+            return;
+        }
+
+        batch.Append(row);
+        batch.Charges.Add(receipt!.ToUsageReceipt());
+        batch.ChangeHold(ended!, inserted: false);
+        Result = BillingResult<HoldCaptureReceipt>.Ok(receipt);
+        Receipt = receipt;
+    }
+}
+
+/// <summary>Releases an active hold; voiding again answers with it; a captured hold cannot be voided.</summary>
+internal sealed class VoidHoldOperation(Guid holdId, HoldView? stored, long storedAt) : StoredHoldOperation<HoldView>(holdId, stored, storedAt)
+{
+    public override string Kind => "void";
+
+    protected override void Decide(LedgerBatch batch, HoldView hold)
+    {
+        if (hold.Capture is not null || hold.Status == HoldStatus.Captured)
+        {
+            Result = BillingResult<HoldView>.Fail(BillingStatus.HoldConflict, $"Hold {hold.HoldId} was captured; it cannot be voided.");
+            return;
+        }
+
+        if (!hold.IsHeldAt(batch.Now))
+        {
+            // Voided already, or expired (recorded or not): nothing is held any more, and it ended once.
+            Result = BillingResult<HoldView>.Ok(hold.AsSeenAt(batch.Now));
+            return;
+        }
+
+        var voided = hold with { Status = HoldStatus.Voided, EndedAt = batch.Now };
+        batch.ChangeHold(voided, inserted: false);
+        Result = BillingResult<HoldView>.Ok(voided);
+    }
+}
+
+/// <summary>
+/// Records the expiry of the account's holds past their expiry (reads have treated them as released since).
+/// The outbox (issue 13) adds each one's <c>hold.expired</c> event to the same write here.
+/// </summary>
+internal sealed class ExpireHoldsOperation : PendingOperation<int>
+{
+    public override string Kind => "hold expiry";
+
+    public override void Refuse(BillingProblem problem) => Result = 0;
+
+    public override void Decide(LedgerBatch batch)
+    {
+        var expired = 0;
+        foreach (var hold in batch.State.Holds.Values.Where(h => batch.Now >= h.ExpiresAt).ToList())
+        {
+            batch.ChangeHold(HoldLedger.Expired(hold), inserted: false);
+            expired++;
+        }
+
+        Result = expired;
+    }
+}

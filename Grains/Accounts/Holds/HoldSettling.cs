@@ -1,0 +1,36 @@
+using Billing.Storage;
+
+namespace Billing.Accounts;
+
+/// <summary>
+/// Hold operations whose id met a stored one (a unique violation of the batch): a placement whose hold id is stored
+/// answers with that hold (a retry) or as a conflict; a capture whose usage id is stored answers with the hold's
+/// receipt when the hold was captured (by another activation), else as a conflict (the usage id belongs to another usage).
+/// </summary>
+internal static class HoldSettling
+{
+    public static async Task SettleAsync(HoldStore holds, UsageRecordStore usageRecords, TimeProvider clock, IReadOnlyList<PendingOperation> operations)
+    {
+        var placements = operations.OfType<PlaceHoldOperation>().Where(o => !o.Settled).ToList();
+        var captures = operations.OfType<CaptureHoldOperation>().Where(o => !o.Settled).ToList();
+        if (placements.Count == 0 && captures.Count == 0) return;
+
+        var now = clock.GetDatabaseNow();
+        var stored = await holds.GetManyAsync(placements.Select(p => p.Placement.Request.HoldId).Concat(captures.Select(c => c.HoldId)).Distinct().ToArray());
+        foreach (var placement in placements)
+        {
+            if (stored.TryGetValue(placement.Placement.Request.HoldId, out var hold)) placement.Settle(hold, now);
+        }
+
+        var usageIds = captures.Select(c => c.Capture.UsageId ?? c.HoldId).ToArray();
+        var usages = await usageRecords.ReadAsync(usageIds);
+        foreach (var capture in captures)
+        {
+            if (stored.TryGetValue(capture.HoldId, out var hold) && hold.Capture is { } receipt)
+                capture.Settle(BillingResult<HoldCaptureReceipt>.Ok(receipt));
+            else if (usages.ContainsKey(capture.Capture.UsageId ?? capture.HoldId))
+                capture.Settle(BillingResult<HoldCaptureReceipt>.Fail(BillingStatus.HoldConflict,
+                    $"Usage id {capture.Capture.UsageId ?? capture.HoldId} was used by another usage; capture hold {capture.HoldId} with a new usage id."));
+        }
+    }
+}

@@ -1,0 +1,171 @@
+using System.Collections.Immutable;
+using System.Text.Json;
+using Npgsql;
+using NpgsqlTypes;
+
+namespace Billing.Storage;
+
+/// <summary>
+/// Reads of <c>billing_hold</c> (it is written only by the payer account's commit statement, HoldStatements), and the
+/// billing errors of refused holds.
+/// </summary>
+public sealed class HoldStore(NpgsqlDataSource dataSource)
+{
+    private const string Columns = """
+        hold_id, seq, scope, account_id, project_id, user_id, model_id, input_tokens, max_output_tokens, input_price_per_million,
+        output_price_per_million, amount, currency, ttl_seconds, status, expires_at, created_at, ended_at, usage_id, used_input_tokens,
+        used_output_tokens, cost, charged, released, shortfall, late, balance_after, quota_used, shortfall_error_id
+        """;
+
+    /// <summary>
+    /// The account's version, holds version and active holds, from one statement (one snapshot); null when there is no
+    /// account. The caller pairs them with an account it loaded at the same version.
+    /// </summary>
+    public async Task<(long Version, long HoldsVersion, ImmutableDictionary<Guid, HoldView> Holds)?> LoadActiveAsync(
+        AccountTable table, Guid accountId, CancellationToken cancellationToken = default)
+    {
+        await using var command = dataSource.CreateCommand($"""
+            SELECT a.version AS account_version, a.holds_seq AS account_holds_seq, h.*
+            FROM {table.Accounts} a LEFT JOIN billing_hold h ON h.account_id = a.{table.Key} AND h.status = 'active'
+            WHERE a.{table.Key} = $1
+            """);
+        command.Parameters.Add(new NpgsqlParameter<Guid> { TypedValue = accountId });
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        (long, long, ImmutableDictionary<Guid, HoldView>.Builder)? found = null;
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            found ??= (reader.Get<long>("account_version"), reader.Get<long>("account_holds_seq"), ImmutableDictionary.CreateBuilder<Guid, HoldView>());
+            if (reader.Get<Guid?>("hold_id") is not null)
+            {
+                var hold = Read(reader);
+                found.Value.Item3[hold.HoldId] = hold;
+            }
+        }
+
+        return found is { } f ? (f.Item1, f.Item2, f.Item3.ToImmutable()) : null;
+    }
+
+    public async Task<HoldView?> GetAsync(Guid holdId, CancellationToken cancellationToken = default)
+    {
+        var found = await GetManyAsync([holdId], cancellationToken);
+        return found.GetValueOrDefault(holdId);
+    }
+
+    public async Task<Dictionary<Guid, HoldView>> GetManyAsync(Guid[] holdIds, CancellationToken cancellationToken = default)
+    {
+        var found = new Dictionary<Guid, HoldView>();
+        if (holdIds.Length == 0) return found;
+        await using var command = dataSource.CreateCommand($"SELECT {Columns} FROM billing_hold WHERE hold_id = ANY($1)");
+        command.Parameters.Add(new NpgsqlParameter<Guid[]> { TypedValue = holdIds });
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            var hold = Read(reader);
+            found[hold.HoldId] = hold;
+        }
+
+        return found;
+    }
+
+    /// <summary>The holds <paramref name="accountId"/> pays, newest first; the status filter reads holds as seen at <paramref name="now"/>.</summary>
+    public async Task<HoldPage> ListAsync(Guid accountId, HoldQuery query, DateTimeOffset now, CancellationToken cancellationToken = default)
+    {
+        await using var command = dataSource.CreateCommand($"""
+            SELECT {Columns} FROM billing_hold
+            WHERE account_id = $1 AND ($2::bigint IS NULL OR seq < $2)
+              AND CASE $3::text
+                    WHEN 'active' THEN status = 'active' AND expires_at > $4
+                    WHEN 'expired' THEN status = 'expired' OR (status = 'active' AND expires_at <= $4)
+                    WHEN 'any' THEN true
+                    ELSE status = $3::text
+                  END
+            ORDER BY seq DESC
+            LIMIT $5
+            """);
+        var p = command.Parameters;
+        p.Add(new NpgsqlParameter<Guid> { TypedValue = accountId });
+        p.Add(new NpgsqlParameter { Value = (object?)query.Before ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Bigint });
+        p.Add(new NpgsqlParameter<string> { TypedValue = query.Status is { } status ? HoldStatements.StatusName(status) : "any" });
+        p.Add(new NpgsqlParameter<DateTimeOffset> { TypedValue = now });
+        p.Add(new NpgsqlParameter<int> { TypedValue = query.Limit + 1 });
+        var items = new List<(HoldView Hold, long Seq)>();
+        await using (var reader = await command.ExecuteReaderAsync(cancellationToken))
+        {
+            while (await reader.ReadAsync(cancellationToken)) items.Add((Read(reader).AsSeenAt(now), reader.Get<long>("seq")));
+        }
+
+        var page = items.Take(query.Limit).ToArray();
+        return new HoldPage(page.Select(i => i.Hold).ToArray(), items.Count > query.Limit ? page[^1].Seq : null);
+    }
+
+    /// <summary>Payers with active holds past <paramref name="dueBefore"/>: the accounts whose expiries are not recorded yet.</summary>
+    public async Task<List<(AccountKind Kind, Guid AccountId)>> DueAccountsAsync(DateTimeOffset dueBefore, int limit, CancellationToken cancellationToken = default)
+    {
+        await using var command = dataSource.CreateCommand("""
+            SELECT DISTINCT scope, account_id FROM billing_hold
+            WHERE status = 'active' AND expires_at <= $1
+            LIMIT $2
+            """);
+        command.Parameters.Add(new NpgsqlParameter<DateTimeOffset> { TypedValue = dueBefore });
+        command.Parameters.Add(new NpgsqlParameter<int> { TypedValue = limit });
+        var due = new List<(AccountKind, Guid)>();
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+            due.Add((reader.GetString(0) == BillingScopes.Project ? AccountKind.Project : AccountKind.User, reader.GetGuid(1)));
+        return due;
+    }
+
+    /// <summary>
+    /// Stores the one billing error of a hold refused for balance (placement or late capture), unless it has one
+    /// already: then that one's id is returned and nothing is written.
+    /// </summary>
+    public async Task<Guid> RecordRefusalAsync(Guid holdId, string scope, Guid scopeId, string message, object details, DateTimeOffset now, CancellationToken cancellationToken = default)
+    {
+        await using var command = dataSource.CreateCommand("""
+            WITH err AS (
+                INSERT INTO billing_error (id, scope, scope_id, error_type, message, details, hold_id, created_at)
+                VALUES ($1, $2, $3, 'insufficient_balance', $4, $5::jsonb, $6, $7)
+                ON CONFLICT (hold_id, error_type) WHERE hold_id IS NOT NULL DO NOTHING
+                RETURNING id)
+            SELECT id FROM err
+            UNION ALL
+            SELECT id FROM billing_error WHERE hold_id = $6 AND error_type = 'insufficient_balance'
+            LIMIT 1
+            """);
+        var p = command.Parameters;
+        p.Add(new NpgsqlParameter<Guid> { TypedValue = Guid.NewGuid() });
+        p.Add(new NpgsqlParameter<string> { TypedValue = scope });
+        p.Add(new NpgsqlParameter<Guid> { TypedValue = scopeId });
+        p.Add(new NpgsqlParameter<string> { TypedValue = message });
+        p.Add(new NpgsqlParameter<string> { TypedValue = JsonSerializer.Serialize(details) });
+        p.Add(new NpgsqlParameter<Guid> { TypedValue = holdId });
+        p.Add(new NpgsqlParameter<DateTimeOffset> { TypedValue = now });
+        // A concurrent refusal of the same hold may commit between this statement's snapshot and its insert: read again.
+        for (var attempt = 0; ; attempt++)
+        {
+            if (await command.ExecuteScalarAsync(cancellationToken) is Guid id) return id;
+            if (attempt == 2) throw new InvalidOperationException($"The billing error of hold {holdId} was neither stored nor found.");
+        }
+    }
+
+    private static HoldView Read(NpgsqlDataReader reader)
+    {
+        var holdId = reader.Get<Guid>("hold_id");
+        var payer = reader.Get<string>("scope") == BillingScopes.Project ? PayingAccount.Project : PayingAccount.User;
+        var accountId = reader.Get<Guid>("account_id");
+        var amount = reader.Get<decimal>("amount");
+        var currency = reader.Get<string>("currency");
+        HoldCaptureReceipt? capture = reader.Get<Guid?>("usage_id") is { } usageId
+            ? new HoldCaptureReceipt(usageId, reader.Get<decimal>("cost"), currency, reader.Get<long>("used_input_tokens"), reader.Get<long>("used_output_tokens"),
+                payer, accountId, reader.Get<decimal>("balance_after"), reader.Get<decimal>("quota_used"), holdId, amount,
+                reader.Get<decimal>("charged"), reader.Get<decimal>("released"), reader.Get<decimal>("shortfall"), reader.Get<bool>("late"),
+                reader.Get<Guid?>("shortfall_error_id"))
+            : null;
+        return new HoldView(
+            holdId, HoldStatements.ParseStatus(reader.Get<string>("status")), payer, accountId, reader.Get<Guid?>("project_id"),
+            reader.Get<Guid>("user_id"), reader.Get<Guid>("model_id"), reader.Get<long>("input_tokens"), reader.Get<long>("max_output_tokens"),
+            amount, currency, reader.Get<decimal>("input_price_per_million"), reader.Get<decimal>("output_price_per_million"),
+            reader.Get<int>("ttl_seconds"), reader.Get<DateTimeOffset>("expires_at"), reader.Get<DateTimeOffset>("created_at"),
+            reader.Get<DateTimeOffset?>("ended_at"), capture);
+    }
+}

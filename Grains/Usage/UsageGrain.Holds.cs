@@ -1,0 +1,154 @@
+using Billing.Pricing;
+using Billing.Storage;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace Billing.Usage;
+
+/// <summary>
+/// Holds, for agents: reserve what a call can cost at most, capture what it used, or void it. The payer is chosen
+/// once, like a usage's (the project when its available covers the whole amount, else the user, never split), and
+/// pinned with the price; the account grains decide and write every change of the hold.
+/// </summary>
+public sealed partial class UsageGrain
+{
+    private HoldStore? holdStore;
+    private TimeProvider? holdClock;
+    private ILogger? holdLogger;
+
+    private HoldStore Holds => holdStore ??= ServiceProvider.GetRequiredService<HoldStore>();
+
+    private TimeProvider HoldClock => holdClock ??= ServiceProvider.GetRequiredService<TimeProvider>();
+
+    private ILogger HoldLogger => holdLogger ??= ServiceProvider.GetRequiredService<ILogger<UsageGrain>>();
+
+    public async Task<BillingResult<HoldView>> PlaceHold(HoldRequest hold)
+    {
+        if (ValidateHold(hold) is { } invalid) return HoldRefused<HoldView>(invalid);
+        var price = await PriceBook.Of(ServiceProvider).GetPriceAt(hold.ModelId, HoldClock.GetDatabaseNow());
+        if (price is null || (price.InputPricePerMillion == 0 && price.OutputPricePerMillion == 0))
+            return HoldRefused<HoldView>(new BillingProblem(BillingStatus.NoPriceInEffect, $"Model {hold.ModelId} has no price in effect; configure its pricing first."));
+        if (UsageCost.TryCompute(hold.InputTokens, hold.MaxOutputTokens, price.InputPricePerMillion, price.OutputPricePerMillion) is not { } amount)
+            return HoldRefused<HoldView>(new BillingProblem(BillingStatus.InvalidInput, "Token counts are too large: their cost cannot be represented exactly."));
+        var placement = new HoldPlacement(hold, amount, price.Currency, price.InputPricePerMillion, price.OutputPricePerMillion);
+
+        BillingResult<HoldView>? byProject = null;
+        if (hold.ProjectId is { } projectId)
+        {
+            byProject = await GrainFactory.GetGrain<IProjectGrain>(projectId).PlaceHold(placement);
+            if (byProject.IsOk || byProject.Problem!.Status != BillingStatus.InsufficientBalance) return Answered(byProject);
+        }
+
+        var byUser = await GrainFactory.GetGrain<IUserGrain>(hold.UserId).PlaceHold(placement);
+        if (byUser.IsOk || byUser.Problem!.Status != BillingStatus.InsufficientBalance) return Answered(byUser);
+
+        // Neither account alone can cover it: one billing error (of the project for a project hold), and how far the
+        // caller could go instead.
+        var (scope, scopeId) = hold.ProjectId is { } project ? (BillingScopes.Project, project) : (BillingScopes.User, hold.UserId);
+        var message = byProject is null ? byUser.Problem.Detail : $"{byProject.Problem!.Detail} The user's personal account could not cover it.";
+        var errorId = await Holds.RecordRefusalAsync(hold.HoldId, scope, scopeId, message,
+            new { holdId = hold.HoldId, userId = hold.UserId, modelId = hold.ModelId, inputTokens = hold.InputTokens, maxOutputTokens = hold.MaxOutputTokens, amount, currency = price.Currency },
+            HoldClock.GetDatabaseNow());
+        var affordable = await MaxAffordableOutputTokens(hold, price);
+        HoldLogger.LogWarning("Hold {HoldId} refused for insufficient balance ({Scope} {ScopeId}, amount {Amount} {Currency}); billing error {BillingErrorId}",
+            hold.HoldId, scope, scopeId, amount, price.Currency, errorId);
+        return HoldRefused<HoldView>(new BillingProblem(BillingStatus.InsufficientBalance, message, errorId, affordable));
+    }
+
+    public async Task<BillingResult<HoldCaptureReceipt>> CaptureHold(HoldCapture capture)
+    {
+        if (capture.HoldId == Guid.Empty) return HoldRefused<HoldCaptureReceipt>(new BillingProblem(BillingStatus.InvalidInput, "holdId must not be the nil UUID."));
+        if (capture.UsageId == Guid.Empty) return HoldRefused<HoldCaptureReceipt>(new BillingProblem(BillingStatus.InvalidInput, "usageId must not be the nil UUID."));
+        if (capture.InputTokens < 0 || capture.OutputTokens < 0) return HoldRefused<HoldCaptureReceipt>(new BillingProblem(BillingStatus.InvalidInput, "Token counts must not be negative."));
+        if (await Holds.GetAsync(capture.HoldId) is not { } hold) return HoldNotFound<HoldCaptureReceipt>(capture.HoldId);
+
+        var captured = await Payer(hold).CaptureHold(capture);
+        if (captured.IsOk)
+        {
+            // As for usage: when the user paid for a project, the project's history gets its zero-amount row.
+            if (hold.ProjectId is { } projectId && hold.Payer == PayingAccount.User)
+                await GrainFactory.GetGrain<IProjectGrain>(projectId).RecordUserFallback(captured.Value!.ToUsageReceipt(), hold.ModelId);
+            return captured;
+        }
+
+        if (captured.Problem!.Status != BillingStatus.InsufficientBalance) return HoldRefused<HoldCaptureReceipt>(captured.Problem);
+        // A late capture the pinned payer cannot cover: one billing error for the hold, as for usage.
+        var scope = hold.Payer == PayingAccount.Project ? BillingScopes.Project : BillingScopes.User;
+        var errorId = await Holds.RecordRefusalAsync(hold.HoldId, scope, hold.AccountId, captured.Problem.Detail,
+            new { holdId = hold.HoldId, late = true, inputTokens = capture.InputTokens, outputTokens = capture.OutputTokens, modelId = hold.ModelId },
+            HoldClock.GetDatabaseNow());
+        return HoldRefused<HoldCaptureReceipt>(captured.Problem with { BillingErrorId = errorId });
+    }
+
+    public async Task<BillingResult<HoldView>> VoidHold(Guid holdId)
+    {
+        if (holdId == Guid.Empty) return HoldRefused<HoldView>(new BillingProblem(BillingStatus.InvalidInput, "holdId must not be the nil UUID."));
+        if (await Holds.GetAsync(holdId) is not { } hold) return HoldNotFound<HoldView>(holdId);
+        return Answered(await Payer(hold).VoidHold(holdId));
+    }
+
+    public async Task<BillingResult<HoldView>> GetHold(Guid holdId)
+    {
+        if (holdId == Guid.Empty) return HoldRefused<HoldView>(new BillingProblem(BillingStatus.InvalidInput, "holdId must not be the nil UUID."));
+        return await Holds.GetAsync(holdId) is { } hold
+            ? BillingResult<HoldView>.Ok(hold.AsSeenAt(HoldClock.GetDatabaseNow()))
+            : HoldNotFound<HoldView>(holdId);
+    }
+
+    private IHoldingAccountGrain Payer(HoldView hold) => hold.Payer == PayingAccount.Project
+        ? GrainFactory.GetGrain<IProjectGrain>(hold.AccountId)
+        : GrainFactory.GetGrain<IUserGrain>(hold.AccountId);
+
+    /// <summary>The largest maxOutputTokens one of the accounts could cover now with these input tokens (0 if none).</summary>
+    private async Task<long> MaxAffordableOutputTokens(HoldRequest hold, ModelPrice price)
+    {
+        var accounts = new List<IAccountGrain>();
+        if (hold.ProjectId is { } projectId) accounts.Add(GrainFactory.GetGrain<IProjectGrain>(projectId));
+        accounts.Add(GrainFactory.GetGrain<IUserGrain>(hold.UserId));
+        var best = 0L;
+        foreach (var account in accounts)
+        {
+            var view = await account.GetAccount();
+            if (!view.IsOk || view.Value!.Currency != price.Currency) continue;
+            best = Math.Max(best, AffordableOutputTokens(view.Value.Available, hold.InputTokens, price));
+        }
+
+        return best;
+    }
+
+    /// <summary>The most output tokens whose cost, with the input tokens, is within <paramref name="available"/>.</summary>
+    internal static long AffordableOutputTokens(decimal available, long inputTokens, ModelPrice price)
+    {
+        if (UsageCost.TryCompute(inputTokens, 0, price.InputPricePerMillion, 0m) is not { } inputCost || inputCost > available) return 0;
+        if (price.OutputPricePerMillion == 0) return long.MaxValue;
+        var tokens = decimal.Floor((available - inputCost) * 1_000_000m / price.OutputPricePerMillion);
+        var result = tokens >= long.MaxValue ? long.MaxValue : (long)tokens;
+        // Exact check against the cost formula itself (the division above may round in the last place).
+        while (result > 0 && (UsageCost.TryCompute(inputTokens, result, price.InputPricePerMillion, price.OutputPricePerMillion) is not { } cost || cost > available)) result--;
+        return result;
+    }
+
+    private static BillingProblem? ValidateHold(HoldRequest hold)
+    {
+        if (hold.HoldId == Guid.Empty) return new BillingProblem(BillingStatus.InvalidInput, "holdId must not be the nil UUID.");
+        if (hold.UserId == Guid.Empty) return new BillingProblem(BillingStatus.InvalidInput, "userId must be a UUID other than the nil UUID.");
+        if (hold.ModelId == Guid.Empty) return new BillingProblem(BillingStatus.InvalidInput, "modelId must be a UUID other than the nil UUID.");
+        if (hold.ProjectId == Guid.Empty) return new BillingProblem(BillingStatus.InvalidInput, "projectId must be a UUID other than the nil UUID.");
+        if (hold.InputTokens < 0 || hold.MaxOutputTokens < 0) return new BillingProblem(BillingStatus.InvalidInput, "Token counts must not be negative.");
+        if (hold.TtlSeconds is < 1 or > HoldRequest.MaxTtlSeconds)
+            return new BillingProblem(BillingStatus.InvalidInput, $"ttlSeconds must be between 1 and {HoldRequest.MaxTtlSeconds} (default {HoldRequest.DefaultTtlSeconds}).");
+        return null;
+    }
+
+    private static BillingResult<T> Answered<T>(BillingResult<T> result) where T : class =>
+        result.Problem is { } problem ? HoldRefused<T>(problem) : result;
+
+    private static BillingResult<T> HoldNotFound<T>(Guid holdId) where T : class =>
+        HoldRefused<T>(new BillingProblem(BillingStatus.HoldNotFound, $"Hold {holdId} was not found."));
+
+    private static BillingResult<T> HoldRefused<T>(BillingProblem problem) where T : class
+    {
+        Diagnostics.BillingMetrics.RecordRefusal(problem.Status);
+        return BillingResult<T>.Fail(problem);
+    }
+}

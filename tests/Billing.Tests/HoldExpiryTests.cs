@@ -1,0 +1,119 @@
+namespace Billing.Tests;
+
+/// <summary>Holds expire by themselves (H2): reads release them at once; a timer or the scan records it with nobody calling.</summary>
+[Collection(ClockClusterCollection.Name)]
+public sealed class HoldExpiryTests(ClockClusterFixture fixture) : BillingTestBase(fixture)
+{
+    private Task<BillingResult<HoldView>> Place(Guid user, Guid model, long maxOutput, int ttl) =>
+        Usage.PlaceHold(new HoldRequest(Guid.NewGuid(), null, user, model, 0, maxOutput, ttl));
+
+    /// <summary>Polls the stored status of a hold until it is <paramref name="status"/>; the time it took.</summary>
+    private async Task<TimeSpan> UntilStored(Guid holdId, string status, TimeSpan within)
+    {
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        while (started.Elapsed < within)
+        {
+            if (await Scalar("SELECT count(*) FROM billing_hold WHERE hold_id = $1 AND status = $2", holdId, status) == 1) return started.Elapsed;
+            await Task.Delay(100);
+        }
+
+        Assert.Fail($"hold {holdId} was not stored as {status} within {within}");
+        return within;
+    }
+
+    [Fact]
+    public async Task An_expired_hold_is_released_at_once_and_recorded_within_seconds_with_no_caller()
+    {
+        var model = await NewModel(1_000_000m, 1_000_000m);
+        var user = await NewUser(); // 10
+        var hold = (await Place(user, model, 6, ttl: 60)).Value!;
+        Assert.Equal(4m, (await View(AccountKind.User, user)).Available);
+
+        Fixture.Clock.Advance(TimeSpan.FromSeconds(61));
+        await UntilStored(hold.HoldId, "expired", TimeSpan.FromSeconds(5)); // nobody calls: the account's timer records it
+
+        var account = await View(AccountKind.User, user);
+        Assert.Equal((10.0000m, 0m, 10.0000m), (account.Balance, account.Held, account.Available));
+        var stored = (await Usage.GetHold(hold.HoldId)).Value!;
+        Assert.Equal((HoldStatus.Expired, hold.ExpiresAt), (stored.Status, stored.EndedAt));
+    }
+
+    [Fact]
+    public async Task Reads_release_an_expired_hold_before_its_expiry_is_recorded()
+    {
+        var model = await NewModel(1_000_000m, 1_000_000m);
+        var user = await NewUser();
+        var hold = (await Place(user, model, 10, ttl: 120)).Value!;
+
+        Fixture.Clock.Advance(TimeSpan.FromSeconds(121));
+        var account = await View(AccountKind.User, user);
+        var spent = await Usage.RecordPersonalUsage(new PersonalUsage(Guid.NewGuid(), user, model, 10, 0));
+
+        Assert.Equal((0m, 10.0000m), (account.Held, account.Available));
+        Assert.True(spent.IsOk, spent.Problem?.Detail);
+        Assert.Equal(HoldStatus.Expired, (await Usage.GetHold(hold.HoldId)).Value!.Status);
+        await UntilStored(hold.HoldId, "expired", TimeSpan.FromSeconds(5));
+    }
+
+    [Fact]
+    public async Task An_account_that_is_not_active_has_its_expiries_recorded_by_the_scan()
+    {
+        var model = await NewModel(1_000_000m, 1_000_000m);
+        var user = await NewUser();
+        var hold = (await Place(user, model, 3, ttl: 30)).Value!;
+        // Deactivate every idle activation (the account's timer goes with it), then let the hold expire.
+        await Grains.GetGrain<IManagementGrain>(0).ForceActivationCollection(TimeSpan.Zero);
+
+        Fixture.Clock.Advance(TimeSpan.FromSeconds(31));
+        await UntilStored(hold.HoldId, "expired", TimeSpan.FromSeconds(10));
+        Assert.Equal(10.0000m, (await View(AccountKind.User, user)).Available);
+    }
+
+    [Fact]
+    public async Task A_late_capture_charges_the_pinned_payer_whole_or_is_refused_with_one_billing_error()
+    {
+        var model = await NewModel(1_000_000m, 1_000_000m);
+        var user = await NewUser(); // 10
+        var slow = (await Place(user, model, 4, ttl: 30)).Value!;
+        var slower = (await Place(user, model, 4, ttl: 30)).Value!;
+        Fixture.Clock.Advance(TimeSpan.FromSeconds(31));
+
+        var late = (await Usage.CaptureHold(new HoldCapture(slow.HoldId, 0, 6))).Value!;
+        var retried = (await Usage.CaptureHold(new HoldCapture(slow.HoldId, 0, 6))).Value!;
+        var refused = await Usage.CaptureHold(new HoldCapture(slower.HoldId, 0, 5)); // 4 left
+        var refusedAgain = await Usage.CaptureHold(new HoldCapture(slower.HoldId, 0, 5));
+
+        Assert.Equal((true, 6m, 6m, 0m, 0m, 4m), (late.Late, late.Cost, late.Charged, late.Released, late.Shortfall, late.BalanceAfter));
+        Assert.Equal(late, retried);
+        Assert.Equal(BillingStatus.InsufficientBalance, refused.Problem!.Status);
+        Assert.Equal(refused.Problem.BillingErrorId, refusedAgain.Problem!.BillingErrorId);
+        Assert.NotNull(refused.Problem.BillingErrorId);
+        Assert.Equal(1, await BillingErrorCount(user));
+        var stored = (await Usage.GetHold(slow.HoldId)).Value!;
+        Assert.Equal((HoldStatus.Expired, true), (stored.Status, stored.Capture!.Late));
+    }
+
+    [Fact]
+    public async Task Expiry_void_and_capture_racing_at_expiry_end_each_hold_once()
+    {
+        var model = await NewModel(1_000_000m, 1_000_000m);
+        var user = await NewUser(); // 10
+        var holds = new List<HoldView>();
+        for (var i = 0; i < 4; i++) holds.Add((await Place(user, model, 2, ttl: 45)).Value!);
+        Fixture.Clock.Advance(TimeSpan.FromSeconds(46));
+
+        var account = Grains.GetGrain<IUserGrain>(user);
+        var expiries = Enumerable.Range(0, 10).Select(_ => account.ExpireDueHolds()).ToList();
+        var voids = Enumerable.Range(0, 5).Select(_ => Usage.VoidHold(holds[0].HoldId)).ToList();
+        var captures = Enumerable.Range(0, 5).Select(_ => Usage.CaptureHold(new HoldCapture(holds[1].HoldId, 0, 1))).ToList();
+        await Task.WhenAll(expiries);
+        await Task.WhenAll(voids);
+        await Task.WhenAll(captures);
+
+        Assert.All(voids, v => Assert.Equal(HoldStatus.Expired, v.Result.Value!.Status));
+        Assert.All(captures, c => Assert.Equal((true, 1m), (c.Result.Value!.Late, c.Result.Value.Charged)));
+        Assert.Equal(4, await Scalar("SELECT count(*) FROM billing_hold WHERE account_id = $1 AND status = 'expired'", user));
+        Assert.Equal(1, await Scalar("SELECT count(*) FROM user_billing_history WHERE \"user\" = $1 AND hold_id IS NOT NULL", user));
+        Assert.Equal((9m, 0m), ((await View(AccountKind.User, user)).Balance, (await View(AccountKind.User, user)).Held));
+    }
+}

@@ -1,0 +1,261 @@
+namespace Billing.Tests;
+
+/// <summary>Holds (issue 11): reserve, capture, void; available = balance + quota left − held (H1); each hold ends once (H2).</summary>
+[Collection(ClusterCollection.Name)]
+public sealed class HoldTests(ClusterFixture fixture) : BillingTestBase(fixture)
+{
+    private Task<BillingResult<HoldView>> Place(Guid? project, Guid user, Guid model, long input, long maxOutput, int? ttl = null, Guid? holdId = null) =>
+        Usage.PlaceHold(new HoldRequest(holdId ?? Guid.NewGuid(), project, user, model, input, maxOutput, ttl));
+
+    [Fact]
+    public async Task Hundred_concurrent_holds_on_a_balance_covering_forty_grant_exactly_forty()
+    {
+        var model = await NewModel(250_000m, 250_000m); // 0.25 per token
+        var user = await NewUser(); // 10.0000 covers 40 holds of 0.25
+
+        var results = await Task.WhenAll(Enumerable.Range(0, 100).Select(_ => Place(null, user, model, 1, 0)));
+
+        Assert.Equal(40, results.Count(r => r.IsOk));
+        Assert.All(results.Where(r => !r.IsOk), r =>
+        {
+            Assert.Equal(BillingStatus.InsufficientBalance, r.Problem!.Status);
+            Assert.NotNull(r.Problem.BillingErrorId);
+            Assert.Equal(0, r.Problem.MaxAffordableOutputTokens);
+        });
+        var account = await View(AccountKind.User, user);
+        Assert.Equal((10.0000m, 10.00m, 0m), (account.Balance, account.Held, account.Available));
+        Assert.Equal(60, await BillingErrorCount(user));
+        Assert.Equal(40, await Scalar("SELECT count(*) FROM billing_hold WHERE account_id = $1 AND status = 'active'", user));
+    }
+
+    [Fact]
+    public async Task A_hold_and_a_usage_race_for_the_same_money_and_only_one_gets_it()
+    {
+        var model = await NewModel(1_000_000m, 1_000_000m); // 1 per token
+        for (var round = 0; round < 5; round++)
+        {
+            var user = await NewUser(); // 10
+            var hold = Place(null, user, model, 6, 0);
+            var usage = Usage.RecordPersonalUsage(new PersonalUsage(Guid.NewGuid(), user, model, 6, 0));
+            await Task.WhenAll(hold, usage);
+
+            Assert.Equal(1, new[] { (await hold).IsOk, (await usage).IsOk }.Count(ok => ok));
+            var account = await View(AccountKind.User, user);
+            Assert.Equal(4m, account.Available);
+        }
+    }
+
+    [Fact]
+    public async Task Usage_balance_checks_and_new_holds_spend_only_what_holds_leave_available()
+    {
+        var model = await NewModel(1_000_000m, 1_000_000m);
+        var user = await NewUser(); // 10
+        Assert.True((await Place(null, user, model, 0, 7)).IsOk);
+
+        var usage = await Usage.RecordPersonalUsage(new PersonalUsage(Guid.NewGuid(), user, model, 4, 0));
+        var check = await Usage.CheckBalance(new BalanceCheck(null, user, model, 3, 0));
+        var tooLarge = await Place(null, user, model, 0, 4);
+        var fits = await Usage.RecordPersonalUsage(new PersonalUsage(Guid.NewGuid(), user, model, 3, 0));
+
+        Assert.Equal(BillingStatus.InsufficientBalance, usage.Problem!.Status);
+        Assert.Equal((true, 3m), (check.Value!.Sufficient, check.Value.UserAvailable));
+        Assert.Equal(3, tooLarge.Problem!.MaxAffordableOutputTokens);
+        Assert.True(fits.IsOk);
+        var account = await View(AccountKind.User, user);
+        Assert.Equal((7m, 7m, 0m), (account.Balance, account.Held, account.Available));
+    }
+
+    [Fact]
+    public async Task The_payer_is_the_project_when_it_covers_the_whole_amount_else_the_user_never_split()
+    {
+        var model = await NewModel(1_000_000m, 1_000_000m);
+        var project = await NewProject(balance: 5m);
+        var user = await NewUser(); // 10
+
+        var byProject = await Place(project, user, model, 2, 3);
+        var byUser = await Place(project, user, model, 2, 4); // project has 0 left
+        var refusedId = Guid.NewGuid();
+        var neither = await Place(project, user, model, 5, 10, holdId: refusedId);
+
+        Assert.Equal((PayingAccount.Project, project, 5m), (byProject.Value!.Payer, byProject.Value.AccountId, byProject.Value.Amount));
+        Assert.Equal((PayingAccount.User, user, 6m), (byUser.Value!.Payer, byUser.Value.AccountId, byUser.Value.Amount));
+        Assert.Equal(BillingStatus.InsufficientBalance, neither.Problem!.Status);
+        Assert.Equal(0, neither.Problem.MaxAffordableOutputTokens); // the project has 0 available, the user 4: not even the 5 input tokens
+        var again = await Place(project, user, model, 5, 10, holdId: refusedId);
+        Assert.Equal((BillingStatus.InsufficientBalance, neither.Problem.BillingErrorId), (again.Problem!.Status, again.Problem.BillingErrorId));
+        Assert.Equal(1, await BillingErrorCount(project)); // a retry stores no second error
+
+        // The fallback capture writes the project's zero-amount marker, as for usage.
+        var captured = await Usage.CaptureHold(new HoldCapture(byUser.Value.HoldId, 2, 1));
+        Assert.True(captured.IsOk, captured.Problem?.Detail);
+        Assert.Equal(PayingAccount.User, captured.Value!.DeductedFrom);
+        var marker = (await History(AccountKind.Project, project)).First();
+        Assert.Equal((HistoryReasons.AiUsageUserFallback, 0m, captured.Value.UsageId), (marker.Reason, marker.Amount, marker.UsageId));
+        var charge = (await History(AccountKind.User, user)).First();
+        Assert.Equal((HistoryReasons.AiUsageUserFallback, -3m, byUser.Value.HoldId), (charge.Reason, charge.Amount, charge.HoldId));
+    }
+
+    [Fact]
+    public async Task A_refused_hold_tells_how_many_output_tokens_one_account_could_cover()
+    {
+        var model = await NewModel(1_000_000m, 2_000_000m); // input 1, output 2 per token
+        var user = await NewUser(); // 10: 3 input + 3 output (9) fits, 4 output (11) does not
+
+        var refused = await Place(null, user, model, 3, 100);
+        var retried = await Usage.PlaceHold(new HoldRequest(Guid.NewGuid(), null, user, model, 3, 100));
+
+        Assert.Equal((BillingStatus.InsufficientBalance, 3L), (refused.Problem!.Status, refused.Problem.MaxAffordableOutputTokens));
+        Assert.True((await Place(null, user, model, 3, 3)).IsOk);
+        Assert.Equal(BillingStatus.InsufficientBalance, retried.Problem!.Status);
+    }
+
+    [Fact]
+    public async Task The_same_hold_id_answers_with_the_hold_and_another_body_is_a_conflict()
+    {
+        var model = await NewModel(1_000_000m, 1_000_000m);
+        var user = await NewUser();
+        var id = Guid.NewGuid();
+
+        var first = await Place(null, user, model, 1, 2, holdId: id);
+        var retries = await Task.WhenAll(Enumerable.Range(0, 10).Select(_ => Place(null, user, model, 1, 2, holdId: id)));
+        var other = await Place(null, user, model, 1, 3, holdId: id);
+        await Usage.CaptureHold(new HoldCapture(id, 1, 1));
+        var afterCapture = await Place(null, user, model, 1, 2, holdId: id);
+        var otherAfterCapture = await Place(null, user, model, 1, 3, holdId: id);
+
+        Assert.True(first.IsOk);
+        Assert.All(retries, r => Assert.Equal(first.Value, r.Value));
+        Assert.Equal(BillingStatus.HoldConflict, other.Problem!.Status);
+        Assert.Equal(HoldStatus.Captured, afterCapture.Value!.Status);
+        Assert.Equal(BillingStatus.HoldConflict, otherAfterCapture.Problem!.Status);
+        Assert.Equal((8m, 0m), ((await View(AccountKind.User, user)).Balance, (await View(AccountKind.User, user)).Held));
+    }
+
+    [Fact]
+    public async Task Capture_below_the_hold_charges_the_cost_and_releases_the_rest()
+    {
+        var model = await NewModel(1_000_000m, 1_000_000m);
+        var user = await NewUser();
+        var hold = (await Place(null, user, model, 1, 3)).Value!; // 4
+
+        var receipt = (await Usage.CaptureHold(new HoldCapture(hold.HoldId, 1, 2))).Value!;
+
+        Assert.Equal((3m, 3m, 1m, 0m, 4m, false), (receipt.Cost, receipt.Charged, receipt.Released, receipt.Shortfall, receipt.Held, receipt.Late));
+        Assert.Equal((hold.HoldId, 7m), (receipt.UsageId, receipt.BalanceAfter));
+        var account = await View(AccountKind.User, user);
+        Assert.Equal((7m, 0m, 7m), (account.Balance, account.Held, account.Available));
+        Assert.Equal(HoldStatus.Captured, (await Usage.GetHold(hold.HoldId)).Value!.Status);
+    }
+
+    [Fact]
+    public async Task Capture_equal_to_the_hold_releases_nothing()
+    {
+        var model = await NewModel(1_000_000m, 1_000_000m);
+        var user = await NewUser();
+        var hold = (await Place(null, user, model, 1, 3)).Value!;
+        var usageId = Guid.NewGuid();
+
+        var receipt = (await Usage.CaptureHold(new HoldCapture(hold.HoldId, 1, 3, usageId))).Value!;
+
+        Assert.Equal((4m, 4m, 0m, 0m, usageId), (receipt.Cost, receipt.Charged, receipt.Released, receipt.Shortfall, receipt.UsageId));
+        Assert.Equal(6m, (await View(AccountKind.User, user)).Balance);
+    }
+
+    [Fact]
+    public async Task Capture_above_the_hold_charges_what_available_covers_and_records_one_shortfall()
+    {
+        var model = await NewModel(1_000_000m, 1_000_000m);
+        var user = await NewUser(); // 10
+        var hold = (await Place(null, user, model, 0, 4)).Value!;
+        var other = (await Place(null, user, model, 0, 3)).Value!; // stays reserved: 3 of the 10 are not this capture's
+
+        var receipts = await Task.WhenAll(Enumerable.Range(0, 5).Select(_ => Usage.CaptureHold(new HoldCapture(hold.HoldId, 2, 7))));
+
+        var receipt = receipts[0].Value!;
+        Assert.All(receipts, r => Assert.Equal(receipt, r.Value));
+        Assert.Equal((9m, 7m, 0m, 2m), (receipt.Cost, receipt.Charged, receipt.Released, receipt.Shortfall));
+        Assert.NotNull(receipt.ShortfallErrorId);
+        var account = await View(AccountKind.User, user);
+        Assert.Equal((3m, 3m, 0m), (account.Balance, account.Held, account.Available));
+        Assert.Equal(1, await Scalar("SELECT count(*) FROM billing_error WHERE hold_id = $1 AND error_type = 'capture_shortfall'", hold.HoldId));
+        Assert.True((await Usage.VoidHold(other.HoldId)).IsOk);
+        Assert.Equal(3m, (await View(AccountKind.User, user)).Available);
+    }
+
+    [Fact]
+    public async Task Capture_and_void_each_happen_once_under_concurrent_retries()
+    {
+        var model = await NewModel(1_000_000m, 1_000_000m);
+        var user = await NewUser();
+        var captured = (await Place(null, user, model, 1, 3)).Value!;
+        var voided = (await Place(null, user, model, 1, 3)).Value!;
+
+        var captures = await Task.WhenAll(Enumerable.Range(0, 20).Select(i => Usage.CaptureHold(new HoldCapture(captured.HoldId, 1, 1, i % 2 == 0 ? null : Guid.NewGuid()))));
+        var voids = await Task.WhenAll(Enumerable.Range(0, 20).Select(_ => Usage.VoidHold(voided.HoldId)));
+        var captureAfterVoid = await Usage.CaptureHold(new HoldCapture(voided.HoldId, 1, 1));
+        var voidAfterCapture = await Usage.VoidHold(captured.HoldId);
+
+        Assert.All(captures, c => Assert.Equal(captures[0].Value, c.Value));
+        Assert.All(voids, v => Assert.Equal(HoldStatus.Voided, v.Value!.Status));
+        Assert.Equal(BillingStatus.HoldConflict, captureAfterVoid.Problem!.Status);
+        Assert.Equal(BillingStatus.HoldConflict, voidAfterCapture.Problem!.Status);
+        Assert.Equal(1, await Scalar("SELECT count(*) FROM user_billing_history WHERE hold_id = $1", captured.HoldId));
+        Assert.Equal((8m, 0m), ((await View(AccountKind.User, user)).Balance, (await View(AccountKind.User, user)).Held));
+    }
+
+    [Fact]
+    public async Task Unknown_holds_and_bad_input_are_refused_and_change_nothing()
+    {
+        var model = await NewModel();
+        var user = await NewUser();
+
+        Assert.Equal(BillingStatus.HoldNotFound, (await Usage.CaptureHold(new HoldCapture(Guid.NewGuid(), 1, 1))).Problem!.Status);
+        Assert.Equal(BillingStatus.HoldNotFound, (await Usage.VoidHold(Guid.NewGuid())).Problem!.Status);
+        Assert.Equal(BillingStatus.HoldNotFound, (await Usage.GetHold(Guid.NewGuid())).Problem!.Status);
+        Assert.Equal(BillingStatus.InvalidInput, (await Place(null, user, model, -1, 1)).Problem!.Status);
+        Assert.Equal(BillingStatus.InvalidInput, (await Place(null, user, model, 1, 1, ttl: 0)).Problem!.Status);
+        Assert.Equal(BillingStatus.InvalidInput, (await Place(null, user, model, 1, 1, ttl: 86_401)).Problem!.Status);
+        Assert.Equal(BillingStatus.NoPriceInEffect, (await Place(null, user, Guid.NewGuid(), 1, 1)).Problem!.Status);
+        Assert.Equal(BillingStatus.AccountNotFound, (await Place(null, Guid.NewGuid(), model, 1, 1)).Problem!.Status);
+        var hold = (await Place(null, user, model, 1, 1, ttl: 86_400)).Value!;
+        Assert.Equal(BillingStatus.InvalidInput, (await Usage.CaptureHold(new HoldCapture(hold.HoldId, -1, 0))).Problem!.Status);
+        Assert.Equal(HoldStatus.Active, (await Usage.GetHold(hold.HoldId)).Value!.Status);
+        Assert.Equal(10.0000m, (await View(AccountKind.User, user)).Balance);
+    }
+
+    [Fact]
+    public async Task Holds_count_a_pro_accounts_quota_as_available()
+    {
+        var model = await NewModel(1_000_000m, 1_000_000m);
+        var user = await NewUser(); // 10
+        await Grains.GetGrain<IUserGrain>(user).ChangePlan(new PlanChange(true, 5m));
+
+        var hold = await Place(null, user, model, 0, 15);
+        var refused = await Usage.RecordPersonalUsage(new PersonalUsage(Guid.NewGuid(), user, model, 1, 0));
+        var receipt = (await Usage.CaptureHold(new HoldCapture(hold.Value!.HoldId, 0, 12))).Value!;
+
+        Assert.Equal(15m, hold.Value.Amount);
+        Assert.Equal(BillingStatus.InsufficientBalance, refused.Problem!.Status);
+        Assert.Equal((12m, 5m, 3m, 3m), (receipt.Charged, receipt.QuotaUsed, receipt.BalanceAfter, receipt.Released));
+        var account = await View(AccountKind.User, user);
+        Assert.Equal((3m, 5m, 0m, 3m), (account.Balance, account.MonthUsed, account.Held, account.Available));
+    }
+
+    [Fact]
+    public async Task Holds_are_listed_per_payer_newest_first_paged_and_filtered()
+    {
+        var model = await NewModel(1_000_000m, 1_000_000m);
+        var user = await NewUser();
+        var ids = new List<Guid>();
+        for (var i = 0; i < 5; i++) ids.Add((await Place(null, user, model, 0, 1)).Value!.HoldId);
+        await Usage.VoidHold(ids[0]);
+
+        var first = (await Grains.GetGrain<IUserGrain>(user).ListHolds(new HoldQuery(null, 3, null))).Value!;
+        var second = (await Grains.GetGrain<IUserGrain>(user).ListHolds(new HoldQuery(null, 3, first.NextBefore))).Value!;
+        var active = (await Grains.GetGrain<IUserGrain>(user).ListHolds(new HoldQuery(HoldStatus.Active, 10, null))).Value!;
+
+        Assert.Equal(ids.AsEnumerable().Reverse(), first.Items.Concat(second.Items).Select(h => h.HoldId));
+        Assert.Null(second.NextBefore);
+        Assert.Equal(4, active.Items.Length);
+    }
+}
