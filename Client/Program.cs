@@ -41,6 +41,9 @@ public static class Program
         app.MapHistoryApi();
         app.MapBillingErrorsApi();
         app.MapAdminApi();
+        app.MapAlertsApi();
+        app.MapEventsApi();
+        app.MapWebhooksApi();
         app.MapHealthApi();
 
         return app;

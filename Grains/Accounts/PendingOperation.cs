@@ -19,6 +19,9 @@ internal sealed class LedgerBatch(AccountState start, DateTimeOffset now)
 
     public bool ResolveInsufficientBalanceErrors { get; set; }
 
+    /// <summary>Events the batch's changes cause (balance alerts), written by the same statement (E1).</summary>
+    public List<Billing.Events.BillingEventRow> Events { get; } = [];
+
     public void Append(LedgerRow row, Func<AccountState, LedgerRow, AccountState>? apply = null)
     {
         Rows.Add(row);
@@ -26,7 +29,8 @@ internal sealed class LedgerBatch(AccountState start, DateTimeOffset now)
     }
 
     /// <summary>The statement that writes this batch, if the account is still at the version it was decided against.</summary>
-    public LedgerCommit ToCommit() => new(State, Start.Version, Rows, Charges, ResolveInsufficientBalanceErrors);
+    public LedgerCommit ToCommit() => new(State, Start.Version, Rows, Charges, ResolveInsufficientBalanceErrors,
+        new Billing.Events.LedgerEvents(Events, Billing.Events.BillingEvents.Available(State, Now), State.Balance, State.Currency));
 }
 
 /// <summary>
