@@ -2,13 +2,12 @@ using System.Collections.Concurrent;
 using System.Net;
 using System.Security.Cryptography;
 using System.Text;
-using Billing.Testing;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 
-namespace Billing.Gateway.Tests;
+namespace Billing.Testing;
 
 /// <summary>One request a receiver got, and whether its Standard Webhooks signature verified.</summary>
 public sealed record ReceivedWebhook(string Path, string Id, long Timestamp, string Signature, string Body, bool SignatureValid, int Answered);
@@ -24,24 +23,28 @@ public sealed class WebhookReceiver : IAsyncDisposable
     private readonly ConcurrentDictionary<string, string> secrets = new();
     private readonly ConcurrentDictionary<(string Path, string Id), int> attempts = new();
 
-    private WebhookReceiver(WebApplication app, Uri baseAddress)
+    private readonly TimeSpan delay;
+
+    private WebhookReceiver(WebApplication app, Uri baseAddress, TimeSpan delay)
     {
         this.app = app;
         BaseAddress = baseAddress;
+        this.delay = delay;
     }
 
     public Uri BaseAddress { get; }
 
     public ConcurrentQueue<ReceivedWebhook> Received { get; } = new();
 
-    public static async Task<WebhookReceiver> StartAsync()
+    /// <summary>Starts a receiver; <paramref name="delay"/> makes each answer slow (deliveries in flight when a silo dies).</summary>
+    public static async Task<WebhookReceiver> StartAsync(TimeSpan? delay = null)
     {
         var port = PostgresServer.FreePort();
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, port));
-        builder.Logging.SetMinimumLevel(LogLevel.Warning);
+        builder.Logging.ClearProviders(); // the test output stays the tests'
         var app = builder.Build();
-        var receiver = new WebhookReceiver(app, new Uri($"http://127.0.0.1:{port}"));
+        var receiver = new WebhookReceiver(app, new Uri($"http://127.0.0.1:{port}"), delay ?? TimeSpan.Zero);
         app.MapPost("/{**path}", (Delegate)receiver.Receive);
         await app.StartAsync();
         return receiver;
@@ -70,6 +73,7 @@ public sealed class WebhookReceiver : IAsyncDisposable
             ["flaky", var failures, ..] when attempt <= int.Parse(failures) => StatusCodes.Status500InternalServerError,
             _ => valid ? StatusCodes.Status204NoContent : StatusCodes.Status401Unauthorized,
         };
+        if (delay > TimeSpan.Zero) await Task.Delay(delay);
         Received.Enqueue(new ReceivedWebhook(path, id, timestamp, signature, body, valid, status));
         return Results.StatusCode(status);
     }
