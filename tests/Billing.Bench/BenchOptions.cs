@@ -47,6 +47,9 @@ public sealed class BenchOptions
     /// <summary>Extra Npgsql settings for the bench's own connections of the db-single/db-shared experiment.</summary>
     public string? ExperimentConnectionExtra { get; private set; }
 
+    /// <summary>Balance alerts on every project (five thresholds, the top one crossed early), to measure what they cost.</summary>
+    public bool Alerts { get; private set; }
+
     public static BenchOptions Parse(string[] args)
     {
         var o = new BenchOptions();
@@ -76,6 +79,7 @@ public sealed class BenchOptions
                 case "--retries": o.Retries = int.Parse(Next()); break;
                 case "--quiet-wait": o.QuietWaitSeconds = int.Parse(Next()); break;
                 case "--xp-fk": o.ExperimentForeignKey = true; break;
+                case "--alerts": o.Alerts = true; break;
                 case "--xp-writers": o.ExperimentWriters = int.Parse(Next()); break;
                 case "--xp-db-options": o.ExperimentConnectionExtra = Next(); break;
                 case "--smoke":
@@ -110,6 +114,7 @@ public sealed class BenchOptions
                               accounts' writes in one transaction); db-grain: the grains' own
                               LedgerStore.CommitAsync statement without Orleans, one usage per statement
           --projects N        projects of the spread workload (10000)
+          --alerts            balance alerts on every project (5 thresholds; usage crosses the top one): their cost
           --smoke             short run: --seconds 2 --warmup 1 --clients 8 --projects 1000
           --silo-db-options S extra Npgsql settings appended to the silo's and gateway's connection string
           --silo-log-level L  Logging:LogLevel:Default of the silo and gateway (Warning)
