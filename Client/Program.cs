@@ -52,6 +52,9 @@ public static class Program
         app.MapBillingErrorsApi();
         app.MapAdminApi();
         app.MapUsageSummaryApi();
+        app.MapAlertsApi();
+        app.MapEventsApi();
+        app.MapWebhooksApi();
         app.MapHealthApi();
 
         return app;

@@ -53,7 +53,7 @@ public abstract partial class AccountGrain(LedgerStore ledger, LedgerWriter writ
 
     // Built on first use rather than by the constructor, so the account grains' constructors stay as they are.
     private GroupCommit Commits => commits ??= new GroupCommit(
-        new StoredAccountLedger(Table, AccountId, ledger, writer, usageRecords, clock, recentReceipts, HoldStore),
+        new StoredAccountLedger(Table, AccountId, ledger, writer, usageRecords, clock, recentReceipts, HoldStore, Events),
         Table, AccountId, ServiceProvider.GetRequiredService<IOptions<BillingLimits>>().Value.AccountQueue, logger);
 
     private BillingCallers Callers => callers ??= ServiceProvider.GetRequiredService<BillingCallers>();
@@ -63,6 +63,7 @@ public abstract partial class AccountGrain(LedgerStore ledger, LedgerWriter writ
         try
         {
             State = await HoldLoading.LoadAsync(ledger, HoldStore, Table, AccountId, cancellationToken);
+            await Events.ReloadAsync(cancellationToken);
             EnsureExpiryTimer();
         }
         catch (Exception exception) when (BillingFaults.Translate(exception) is { } fault)

@@ -38,6 +38,11 @@ internal interface IAccountLedgerPort
 
     /// <summary>An operation is refused as <see cref="BillingStatus.Overloaded"/> (metrics).</summary>
     void OnRefused(PendingOperation operation, BillingProblem problem);
+
+    /// <summary>An operation was decided into <paramref name="batch"/> (the events its change causes are added here).</summary>
+    void OnDecided(LedgerBatch batch)
+    {
+    }
 }
 
 /// <summary>
@@ -271,7 +276,12 @@ internal sealed partial class GroupCommit(IAccountLedgerPort ledger, AccountTabl
     private LedgerBatch Decide(List<PendingOperation> operations)
     {
         var batch = ledger.Open(Committed ?? throw new InvalidOperationException($"{table.Kind} account {accountId} is not stored; nothing to decide against."));
-        foreach (var operation in operations) operation.Decide(batch);
+        foreach (var operation in operations)
+        {
+            operation.Decide(batch);
+            ledger.OnDecided(batch);
+        }
+
         return batch;
     }
 

@@ -35,6 +35,9 @@ internal sealed class LedgerBatch(AccountState start, DateTimeOffset now)
         Holds.Record(hold, inserted);
     }
 
+    /// <summary>Events the batch's changes cause (balance alerts), written by the same statement (E1).</summary>
+    public List<Billing.Events.BillingEventRow> Events { get; } = [];
+
     public void Append(LedgerRow row, Func<AccountState, LedgerRow, AccountState>? apply = null)
     {
         Rows.Add(row);
@@ -42,7 +45,8 @@ internal sealed class LedgerBatch(AccountState start, DateTimeOffset now)
     }
 
     /// <summary>The statement that writes this batch, if the account is still at the version it was decided against.</summary>
-    public LedgerCommit ToCommit() => new(State, Start.Version, Rows, Charges, ResolveInsufficientBalanceErrors, Holds.ToWrites(Start.HoldsVersion));
+    public LedgerCommit ToCommit() => new(State, Start.Version, Rows, Charges, ResolveInsufficientBalanceErrors, Holds.ToWrites(Start.HoldsVersion),
+        new Billing.Events.LedgerEvents(Events, Billing.Events.BillingEvents.Available(State, Now), State.Balance, State.Currency));
 }
 
 /// <summary>

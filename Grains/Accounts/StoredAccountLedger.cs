@@ -9,7 +9,7 @@ namespace Billing.Accounts;
 /// </summary>
 internal sealed class StoredAccountLedger(
     AccountTable table, Guid accountId, LedgerStore ledger, LedgerWriter writer, UsageRecordStore usageRecords,
-    TimeProvider clock, RecentReceipts recentReceipts, HoldStore holds) : IAccountLedgerPort
+    TimeProvider clock, RecentReceipts recentReceipts, HoldStore holds, Billing.Events.AccountEvents? events = null) : IAccountLedgerPort
 {
     public LedgerBatch Open(AccountState committed)
     {
@@ -18,13 +18,21 @@ internal sealed class StoredAccountLedger(
         var now = clock.GetDatabaseNow();
         if (committed.UpdatedAt > now) now = committed.UpdatedAt;
         var batch = new LedgerBatch(committed, now);
+        events?.Begin(batch);
         if (AccountLedger.CycleReset(batch.State, now) is { } reset) batch.Append(reset, AccountLedger.ApplyCycleReset);
+        events?.OnDecided(batch);
         return batch;
     }
 
     public Task<bool> WriteAsync(LedgerCommit commit) => writer.CommitAsync(commit);
 
-    public Task<AccountState?> LoadAsync() => HoldLoading.LoadAsync(ledger, holds, table, accountId);
+    public async Task<AccountState?> LoadAsync()
+    {
+        if (events is not null) await events.ReloadAsync();
+        return await HoldLoading.LoadAsync(ledger, holds, table, accountId);
+    }
+
+    public void OnDecided(LedgerBatch batch) => events?.OnDecided(batch);
 
     public Task<long> ReadVersionAsync() => ledger.ReadVersionAsync(table, accountId);
 
@@ -51,6 +59,7 @@ internal sealed class StoredAccountLedger(
     public void OnCommitted(LedgerBatch written, IReadOnlyList<PendingOperation> decided)
     {
         BillingMetrics.RecordBatch(written.Rows.Count);
+        events?.OnCommitted(written);
         foreach (var operation in decided)
         {
             if (operation is not ChargeOperation { Receipt: { } receipt } charge) continue;

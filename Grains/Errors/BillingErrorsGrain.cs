@@ -1,3 +1,4 @@
+using Billing.Events;
 using Billing.Storage;
 using Orleans.Concurrency;
 
@@ -16,10 +17,19 @@ public sealed class BillingErrorsGrain(BillingErrorStore store, TimeProvider clo
         return BillingResult<BillingErrorPage>.Ok(await store.ListAsync(query));
     }
 
-    public async Task<BillingResult<BillingErrorView>> Resolve(Guid billingErrorId) =>
-        await store.ResolveAsync(billingErrorId, clock.GetDatabaseNow()) is { } resolved
-            ? BillingResult<BillingErrorView>.Ok(resolved)
-            : BillingResult<BillingErrorView>.Fail(BillingStatus.BillingErrorNotFound, $"There is no billing error {billingErrorId}.");
+    public async Task<BillingResult<BillingErrorView>> Resolve(Guid billingErrorId)
+    {
+        if (await store.FindAsync(billingErrorId) is not { } error)
+            return BillingResult<BillingErrorView>.Fail(BillingStatus.BillingErrorNotFound, $"There is no billing error {billingErrorId}.");
+        if (error.Resolved) return BillingResult<BillingErrorView>.Ok(error);
+
+        var now = clock.GetDatabaseNow();
+        var resolvedEvent = await RefusalEvents.ResolvedAsync(GrainFactory, error.Scope, error.ScopeId, error.Id, error.ErrorType, now);
+        var resolved = await store.ResolveAsync(billingErrorId, now, resolvedEvent);
+        return resolved is null
+            ? BillingResult<BillingErrorView>.Fail(BillingStatus.BillingErrorNotFound, $"There is no billing error {billingErrorId}.")
+            : BillingResult<BillingErrorView>.Ok(resolved);
+    }
 }
 
 [StatelessWorker, Reentrant]

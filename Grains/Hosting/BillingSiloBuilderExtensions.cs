@@ -32,6 +32,7 @@ public static class BillingSiloBuilderExtensions
             .AddSingleton<Billing.Pricing.IPriceBookServiceClient, Billing.Pricing.PriceBookServiceClient>();
         silo.Services.AddSingleton<BillingErrorStore>();
         silo.AddBillingHolds();
+        silo.AddBillingEvents(); // outbox, balance alerts, webhook dispatcher
         silo.Services.AddSingleton(TimeProvider.System);
         silo.AddIncomingGrainCallFilter<BillingFaultFilter>(); // database faults cross grain boundaries as serialisable types
         // A grain call carries its caller's trace (W3C trace context in the message): one trace from the HTTP request to

@@ -32,18 +32,46 @@ public sealed class BillingErrorStore(NpgsqlDataSource dataSource)
         return new BillingErrorPage(page.Select(i => i.View).ToArray(), items.Count > query.Limit ? page[^1].Seq : null);
     }
 
-    /// <summary>Marks the error resolved (idempotent); null when there is no such error.</summary>
-    public async Task<BillingErrorView?> ResolveAsync(Guid id, DateTimeOffset now, CancellationToken cancellationToken = default)
+    /// <summary>The error, or null when there is no such error.</summary>
+    public async Task<BillingErrorView?> FindAsync(Guid id, CancellationToken cancellationToken = default)
+    {
+        await using var command = dataSource.CreateCommand($"SELECT {Columns} FROM billing_error WHERE id = $1");
+        command.Parameters.Add(new NpgsqlParameter<Guid> { TypedValue = id });
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        return await reader.ReadAsync(cancellationToken) ? Read(reader) : null;
+    }
+
+    /// <summary>
+    /// Marks the error resolved (idempotent); null when there is no such error. The statement that resolves it also
+    /// writes <paramref name="resolvedEvent"/> (E1): only the call that changes it from open to resolved does.
+    /// </summary>
+    public async Task<BillingErrorView?> ResolveAsync(Guid id, DateTimeOffset now, Billing.Events.BillingEventRow? resolvedEvent = null, CancellationToken cancellationToken = default)
     {
         await using var command = dataSource.CreateCommand($"""
-            UPDATE billing_error SET resolved = true, resolved_at = COALESCE(resolved_at, $2)
-            WHERE id = $1
-            RETURNING {Columns}
+            WITH upd AS (
+                UPDATE billing_error SET resolved = true, resolved_at = $2
+                WHERE id = $1 AND NOT resolved
+                RETURNING {Columns}),
+            ev AS (
+                INSERT INTO billing_event (id, type, scope, scope_id, billing_error_id, data, created_at)
+                SELECT $3, $4, upd.scope, upd.scope_id, upd.id, $5::jsonb, $2 FROM upd WHERE $3 IS NOT NULL)
+            SELECT * FROM upd
+            UNION ALL
+            SELECT {Columns} FROM billing_error WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM upd)
             """);
         command.Parameters.Add(new NpgsqlParameter<Guid> { TypedValue = id });
         command.Parameters.Add(new NpgsqlParameter<DateTimeOffset> { TypedValue = now });
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        return await reader.ReadAsync(cancellationToken) ? Read(reader) : null;
+        command.Parameters.Add(new NpgsqlParameter { Value = (object?)resolvedEvent?.Id ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Uuid });
+        command.Parameters.Add(new NpgsqlParameter { Value = (object?)resolvedEvent?.Type ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
+        command.Parameters.Add(new NpgsqlParameter { Value = (object?)resolvedEvent?.Data ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
+        BillingErrorView? resolved;
+        await using (var reader = await command.ExecuteReaderAsync(cancellationToken))
+        {
+            resolved = await reader.ReadAsync(cancellationToken) ? Read(reader) : null;
+        }
+
+        // Resolved at the same moment by another call: this statement's snapshot predates it; read it as it is now.
+        return resolved is { Resolved: false } ? await FindAsync(id, cancellationToken) : resolved;
     }
 
     public async Task PingAsync(CancellationToken cancellationToken = default)

@@ -15,7 +15,8 @@ public sealed record LedgerCommit(
     IReadOnlyList<LedgerRow> Rows,
     IReadOnlyList<UsageReceipt> Charges,
     bool ResolveInsufficientBalanceErrors,
-    HoldWrites? Holds = null);
+    HoldWrites? Holds = null,
+    Billing.Events.LedgerEvents? Events = null);
 
 /// <summary>A new account and its opening history row (if any).</summary>
 public sealed record AccountCreation(AccountState Account, LedgerRow? OpeningRow)
@@ -90,10 +91,11 @@ public static class LedgerStatements
             FROM acct
             WHERE {resolving} AND scope = {scope} AND scope_id = {account}
               AND error_type = 'insufficient_balance' AND NOT resolved
+            RETURNING billing_error.id, billing_error.scope, billing_error.scope_id, billing_error.error_type
             """;
 
         return p.Build(With(
-            [("acct", accountUpdate), ("hist", history), ("usage", usageRecords), ("resolved", resolveErrors), .. HoldStatements.CommitParts(p, table, account, now)],
+            [("acct", accountUpdate), ("hist", history), ("usage", usageRecords), ("resolved", resolveErrors), .. HoldStatements.CommitParts(p, table, account, now), .. EventStatements.CommitParts(p, now)],
             "SELECT count(*) AS written FROM acct"));
     }
 

@@ -41,9 +41,11 @@ public sealed class UsageRecordStore(NpgsqlDataSource dataSource)
     /// </summary>
     public async Task<BillingResult<UsageReceipt>> RecordRefusalAsync(
         Guid usageId, string scope, Guid scopeId, decimal cost, string currency, long inputTokens, long outputTokens,
-        string message, object details, DateTimeOffset now, CancellationToken cancellationToken = default)
+        string message, object details, DateTimeOffset now, Func<Guid, IReadOnlyList<Billing.Events.BillingEventRow>>? events = null,
+        CancellationToken cancellationToken = default)
     {
         var billingErrorId = Guid.NewGuid();
+        var eventRows = events?.Invoke(billingErrorId) ?? [];
         await using var command = dataSource.CreateCommand("""
             WITH rec AS (
                 INSERT INTO usage_record (usage_id, outcome, cost, currency, input_tokens, output_tokens, billing_error_id, message, created_at)
@@ -52,7 +54,10 @@ public sealed class UsageRecordStore(NpgsqlDataSource dataSource)
                 RETURNING usage_id),
             err AS (
                 INSERT INTO billing_error (id, scope, scope_id, error_type, message, details, usage_id, created_at)
-                SELECT $6, $9, $10, 'insufficient_balance', $7, $11::jsonb, usage_id, $8 FROM rec)
+                SELECT $6, $9, $10, 'insufficient_balance', $7, $11::jsonb, usage_id, $8 FROM rec),
+            ev AS (
+                INSERT INTO billing_event (id, type, scope, scope_id, billing_error_id, data, created_at)
+                SELECT e.id, e.type, $9, $10, $6, e.data::jsonb, $8 FROM rec, unnest($12::uuid[], $13::text[], $14::text[]) AS e(id, type, data))
             SELECT count(*) FROM rec
             """);
         var p = command.Parameters;
@@ -67,8 +72,13 @@ public sealed class UsageRecordStore(NpgsqlDataSource dataSource)
         p.Add(new NpgsqlParameter<string> { TypedValue = scope });
         p.Add(new NpgsqlParameter<Guid> { TypedValue = scopeId });
         p.Add(new NpgsqlParameter<string> { TypedValue = JsonSerializer.Serialize(details) });
+        // The refusal's events (balance.depleted, billing_error.created): stored with the error or not at all (E1).
+        p.Add(new NpgsqlParameter<Guid[]> { TypedValue = eventRows.Select(e => e.Id).ToArray() });
+        p.Add(new NpgsqlParameter<string[]> { TypedValue = eventRows.Select(e => e.Type).ToArray() });
+        p.Add(new NpgsqlParameter<string[]> { TypedValue = eventRows.Select(e => e.Data).ToArray() });
         if ((long)(await command.ExecuteScalarAsync(cancellationToken))! == 1)
         {
+            foreach (var stored in eventRows) Billing.Diagnostics.EventMetrics.RecordWritten(stored.Type);
             return BillingResult<UsageReceipt>.Fail(BillingStatus.InsufficientBalance, message, billingErrorId);
         }
 

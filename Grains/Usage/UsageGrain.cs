@@ -101,8 +101,10 @@ public sealed partial class UsageGrain(UsageRecordStore usageRecords, TimeProvid
     private async Task<BillingResult<UsageReceipt>> Refuse(
         Guid usageId, string scope, Guid scopeId, (decimal Cost, string Currency) priced, long inputTokens, long outputTokens, string message, object details)
     {
+        var now = clock.GetDatabaseNow();
+        var events = await Billing.Events.RefusalEvents.ForAsync(GrainFactory, scope, scopeId, now);
         var answer = await usageRecords.RecordRefusalAsync(usageId, scope, scopeId, priced.Cost, priced.Currency, inputTokens, outputTokens,
-            message, details, clock.GetDatabaseNow());
+            message, details, now, events);
         if (answer.IsOk) return answer; // a concurrent attempt with this usage id was charged first
         logger.LogWarning("Usage {UsageId} refused for insufficient balance ({Scope} {ScopeId}, cost {Cost} {Currency}); billing error {BillingErrorId}",
             usageId, scope, scopeId, priced.Cost, priced.Currency, answer.Problem!.BillingErrorId);

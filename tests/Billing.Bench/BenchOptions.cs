@@ -63,6 +63,9 @@ public sealed class BenchOptions
     /// <summary>Drop the usage summary's indexes (0008) before the cases: the write path as it was without them.</summary>
     public bool DropSummaryIndex { get; private set; }
 
+    /// <summary>Balance alerts on every project (five thresholds, the top one crossed early), to measure what they cost.</summary>
+    public bool Alerts { get; private set; }
+
     public static BenchOptions Parse(string[] args)
     {
         var o = new BenchOptions();
@@ -94,6 +97,7 @@ public sealed class BenchOptions
                 case "--retries": o.Retries = int.Parse(Next()); break;
                 case "--quiet-wait": o.QuietWaitSeconds = int.Parse(Next()); break;
                 case "--xp-fk": o.ExperimentForeignKey = true; break;
+                case "--alerts": o.Alerts = true; break;
                 case "--xp-writers": o.ExperimentWriters = int.Parse(Next()); break;
                 case "--xp-db-options": o.ExperimentConnectionExtra = Next(); break;
                 case "--summary": o.Summary = true; break;
@@ -137,6 +141,7 @@ public sealed class BenchOptions
           --repeat N          runs the seed and each case N times, alternating, and reports the median ratio and its range (1)
           --silos LIST        silo counts, e.g. 1,2: the cases run with each (own cluster, same database); the report
                               gives the ops/s relative to one silo (1)
+          --alerts            balance alerts on every project (5 thresholds; usage crosses the top one): their cost
           --smoke             short run: --seconds 2 --warmup 1 --clients 8 --projects 1000
           --silo-db-options S extra Npgsql settings appended to the silo's and gateway's connection string
           --silo-log-level L  Logging:LogLevel:Default of the silo and gateway (Warning)

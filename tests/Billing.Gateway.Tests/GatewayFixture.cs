@@ -95,7 +95,7 @@ public sealed class GatewayFixture : IAsyncLifetime
     }
 
     /// <summary>A silo with the billing grains; membership in PostgreSQL (ADO.NET clustering).</summary>
-    public static async Task<IHost> StartSiloAsync(string connectionString, string clusterId)
+    public static async Task<IHost> StartSiloAsync(string connectionString, string clusterId, Action<ISiloBuilder>? configure = null)
     {
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { EnvironmentName = "Testing", DisableDefaults = true });
         builder.Logging.SetMinimumLevel(LogLevel.Warning).AddFilter("Polly", LogLevel.Error).AddConsole();
@@ -113,6 +113,7 @@ public sealed class GatewayFixture : IAsyncLifetime
             });
             silo.ConfigureEndpoints(IPAddress.Loopback, PostgresServer.FreePort(), PostgresServer.FreePort());
             silo.AddBillingGrains(connectionString);
+            configure?.Invoke(silo);
         });
         var host = builder.Build();
         await host.StartAsync().WaitAsync(TimeSpan.FromMinutes(2));

@@ -16,7 +16,7 @@ namespace Billing.Testing;
 /// creator), and then has its one first_project_credit row; a creator holds at most one.</item>
 /// </list>
 /// </summary>
-public static class LedgerInvariants
+public static partial class LedgerInvariants
 {
     /// <summary>Throws <see cref="LedgerViolationException"/> listing every violation found.</summary>
     public static async Task AssertHoldAsync(string connectionString, LedgerScope? scope = null)
@@ -26,7 +26,7 @@ public static class LedgerInvariants
     }
 
     public static async Task<IReadOnlyList<string>> FindViolationsAsync(string connectionString, LedgerScope? scope = null) =>
-        FindViolations(await LedgerSnapshot.ReadAsync(connectionString, scope));
+        [.. FindViolations(await LedgerSnapshot.ReadAsync(connectionString, scope)), .. await FindEventViolationsAsync(connectionString, scope)];
 
     /// <summary>Every violation in a snapshot already read (the bank reads one and checks its clients' answers too).</summary>
     public static IReadOnlyList<string> FindViolations(LedgerSnapshot snapshot)

@@ -31,7 +31,7 @@ internal sealed record BenchAccounts(
             ? Enumerable.Range(0, options.SpreadProjects).Select(i => (Guid.NewGuid(), creators[i % creators.Length])).ToArray()
             : [];
         var all = new[] { hot }.Concat(spread).ToArray();
-        if (services is not null) await ThroughTheGrainsAsync(services, modelId, all, creators);
+        if (services is not null) await ThroughTheGrainsAsync(services, modelId, all, creators, options.Alerts);
 
         var db = database.Bench;
         await BenchDatabase.ExecuteAsync(db, SeedTables.Schema);
@@ -59,7 +59,7 @@ internal sealed record BenchAccounts(
     }
 
     /// <summary>A model price, the users and the projects with their top-ups, through the grains (so the silo holds them).</summary>
-    private static async Task ThroughTheGrainsAsync(BenchServices services, Guid modelId, (Guid Project, Guid User)[] all, Guid[] creators)
+    private static async Task ThroughTheGrainsAsync(BenchServices services, Guid modelId, (Guid Project, Guid User)[] all, Guid[] creators, bool alerts)
     {
         var started = Stopwatch.StartNew();
         var cluster = services.Cluster;
@@ -74,9 +74,18 @@ internal sealed record BenchAccounts(
         {
             var grain = cluster.GetGrain<IProjectGrain>(p.Item1.Project);
             Check(await grain.Initialize(p.Item1.User), "project Initialize");
-            Check(await grain.Credit(new AccountCredit(p.Item2, HistoryReasons.TopUp, Guid.NewGuid())), "project Credit");
+            var topUp = await grain.Credit(new AccountCredit(p.Item2, HistoryReasons.TopUp, Guid.NewGuid()));
+            Check(topUp, "project Credit");
+            if (alerts)
+            {
+                // Every usage is evaluated against five thresholds; the top one is crossed within the first usages.
+                var balance = topUp.Value!.Balance;
+                Check(await grain.AsReference<IBalanceAlertsGrain>().SetAlerts([balance - 0.01m, balance / 2, 100m, 10m, 1m]), "project SetAlerts");
+            }
+
             if (Interlocked.Increment(ref done) % 2000 == 0) Say($"seed: {done}/{projects.Length} projects initialised and topped up");
         });
+        if (alerts) Say("seed: balance alerts on every project (5 thresholds)");
         Say($"seed: model price 3.00/15.00 USD per million tokens; {users.Length} users, {projects.Length} projects initialised and topped up through the grains in {started.Elapsed.TotalSeconds:F1} s; " +
             $"silo working set {Report.BenchReport.Mb(services.SiloRssKb)} MB");
     }

@@ -1,0 +1,43 @@
+using Billing.Events;
+using Billing.Storage;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Billing.Accounts;
+
+/// <summary>Balance alerts of the account: its thresholds, kept in <c>account_alert</c> and evaluated by its group commit.</summary>
+public abstract partial class AccountGrain : IBalanceAlertsGrain
+{
+    public const int MaxThresholds = 10;
+
+    private AccountEvents? events;
+
+    private AccountEvents Events => events ??= new AccountEvents(ServiceProvider.GetRequiredService<EventStore>(), Table, AccountId);
+
+    public async Task<BillingResult<AlertSettings>> SetAlerts(decimal[] thresholds)
+    {
+        if (thresholds is null) return Invalid<AlertSettings>("thresholds is required.");
+        if (thresholds.Length > MaxThresholds) return Invalid<AlertSettings>($"At most {MaxThresholds} thresholds.");
+        if (thresholds.Any(t => t <= 0)) return Invalid<AlertSettings>("Every threshold must be a positive amount.");
+        if (thresholds.Distinct().Count() != thresholds.Length) return Invalid<AlertSettings>("Thresholds must be distinct.");
+        await Commits.ReloadIfNeeded();
+        if (State is null) return NotFound<AlertSettings>();
+
+        var ordered = thresholds.OrderDescending().ToArray();
+        // From the account's version now on, every change is evaluated against these thresholds.
+        await ServiceProvider.GetRequiredService<EventStore>().SaveAlertsAsync(Table.Scope, AccountId, ordered, State.Version, Clock.GetDatabaseNow());
+        Events.Alerts.Replace(ordered);
+        return BillingResult<AlertSettings>.Ok(Settings());
+    }
+
+    public async Task<BillingResult<AlertSettings>> GetAlerts()
+    {
+        await Commits.ReloadIfNeeded();
+        return State is null ? NotFound<AlertSettings>() : BillingResult<AlertSettings>.Ok(Settings());
+    }
+
+    private AlertSettings Settings()
+    {
+        var available = BillingEvents.Available(State!, Clock.GetDatabaseNow());
+        return new AlertSettings(Events.Alerts.Thresholds.ToArray(), Events.Alerts.Crossed(available));
+    }
+}

@@ -1,0 +1,165 @@
+using Billing.Storage;
+using Npgsql;
+using NpgsqlTypes;
+
+namespace Billing.Webhooks;
+
+/// <summary>A delivery a dispatcher has claimed: the event, the endpoint, and which attempt this is.</summary>
+public sealed record ClaimedDelivery(Guid EndpointId, Guid EventId, int Attempt, string Url, string Secret, string Type, DateTimeOffset CreatedAt, string Data);
+
+/// <summary>
+/// Webhook endpoints and deliveries. Dispatchers on any number of silos share the work through the database:
+/// fan-out and claims lock only outbox rows (<c>webhook_endpoint</c>, <c>webhook_delivery</c>) with
+/// <c>FOR UPDATE SKIP LOCKED</c>, never accounts; a claim is a lease, so a dead silo's claims pass to others. Times
+/// are the database's, one clock for every silo.
+/// </summary>
+public sealed class WebhookStore(NpgsqlDataSource dataSource)
+{
+    private const string EndpointColumns = "id, url, events, enabled, created_at";
+
+    /// <summary>Creates an endpoint that receives the events committed from now on.</summary>
+    public async Task<WebhookEndpointView> CreateAsync(Guid id, string url, string[] events, string secret, CancellationToken cancellationToken = default)
+    {
+        // Start below the oldest transaction running now: every event not yet visible is after the cursor.
+        await using var command = dataSource.CreateCommand($"""
+            INSERT INTO webhook_endpoint (id, url, events, secret, cursor_txid, cursor_seq, created_at)
+            VALUES ($1, $2, $3, $4, pg_snapshot_xmin(pg_current_snapshot())::text::bigint - 1, 9223372036854775807, now())
+            RETURNING {EndpointColumns}
+            """);
+        command.Parameters.Add(new NpgsqlParameter<Guid> { TypedValue = id });
+        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = url });
+        command.Parameters.Add(new NpgsqlParameter<string[]> { TypedValue = events });
+        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = secret });
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        await reader.ReadAsync(cancellationToken);
+        return ReadEndpoint(reader) with { Secret = secret };
+    }
+
+    public async Task<WebhookEndpointView[]> ListAsync(CancellationToken cancellationToken = default)
+    {
+        await using var command = dataSource.CreateCommand($"SELECT {EndpointColumns} FROM webhook_endpoint ORDER BY created_at, id");
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        var items = new List<WebhookEndpointView>();
+        while (await reader.ReadAsync(cancellationToken)) items.Add(ReadEndpoint(reader));
+        return items.ToArray();
+    }
+
+    public async Task<bool> DeleteAsync(Guid id, CancellationToken cancellationToken = default)
+    {
+        await using var command = dataSource.CreateCommand("DELETE FROM webhook_endpoint WHERE id = $1");
+        command.Parameters.Add(new NpgsqlParameter<Guid> { TypedValue = id });
+        return await command.ExecuteNonQueryAsync(cancellationToken) == 1;
+    }
+
+    /// <summary>
+    /// Turns new outbox events into deliveries for every enabled endpoint not being fanned out by another silo, and
+    /// moves each endpoint's cursor past what it scanned (matching its events or not). Returns the events scanned.
+    /// </summary>
+    public async Task<int> FanOutAsync(int limit, CancellationToken cancellationToken = default)
+    {
+        await using var command = dataSource.CreateCommand("""
+            WITH snap AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin),
+            ep AS (
+                SELECT id, events, cursor_txid, cursor_seq FROM webhook_endpoint WHERE enabled
+                FOR UPDATE SKIP LOCKED),
+            scanned AS (
+                SELECT ep.id AS endpoint_id, ep.events, e.id AS event_id, e.type, e.txid, e.seq, e.created_at
+                FROM ep CROSS JOIN LATERAL (
+                    SELECT b.id, b.type, b.txid, b.seq, b.created_at FROM billing_event b, snap
+                    WHERE b.txid < snap.xmin AND (b.txid, b.seq) > (ep.cursor_txid, ep.cursor_seq)
+                    ORDER BY b.txid, b.seq
+                    LIMIT $1) e),
+            ins AS (
+                INSERT INTO webhook_delivery (endpoint_id, event_id, event_created_at, next_attempt_at)
+                SELECT endpoint_id, event_id, created_at, now() FROM scanned WHERE type = ANY(events)
+                ON CONFLICT DO NOTHING),
+            last AS (
+                SELECT DISTINCT ON (endpoint_id) endpoint_id, txid, seq FROM scanned ORDER BY endpoint_id, txid DESC, seq DESC),
+            moved AS (
+                UPDATE webhook_endpoint w SET cursor_txid = last.txid, cursor_seq = last.seq
+                FROM last WHERE w.id = last.endpoint_id)
+            SELECT count(*)::int FROM scanned
+            """);
+        command.Parameters.Add(new NpgsqlParameter<int> { TypedValue = limit });
+        return (int)(await command.ExecuteScalarAsync(cancellationToken))!;
+    }
+
+    /// <summary>
+    /// Claims up to <paramref name="limit"/> due deliveries of enabled endpoints for <paramref name="lease"/>: rows another
+    /// silo is claiming right now are skipped, rows whose lease ran out (a silo that died) are taken again.
+    /// </summary>
+    public async Task<List<ClaimedDelivery>> ClaimAsync(string claimant, TimeSpan lease, int limit, CancellationToken cancellationToken = default)
+    {
+        await using var command = dataSource.CreateCommand("""
+            WITH due AS (
+                SELECT d.endpoint_id, d.event_id FROM webhook_delivery d
+                JOIN webhook_endpoint w ON w.id = d.endpoint_id AND w.enabled
+                WHERE d.status = 'pending' AND d.next_attempt_at <= now() AND (d.claimed_until IS NULL OR d.claimed_until < now())
+                ORDER BY d.next_attempt_at
+                LIMIT $1
+                FOR UPDATE OF d SKIP LOCKED)
+            UPDATE webhook_delivery d
+            SET claimed_by = $2, claimed_until = now() + make_interval(secs => $3), attempts = d.attempts + 1
+            FROM due, webhook_endpoint w, billing_event e
+            WHERE d.endpoint_id = due.endpoint_id AND d.event_id = due.event_id AND w.id = d.endpoint_id AND e.id = d.event_id
+            RETURNING d.endpoint_id, d.event_id, d.attempts, w.url, w.secret, e.type, e.created_at, e.data::text AS data
+            """);
+        command.Parameters.Add(new NpgsqlParameter<int> { TypedValue = limit });
+        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = claimant });
+        command.Parameters.Add(new NpgsqlParameter<double> { TypedValue = lease.TotalSeconds });
+        var claimed = new List<ClaimedDelivery>();
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            claimed.Add(new ClaimedDelivery(reader.Get<Guid>("endpoint_id"), reader.Get<Guid>("event_id"), reader.Get<int>("attempts"),
+                reader.Get<string>("url"), reader.Get<string>("secret"), reader.Get<string>("type"), reader.Get<DateTimeOffset>("created_at"), reader.Get<string>("data")));
+        }
+
+        return claimed;
+    }
+
+    /// <summary>
+    /// Records an attempt's outcome, if the claim is still this one's (same claimant, same attempt): delivered; or
+    /// retried after <paramref name="retryAfter"/>; or failed for good (<paramref name="retryAfter"/> null). A
+    /// <paramref name="gone"/> answer (410) also disables the endpoint.
+    /// </summary>
+    public async Task CompleteAsync(ClaimedDelivery delivery, string claimant, bool delivered, int? httpStatus, string? error, TimeSpan? retryAfter, bool gone,
+        CancellationToken cancellationToken = default)
+    {
+        await using var command = dataSource.CreateCommand("""
+            WITH upd AS (
+                UPDATE webhook_delivery
+                SET status = CASE WHEN $3 THEN 'delivered' WHEN $6::double precision IS NULL THEN 'failed' ELSE 'pending' END,
+                    delivered_at = CASE WHEN $3 THEN now() END,
+                    next_attempt_at = CASE WHEN $6::double precision IS NULL THEN next_attempt_at ELSE now() + make_interval(secs => $6) END,
+                    claimed_by = NULL, claimed_until = NULL, last_status = $4, last_error = $5
+                WHERE endpoint_id = $1 AND event_id = $2 AND claimed_by = $8 AND attempts = $9
+                RETURNING endpoint_id)
+            UPDATE webhook_endpoint SET enabled = false, disabled_reason = '410 Gone answered at ' || now()::text
+            FROM upd WHERE $7 AND webhook_endpoint.id = upd.endpoint_id
+            """);
+        var p = command.Parameters;
+        p.Add(new NpgsqlParameter<Guid> { TypedValue = delivery.EndpointId });
+        p.Add(new NpgsqlParameter<Guid> { TypedValue = delivery.EventId });
+        p.Add(new NpgsqlParameter<bool> { TypedValue = delivered });
+        p.Add(new NpgsqlParameter { Value = (object?)httpStatus ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Integer });
+        p.Add(new NpgsqlParameter { Value = (object?)error ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
+        p.Add(new NpgsqlParameter { Value = (object?)retryAfter?.TotalSeconds ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Double });
+        p.Add(new NpgsqlParameter<bool> { TypedValue = gone });
+        p.Add(new NpgsqlParameter<string> { TypedValue = claimant });
+        p.Add(new NpgsqlParameter<int> { TypedValue = delivery.Attempt });
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    /// <summary>Deliveries still to make (due or waiting for a retry) to enabled endpoints.</summary>
+    public async Task<long> BacklogAsync(CancellationToken cancellationToken = default)
+    {
+        await using var command = dataSource.CreateCommand("""
+            SELECT count(*) FROM webhook_delivery d JOIN webhook_endpoint w ON w.id = d.endpoint_id AND w.enabled WHERE d.status = 'pending'
+            """);
+        return (long)(await command.ExecuteScalarAsync(cancellationToken))!;
+    }
+
+    private static WebhookEndpointView ReadEndpoint(NpgsqlDataReader reader) => new(
+        reader.Get<Guid>("id"), reader.Get<string>("url"), reader.Get<string[]>("events"), null, reader.Get<bool>("enabled"), reader.Get<DateTimeOffset>("created_at"));
+}

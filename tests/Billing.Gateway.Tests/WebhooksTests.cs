@@ -1,0 +1,215 @@
+using System.Net;
+using System.Text.Json;
+using Billing.Client;
+using Billing.Testing;
+using Billing.Webhooks;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using static Billing.Gateway.Tests.Scenario;
+
+namespace Billing.Gateway.Tests;
+
+/// <summary>
+/// A gateway and silo of their own (so that no other test's events reach these endpoints), with a retry schedule in
+/// seconds, and a real webhook receiver on Kestrel.
+/// </summary>
+public sealed class WebhooksFixture : IAsyncLifetime
+{
+    private IHost? silo;
+    private WebApplication? gateway;
+
+    public HttpClient Http { get; private set; } = null!;
+
+    public WebhookReceiver Receiver { get; private set; } = null!;
+
+    public string ConnectionString { get; private set; } = "";
+
+    public async Task InitializeAsync()
+    {
+        ConnectionString = await PostgresServer.Instance.CreateDatabaseAsync("webhooks");
+        var clusterId = $"wh-{Guid.NewGuid():N}"[..16];
+        silo = await GatewayFixture.StartSiloAsync(ConnectionString, clusterId, s => s.Services.Configure<WebhookOptions>(o =>
+        {
+            o.RetrySchedule = [TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1)];
+            o.PollInterval = TimeSpan.FromMilliseconds(200);
+            o.Timeout = TimeSpan.FromSeconds(5);
+            o.Lease = TimeSpan.FromSeconds(10);
+        }));
+        var port = PostgresServer.FreePort();
+        gateway = Program.BuildGateway(GatewayFixture.GatewayArgs(port, ConnectionString, clusterId));
+        await gateway.StartAsync().WaitAsync(TimeSpan.FromMinutes(2));
+        Http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(60) };
+        var deadline = DateTime.UtcNow.AddMinutes(1);
+        while ((await Http.GetAsync("/health/ready")).StatusCode != HttpStatusCode.OK)
+        {
+            if (DateTime.UtcNow > deadline) throw new TimeoutException("The gateway did not become ready.");
+            await Task.Delay(250);
+        }
+
+        Receiver = await WebhookReceiver.StartAsync();
+    }
+
+    public async Task DisposeAsync()
+    {
+        Http?.Dispose();
+        if (Receiver is not null) await Receiver.DisposeAsync();
+        if (gateway is not null)
+        {
+            await gateway.StopAsync(CancellationToken.None);
+            await gateway.DisposeAsync();
+        }
+
+        if (silo is not null)
+        {
+            await silo.StopAsync(CancellationToken.None);
+            silo.Dispose();
+        }
+    }
+}
+
+public sealed class WebhooksTests(WebhooksFixture fixture) : IClassFixture<WebhooksFixture>
+{
+    private readonly HttpClient http = fixture.Http;
+    private readonly WebhookReceiver receiver = fixture.Receiver;
+
+    [Fact]
+    public async Task Webhook_endpoints_are_admin_only_and_the_secret_is_shown_once()
+    {
+        var path = $"/ok/{Guid.NewGuid():N}";
+        var body = Json(new { url = receiver.Url(path), events = new[] { "balance.low" } });
+        (await http.PostAsync("/v1/webhooks", Tokens.Service(), body)).ShouldBe(HttpStatusCode.Forbidden);
+        (await http.GetAsync("/v1/webhooks", Tokens.Service())).ShouldBe(HttpStatusCode.Forbidden);
+
+        var created = await http.PostAsync("/v1/webhooks", Tokens.Admin(), body);
+        created.ShouldBe(HttpStatusCode.Created);
+        var id = created.Json.GetProperty("id").GetGuid();
+        Assert.StartsWith("whsec_", created.Json.GetProperty("secret").GetString());
+        Assert.Equal(32, Convert.FromBase64String(created.Json.GetProperty("secret").GetString()!["whsec_".Length..]).Length);
+        Assert.True(created.Json.GetProperty("enabled").GetBoolean());
+        Assert.Equal(["balance.low"], created.Json.GetProperty("events").EnumerateArray().Select(e => e.GetString()!).ToArray());
+
+        var list = await http.GetAsync("/v1/webhooks", Tokens.Admin());
+        list.ShouldBe(HttpStatusCode.OK);
+        var listed = list.Json.GetProperty("items").EnumerateArray().Single(i => i.GetProperty("id").GetGuid() == id);
+        Assert.False(listed.TryGetProperty("secret", out _));
+
+        (await http.SendAsync(HttpMethod.Delete, $"/v1/webhooks/{id}", Tokens.Admin())).ShouldBe(HttpStatusCode.NoContent);
+        (await http.SendAsync(HttpMethod.Delete, $"/v1/webhooks/{id}", Tokens.Admin())).ShouldBe(HttpStatusCode.NotFound);
+        (await http.SendAsync(HttpMethod.Delete, "/v1/webhooks/not-a-uuid", Tokens.Admin())).ShouldBe(HttpStatusCode.BadRequest);
+
+        (await http.PostAsync("/v1/webhooks", Tokens.Admin(), Json(new { url = "ftp://example.com/x", events = new[] { "balance.low" } }))).ShouldBe(HttpStatusCode.BadRequest);
+        (await http.PostAsync("/v1/webhooks", Tokens.Admin(), Json(new { url = "/relative", events = new[] { "balance.low" } }))).ShouldBe(HttpStatusCode.BadRequest);
+        (await http.PostAsync("/v1/webhooks", Tokens.Admin(), Json(new { url = receiver.Url(path), events = new[] { "balance.sideways" } }))).ShouldBe(HttpStatusCode.BadRequest);
+        (await http.PostAsync("/v1/webhooks", Tokens.Admin(), Json(new { url = receiver.Url(path), events = Array.Empty<string>() }))).ShouldBe(HttpStatusCode.BadRequest);
+        (await http.PostAsync("/v1/webhooks", Tokens.Admin(), Json(new { url = receiver.Url(path) }))).ShouldBe(HttpStatusCode.BadRequest);
+    }
+
+    [Fact]
+    public async Task Balance_low_is_delivered_signed_with_one_webhook_id_and_retried_until_the_receiver_accepts()
+    {
+        var path = $"/flaky/2/{Guid.NewGuid():N}";
+        await RegisterAsync(path, "balance.low", "balance.recovered");
+        var user = await NewUserAsync(http);
+        var model = await NewDollarPerTokenModelAsync(http);
+        var alerts = await http.PutAsync($"/v1/users/{user}/alerts", Tokens.Service(), "{\"thresholds\":[5.00,2.00]}");
+        alerts.ShouldBe(HttpStatusCode.OK);
+        Assert.Equal("[5.00,2.00]", alerts.RawMember("thresholds"));
+        Assert.Equal("[]", alerts.RawMember("crossed"));
+
+        (await http.PostAsync($"/v1/users/{user}/usage", Tokens.Service(), Json(new { modelId = model, inputTokens = 6, outputTokens = 0 }))).ShouldBe(HttpStatusCode.OK);
+
+        var attempts = await WaitAsync(() => receiver.To(path).ToArray(), a => a.Any(r => r.Answered == 204), TimeSpan.FromSeconds(30));
+        Assert.All(attempts, a => Assert.True(a.SignatureValid, $"bad signature: {a.Signature}"));
+        Assert.Equal([500, 500, 204], attempts.Select(a => a.Answered).ToArray()); // failed twice, retried, accepted
+        Assert.Single(attempts.Select(a => a.Id).Distinct());                      // the same webhook-id on every attempt
+        Assert.All(attempts, a => Assert.Matches("^v1,[A-Za-z0-9+/]+=*$", a.Signature));
+
+        var delivered = JsonDocument.Parse(attempts[^1].Body).RootElement;
+        Assert.Equal(attempts[0].Id, delivered.GetProperty("id").GetString());
+        Assert.Equal("balance.low", delivered.GetProperty("type").GetString());
+        var data = delivered.GetProperty("data");
+        Assert.Equal(user, data.GetProperty("scopeId").GetGuid());
+        Assert.Equal("user", data.GetProperty("scope").GetString());
+        Assert.Equal("5.00", data.GetProperty("threshold").GetRawText());
+        Assert.Equal(4.0000m, data.GetProperty("available").GetDecimal());
+
+        var crossed = await http.GetAsync($"/v1/users/{user}/alerts", Tokens.User(user));
+        crossed.ShouldBe(HttpStatusCode.OK);
+        Assert.Equal("[5.00]", crossed.RawMember("crossed"));
+
+        // The same event is in the outbox, under the same id.
+        var events = await http.GetAsync($"/v1/events?scope=user&scopeId={user}&type=balance.low", Tokens.Service());
+        events.ShouldBe(HttpStatusCode.OK);
+        var item = Assert.Single(events.Json.GetProperty("items").EnumerateArray().ToArray());
+        Assert.Equal(attempts[0].Id, item.GetProperty("id").GetString());
+    }
+
+    [Fact]
+    public async Task A_410_answer_disables_the_endpoint_and_nothing_more_is_sent_to_it()
+    {
+        var path = $"/gone/{Guid.NewGuid():N}";
+        var id = await RegisterAsync(path, "billing_error.created");
+        var user = await NewUserAsync(http);
+        var model = await NewDollarPerTokenModelAsync(http);
+
+        (await http.PostAsync($"/v1/users/{user}/usage", Tokens.Service(), Json(new { modelId = model, inputTokens = 50, outputTokens = 0 }))).ShouldBe(HttpStatusCode.PaymentRequired);
+        await WaitAsync(() => receiver.To(path).ToArray(), a => a.Length > 0, TimeSpan.FromSeconds(30));
+        await WaitAsync(async () => (await http.GetAsync("/v1/webhooks", Tokens.Admin())).Json.GetProperty("items").EnumerateArray()
+            .Single(i => i.GetProperty("id").GetGuid() == id).GetProperty("enabled").GetBoolean(), enabled => !enabled, TimeSpan.FromSeconds(10));
+
+        (await http.PostAsync($"/v1/users/{user}/usage", Tokens.Service(), Json(new { modelId = model, inputTokens = 60, outputTokens = 0 }))).ShouldBe(HttpStatusCode.PaymentRequired);
+        await Task.Delay(TimeSpan.FromSeconds(3)); // several dispatch rounds and retry delays
+        Assert.Single(receiver.To(path));
+    }
+
+    [Fact]
+    public async Task Alerts_and_events_routes_check_their_input_and_roles()
+    {
+        var (project, creator) = await NewProjectAsync(http);
+        (await http.PutAsync($"/v1/projects/{project}/alerts", Tokens.User(creator), "{\"thresholds\":[1]}")).ShouldBe(HttpStatusCode.Forbidden);
+        (await http.PutAsync($"/v1/projects/{project}/alerts", Tokens.Service(), "{\"thresholds\":[1,2,3,4,5,6,7,8,9,10,11]}")).ShouldBe(HttpStatusCode.BadRequest);
+        (await http.PutAsync($"/v1/projects/{project}/alerts", Tokens.Service(), "{\"thresholds\":[0]}")).ShouldBe(HttpStatusCode.BadRequest);
+        (await http.PutAsync($"/v1/projects/{project}/alerts", Tokens.Service(), "{}")).ShouldBe(HttpStatusCode.BadRequest);
+        (await http.PutAsync($"/v1/projects/{Guid.NewGuid()}/alerts", Tokens.Service(), "{\"thresholds\":[1]}")).ShouldBe(HttpStatusCode.NotFound);
+        var set = await http.PutAsync($"/v1/projects/{project}/alerts", Tokens.Service(), "{\"thresholds\":[25.00,10.00]}");
+        set.ShouldBe(HttpStatusCode.OK);
+        Assert.Equal("[25.00]", set.RawMember("crossed")); // available is 20.0000
+        (await http.GetAsync($"/v1/projects/{project}/alerts", Tokens.User(creator))).ShouldBe(HttpStatusCode.OK);
+        (await http.GetAsync($"/v1/projects/{project}/alerts", Tokens.User(Guid.NewGuid()))).ShouldBe(HttpStatusCode.Forbidden);
+
+        (await http.GetAsync("/v1/events", Tokens.User(creator))).ShouldBe(HttpStatusCode.Forbidden);
+        (await http.GetAsync("/v1/events?limit=0", Tokens.Service())).ShouldBe(HttpStatusCode.BadRequest);
+        (await http.GetAsync("/v1/events?limit=501", Tokens.Service())).ShouldBe(HttpStatusCode.BadRequest);
+        (await http.GetAsync("/v1/events?after=x", Tokens.Service())).ShouldBe(HttpStatusCode.BadRequest);
+        (await http.GetAsync("/v1/events?scope=team", Tokens.Service())).ShouldBe(HttpStatusCode.BadRequest);
+        (await http.GetAsync("/v1/events?scopeId=nope", Tokens.Service())).ShouldBe(HttpStatusCode.BadRequest);
+        (await http.GetAsync("/v1/events?type=nope", Tokens.Service())).ShouldBe(HttpStatusCode.BadRequest);
+        var page = await http.GetAsync($"/v1/events?scope=project&scopeId={project}", Tokens.Service());
+        page.ShouldBe(HttpStatusCode.OK);
+        Assert.Empty(page.Json.GetProperty("items").EnumerateArray());
+        Assert.False(string.IsNullOrEmpty(page.Json.GetProperty("nextCursor").GetString()));
+    }
+
+    private async Task<Guid> RegisterAsync(string path, params string[] events)
+    {
+        var created = await http.PostAsync("/v1/webhooks", Tokens.Admin(), Json(new { url = receiver.Url(path), events }));
+        created.ShouldBe(HttpStatusCode.Created);
+        receiver.Trust(path, created.Json.GetProperty("secret").GetString()!);
+        return created.Json.GetProperty("id").GetGuid();
+    }
+
+    private static Task<T> WaitAsync<T>(Func<T> read, Func<T, bool> done, TimeSpan within) => WaitAsync(() => Task.FromResult(read()), done, within);
+
+    private static async Task<T> WaitAsync<T>(Func<Task<T>> read, Func<T, bool> done, TimeSpan within)
+    {
+        var deadline = DateTime.UtcNow + within;
+        while (true)
+        {
+            var value = await read();
+            if (done(value)) return value;
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"Not done within {within}: {value}");
+            await Task.Delay(100);
+        }
+    }
+}
