@@ -119,27 +119,37 @@ public sealed class HoldStore(NpgsqlDataSource dataSource)
     /// Stores the one billing error of a hold refused for balance (placement or late capture), unless it has one
     /// already: then that one's id is returned and nothing is written.
     /// </summary>
-    public async Task<Guid> RecordRefusalAsync(Guid holdId, string scope, Guid scopeId, string message, object details, DateTimeOffset now, CancellationToken cancellationToken = default)
+    public async Task<Guid> RecordRefusalAsync(Guid holdId, string scope, Guid scopeId, string message, object details, DateTimeOffset now,
+        Func<Guid, IReadOnlyList<Billing.Events.BillingEventRow>>? events = null, CancellationToken cancellationToken = default)
     {
+        var billingErrorId = Guid.NewGuid();
+        var eventRows = events?.Invoke(billingErrorId) ?? [];
         await using var command = dataSource.CreateCommand("""
             WITH err AS (
                 INSERT INTO billing_error (id, scope, scope_id, error_type, message, details, hold_id, created_at)
                 VALUES ($1, $2, $3, 'insufficient_balance', $4, $5::jsonb, $6, $7)
                 ON CONFLICT (hold_id, error_type) WHERE hold_id IS NOT NULL DO NOTHING
-                RETURNING id)
+                RETURNING id),
+            ev AS (
+                INSERT INTO billing_event (id, type, scope, scope_id, billing_error_id, data, created_at)
+                SELECT e.id, e.type, $2, $3, err.id, e.data::jsonb, $7 FROM err, unnest($8::uuid[], $9::text[], $10::text[]) AS e(id, type, data))
             SELECT id FROM err
             UNION ALL
             SELECT id FROM billing_error WHERE hold_id = $6 AND error_type = 'insufficient_balance'
             LIMIT 1
             """);
         var p = command.Parameters;
-        p.Add(new NpgsqlParameter<Guid> { TypedValue = Guid.NewGuid() });
+        p.Add(new NpgsqlParameter<Guid> { TypedValue = billingErrorId });
         p.Add(new NpgsqlParameter<string> { TypedValue = scope });
         p.Add(new NpgsqlParameter<Guid> { TypedValue = scopeId });
         p.Add(new NpgsqlParameter<string> { TypedValue = message });
         p.Add(new NpgsqlParameter<string> { TypedValue = JsonSerializer.Serialize(details) });
         p.Add(new NpgsqlParameter<Guid> { TypedValue = holdId });
         p.Add(new NpgsqlParameter<DateTimeOffset> { TypedValue = now });
+        // The refusal's events (balance.depleted, billing_error.created): stored with the error or not at all (E1).
+        p.Add(new NpgsqlParameter<Guid[]> { TypedValue = eventRows.Select(e => e.Id).ToArray() });
+        p.Add(new NpgsqlParameter<string[]> { TypedValue = eventRows.Select(e => e.Type).ToArray() });
+        p.Add(new NpgsqlParameter<string[]> { TypedValue = eventRows.Select(e => e.Data).ToArray() });
         // A concurrent refusal of the same hold may commit between this statement's snapshot and its insert: read again.
         for (var attempt = 0; ; attempt++)
         {

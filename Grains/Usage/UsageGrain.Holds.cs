@@ -46,9 +46,10 @@ public sealed partial class UsageGrain
         // caller could go instead.
         var (scope, scopeId) = hold.ProjectId is { } project ? (BillingScopes.Project, project) : (BillingScopes.User, hold.UserId);
         var message = byProject is null ? byUser.Problem.Detail : $"{byProject.Problem!.Detail} The user's personal account could not cover it.";
+        var now = HoldClock.GetDatabaseNow();
         var errorId = await Holds.RecordRefusalAsync(hold.HoldId, scope, scopeId, message,
             new { holdId = hold.HoldId, userId = hold.UserId, modelId = hold.ModelId, inputTokens = hold.InputTokens, maxOutputTokens = hold.MaxOutputTokens, amount, currency = price.Currency },
-            HoldClock.GetDatabaseNow());
+            now, await Billing.Events.RefusalEvents.ForAsync(GrainFactory, scope, scopeId, now));
         var affordable = await MaxAffordableOutputTokens(hold, price);
         HoldLogger.LogWarning("Hold {HoldId} refused for insufficient balance ({Scope} {ScopeId}, amount {Amount} {Currency}); billing error {BillingErrorId}",
             hold.HoldId, scope, scopeId, amount, price.Currency, errorId);
@@ -74,9 +75,10 @@ public sealed partial class UsageGrain
         if (captured.Problem!.Status != BillingStatus.InsufficientBalance) return HoldRefused<HoldCaptureReceipt>(captured.Problem);
         // A late capture the pinned payer cannot cover: one billing error for the hold, as for usage.
         var scope = hold.Payer == PayingAccount.Project ? BillingScopes.Project : BillingScopes.User;
+        var now = HoldClock.GetDatabaseNow();
         var errorId = await Holds.RecordRefusalAsync(hold.HoldId, scope, hold.AccountId, captured.Problem.Detail,
             new { holdId = hold.HoldId, late = true, inputTokens = capture.InputTokens, outputTokens = capture.OutputTokens, modelId = hold.ModelId },
-            HoldClock.GetDatabaseNow());
+            now, await Billing.Events.RefusalEvents.ForAsync(GrainFactory, scope, hold.AccountId, now));
         return HoldRefused<HoldCaptureReceipt>(captured.Problem with { BillingErrorId = errorId });
     }
 

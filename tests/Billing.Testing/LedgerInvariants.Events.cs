@@ -15,8 +15,10 @@ namespace Billing.Testing;
 /// <item>Every balance.low / balance.recovered names an existing history row of its account (account_seq) and that
 /// row's balance.</item>
 /// <item>Every billing error has one billing_error.created; a resolved one has one billing_error.resolved, an open one
-/// none; one refused for insufficient balance (a refused usage record) has one balance.depleted; and every such
-/// event names an existing billing error of its account.</item>
+/// none; one refused for insufficient balance (a refused usage record, or a hold refused at placement or late
+/// capture) has one balance.depleted; and every such event names an existing billing error of its account.</item>
+/// <item>hold.expired: one for each hold whose expiry was recorded (status expired, not captured late), none for a hold
+/// captured, voided or active; a hold captured late has one if its expiry was recorded first.</item>
 /// </list>
 /// </summary>
 public static partial class LedgerInvariants
@@ -87,7 +89,8 @@ public static partial class LedgerInvariants
                         AND e.scope = b.scope AND e.scope_id = b.scope_id) AS resolved_events,
                    (SELECT count(*) FROM billing_event e WHERE e.billing_error_id = b.id AND e.type = 'balance.depleted'
                         AND e.scope = b.scope AND e.scope_id = b.scope_id) AS depleted,
-                   EXISTS (SELECT 1 FROM usage_record r WHERE r.billing_error_id = b.id AND r.outcome = 'refused') AS refused
+                   EXISTS (SELECT 1 FROM usage_record r WHERE r.billing_error_id = b.id AND r.outcome = 'refused')
+                       OR (b.error_type = 'insufficient_balance' AND b.hold_id IS NOT NULL) AS refused
             FROM billing_error b JOIN accts a ON a.scope = b.scope AND a.scope_id = b.scope_id)
         SELECT format('E1 %s %s: %s balance.low event(s) for threshold %s at seq %s where %s expected',
                       COALESCE(x.scope, y.scope), COALESCE(x.scope_id, y.scope_id), COALESCE(y.n, 0), COALESCE(x.threshold, y.threshold),
@@ -112,6 +115,12 @@ public static partial class LedgerInvariants
         FROM errs
         WHERE created <> 1 OR resolved_events <> CASE WHEN resolved THEN 1 ELSE 0 END OR depleted <> CASE WHEN refused THEN 1 ELSE 0 END
         UNION ALL
+        SELECT format('E1 %s %s: hold %s (%s, captured late %s) has %s hold.expired event(s)', h.scope, h.account_id, h.hold_id, h.status,
+                      h.usage_id IS NOT NULL, (SELECT count(*) FROM ev e WHERE e.type = 'hold.expired' AND (e.data->>'holdId')::uuid = h.hold_id))
+        FROM billing_hold h JOIN accts a ON a.scope = h.scope AND a.scope_id = h.account_id
+        WHERE (SELECT count(*) FROM ev e WHERE e.type = 'hold.expired' AND (e.data->>'holdId')::uuid = h.hold_id)
+              NOT BETWEEN CASE WHEN h.status = 'expired' AND h.usage_id IS NULL THEN 1 ELSE 0 END
+                      AND CASE WHEN h.status = 'expired' THEN 1 ELSE 0 END        UNION ALL
         SELECT format('E1 %s %s: %s event %s names billing error %s, which this account does not have', e.scope, e.scope_id, e.type, e.id, e.billing_error_id)
         FROM ev e
         WHERE e.type IN ('billing_error.created', 'billing_error.resolved', 'balance.depleted')

@@ -130,6 +130,13 @@ internal sealed class CaptureHoldOperation(HoldCapture capture, HoldView? stored
         batch.Append(row);
         batch.Charges.Add(receipt!.ToUsageReceipt());
         batch.ChangeHold(ended!, inserted: false);
+        if (receipt.ShortfallErrorId is { } errorId)
+        {
+            // The shortfall's billing error is stored by this batch's statement, and so is its event (E1).
+            batch.Events.Add(Billing.Events.BillingEvents.BillingErrorCreated(batch.State.Kind, batch.State.Id, HoldLedger.Available(batch.State, batch.Now),
+                batch.State.Balance, batch.State.Currency, errorId, BillingErrorTypes.CaptureShortfall, batch.Now));
+        }
+
         Result = BillingResult<HoldCaptureReceipt>.Ok(receipt);
         Receipt = receipt;
     }
@@ -162,8 +169,8 @@ internal sealed class VoidHoldOperation(Guid holdId, HoldView? stored, long stor
 }
 
 /// <summary>
-/// Records the expiry of the account's holds past their expiry (reads have treated them as released since).
-/// The outbox (issue 13) adds each one's <c>hold.expired</c> event to the same write here.
+/// Records the expiry of the account's holds past their expiry (reads have treated them as released since), each with
+/// its <c>hold.expired</c> event in the same write (E1).
 /// </summary>
 internal sealed class ExpireHoldsOperation : PendingOperation<int>
 {
@@ -177,6 +184,7 @@ internal sealed class ExpireHoldsOperation : PendingOperation<int>
         foreach (var hold in batch.State.Holds.Values.Where(h => batch.Now >= h.ExpiresAt).ToList())
         {
             batch.ChangeHold(HoldLedger.Expired(hold), inserted: false);
+            batch.Events.Add(Billing.Events.BillingEvents.HoldExpired(batch.State, HoldLedger.Available(batch.State, batch.Now), hold.HoldId, hold.Amount, batch.Now));
             expired++;
         }
 
