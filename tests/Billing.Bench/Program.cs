@@ -53,7 +53,7 @@ static async Task<int> RunAsync(BenchOptions options)
     if (options.DropSummaryIndex) await UsageSummaryBench.DropIndexesAsync(database);
     var report = new BenchReport(options);
     BenchAccounts? accounts = null;
-    var siloCounts = options.Modes.Contains("orleans") ? options.Silos.Cast<int?>().ToArray() : [null];
+    var siloCounts = options.Modes.Contains("orleans") || options.Modes.Contains("hold") ? options.Silos.Cast<int?>().ToArray() : [null];
     foreach (var siloCount in siloCounts)
     {
         await using var services = siloCount is { } count ? await BenchServices.StartAsync(options, database, runId, logDirectory, count) : null;
@@ -79,7 +79,9 @@ static async Task<int> RunAsync(BenchOptions options)
                     }
 
                     if (services is null) continue;
-                    foreach (var path in options.Paths) await cases.RunAsync(kind, path, "orleans", clients, seed);
+                    if (options.Modes.Contains("orleans"))
+                        foreach (var path in options.Paths) await cases.RunAsync(kind, path, "orleans", clients, seed);
+                    if (options.Modes.Contains("hold")) await cases.RunAsync(kind, "cluster", "hold", clients, seed);
                 }
             }
         }

@@ -49,7 +49,23 @@ internal sealed class CaseWorkload(Func<Random, Task<Outcome>> call, Func<string
             }
         }
 
+        if (mode == "hold") return new(ThroughHolds(services!, accounts, seeded));
         return path == "cluster" ? new(ThroughCluster(services!, accounts, seeded)) : new(ThroughHttp(services!.Http!, accounts, seeded));
+    }
+
+    /// <summary>hold: what an agent does around a streaming call — a hold for the most it can cost, then a capture of what it used.</summary>
+    private static Func<Random, Task<Outcome>> ThroughHolds(BenchServices services, string accounts, BenchAccounts seeded)
+    {
+        var usage = services.Cluster.GetGrain<IUsageGrain>(0);
+        return async rng =>
+        {
+            var a = seeded.Pick(accounts, rng);
+            var holdId = Guid.NewGuid();
+            var hold = await usage.PlaceHold(new HoldRequest(holdId, a.Project, a.User, seeded.ModelId, BenchUsage.InputTokens, 2 * BenchUsage.OutputTokens));
+            if (!hold.IsOk) return Outcome.Refused($"place: {hold.Problem!.Status}: {hold.Problem.Detail}");
+            var captured = await usage.CaptureHold(new HoldCapture(holdId, BenchUsage.InputTokens, BenchUsage.OutputTokens));
+            return captured.IsOk ? Outcome.Ok(captured.Value!.Charged) : Outcome.Fault($"capture: {captured.Problem!.Status}: {captured.Problem.Detail}");
+        };
     }
 
     private static Func<Random, Task<Outcome>> ThroughCluster(BenchServices services, string accounts, BenchAccounts seeded)
