@@ -60,7 +60,8 @@ public sealed record HistoryEntry(
     long? OutputTokens,
     Guid? CreditId,
     string? Details,
-    DateTimeOffset CreatedAt);
+    DateTimeOffset CreatedAt,
+    GrantDraw[]? Grants = null);
 
 [GenerateSerializer, Immutable, Alias("Billing.HistoryPage")]
 public sealed record HistoryPage(HistoryEntry[] Items, long? NextBefore);

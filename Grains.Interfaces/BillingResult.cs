@@ -19,6 +19,8 @@ public enum BillingStatus
     Overloaded = 8,
     /// <summary>The caller may not make this call (DESIGN.md "Trust boundary"): nothing was done.</summary>
     Forbidden = 9,
+    /// <summary>No account has a grant with this id.</summary>
+    GrantNotFound = 12,
 }
 
 /// <summary>A refused call: its status, a message for people, and the billing error stored for it, if any.</summary>

@@ -24,6 +24,9 @@ public sealed record AccountState(
     /// </summary>
     public DateTimeOffset? CycleAnchor { get; init; }
 
+    /// <summary>Its open grants (scheduled, or active with something left); the active ones' remaining add up to the balance (G1).</summary>
+    public IReadOnlyList<CreditGrant> Grants { get; init; } = [];
+
     public AccountView ToView() => new(
         Id, Kind, CreatorId, Balance, Currency, InitialCreditGranted, IsPro, MonthlyQuota, MonthUsed,
         CycleStart, CycleEnd, CreatedAt, UpdatedAt, Version);
@@ -46,4 +49,8 @@ public sealed record LedgerRow(
     long? OutputTokens,
     Guid? CreditId,
     string? Extra,
-    DateTimeOffset CreatedAt);
+    DateTimeOffset CreatedAt)
+{
+    /// <summary>What the row moved on each grant (credit_grant_entry), in spending order; empty for rows that touch none.</summary>
+    public IReadOnlyList<GrantChange> GrantChanges { get; init; } = [];
+}

@@ -221,7 +221,7 @@ internal sealed partial class GroupCommit(IAccountLedgerPort ledger, AccountTabl
                 }
             }
 
-            if (decided.Rows.Count > 0)
+            if (decided.HasWrites)
             {
                 bool committed;
                 try

@@ -19,14 +19,27 @@ internal sealed class LedgerBatch(AccountState start, DateTimeOffset now)
 
     public bool ResolveInsufficientBalanceErrors { get; set; }
 
+    /// <summary>Grant changes that have no history row: a grant scheduled for later, or voided before it counted.</summary>
+    public List<(CreditGrant Grant, bool Created)> GrantsWithoutRow { get; } = [];
+
+    /// <summary>Whether the batch has anything to write (rows, or grant changes alone).</summary>
+    public bool HasWrites => Rows.Count > 0 || GrantsWithoutRow.Count > 0;
+
     public void Append(LedgerRow row, Func<AccountState, LedgerRow, AccountState>? apply = null)
     {
         Rows.Add(row);
         State = (apply ?? AccountLedger.Apply)(State, row);
     }
 
+    /// <summary>Records a grant change that moves no money (so no history row).</summary>
+    public void PutGrant(CreditGrant grant, bool created)
+    {
+        GrantsWithoutRow.Add((grant, created));
+        State = State with { Grants = CreditGrants.Put(State.Grants, grant) };
+    }
+
     /// <summary>The statement that writes this batch, if the account is still at the version it was decided against.</summary>
-    public LedgerCommit ToCommit() => new(State, Start.Version, Rows, Charges, ResolveInsufficientBalanceErrors);
+    public LedgerCommit ToCommit() => new(State, Start.Version, Rows, Charges, ResolveInsufficientBalanceErrors, GrantWrites.From(Rows, GrantsWithoutRow));
 }
 
 /// <summary>

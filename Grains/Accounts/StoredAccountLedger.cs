@@ -19,6 +19,7 @@ internal sealed class StoredAccountLedger(
         if (committed.UpdatedAt > now) now = committed.UpdatedAt;
         var batch = new LedgerBatch(committed, now);
         if (AccountLedger.CycleReset(batch.State, now) is { } reset) batch.Append(reset, AccountLedger.ApplyCycleReset);
+        CreditGrants.AppendDue(batch); // grants that came into effect or expired since the last write
         return batch;
     }
 
@@ -44,6 +45,8 @@ internal sealed class StoredAccountLedger(
         var credits = operations.OfType<CreditOperation>().Where(c => c.Credit.CreditId is not null).ToList();
         var applied = await ledger.ExistingCreditIdsAsync(table, accountId, credits.Select(c => c.Credit.CreditId!.Value).ToArray());
         foreach (var credit in credits.Where(c => applied.Contains(c.Credit.CreditId!.Value))) credit.Settle();
+
+        await GrantOperation.SettleStoredAsync(operations, ledger.Grants, table, accountId);
     }
 
     public void OnCommitted(LedgerBatch written, IReadOnlyList<PendingOperation> decided)

@@ -31,6 +31,7 @@ public static class BillingSiloBuilderExtensions
         silo.Services.AddSingleton<Billing.Pricing.PriceBook>().AddGrainService<Billing.Pricing.PriceBookService>()
             .AddSingleton<Billing.Pricing.IPriceBookServiceClient, Billing.Pricing.PriceBookServiceClient>();
         silo.Services.AddSingleton<BillingErrorStore>();
+        silo.AddCreditGrants(); // issue 12: grant options, store and clock
         silo.Services.AddSingleton(TimeProvider.System);
         silo.AddIncomingGrainCallFilter<BillingFaultFilter>(); // database faults cross grain boundaries as serialisable types
         silo.AddAdoNetGrainStorage(GrainStorageName, (AdoNetGrainStorageOptions options) =>

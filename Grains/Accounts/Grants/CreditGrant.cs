@@ -1,0 +1,77 @@
+namespace Billing.Accounts;
+
+/// <summary>
+/// A grant as its account holds it (the <c>credit_grant</c> row). The account keeps its open grants (scheduled, or
+/// active with something left) in memory; depleted, expired and voided grants live in the database only.
+/// </summary>
+public sealed record CreditGrant(
+    Guid GrantId,
+    GrantCategory Category,
+    int Priority,
+    decimal Amount,
+    decimal Remaining,
+    string Currency,
+    DateTimeOffset EffectiveAt,
+    DateTimeOffset? ExpiresAt,
+    GrantStatus Status,
+    string? Description,
+    Guid? CreditId,
+    DateTimeOffset CreatedAt)
+{
+    /// <summary>Still part of the account's future: it may count, be drawn on, expire or be voided.</summary>
+    public bool IsOpen => Status is GrantStatus.Scheduled or GrantStatus.Active;
+
+    public GrantView ToView(Guid accountId, AccountKind kind) => new(
+        GrantId, accountId, kind, Category, Priority, Amount, Remaining, Currency, EffectiveAt, ExpiresAt, Status, Description, CreatedAt);
+}
+
+/// <summary>
+/// What one history row does to one grant: <see cref="Amount"/> with the row's sign (a charge's changes add up to
+/// its amount), and the grant after it. <see cref="Created"/> when the row brings the grant into being.
+/// </summary>
+public sealed record GrantChange(Guid GrantId, decimal Amount, CreditGrant After, bool Created = false);
+
+/// <summary>One <c>credit_grant_entry</c> row: what history row <see cref="Seq"/> moved on a grant (<see cref="Order"/>: its place in the row).</summary>
+public sealed record GrantEntry(long Seq, int Order, Guid GrantId, decimal Amount);
+
+/// <summary>The grant rows a commit writes: grants it creates, grants it changes (final states) and the entries of its rows.</summary>
+public sealed record GrantWrites(IReadOnlyList<CreditGrant> Created, IReadOnlyList<CreditGrant> Changed, IReadOnlyList<GrantEntry> Entries)
+{
+    public static readonly GrantWrites None = new([], [], []);
+
+    /// <summary>
+    /// From a batch's rows (in order), then the grant changes that have no row (a grant scheduled for later, or voided
+    /// before it counted): the last state of each grant wins.
+    /// </summary>
+    public static GrantWrites From(IReadOnlyList<LedgerRow> rows, IReadOnlyList<(CreditGrant Grant, bool Created)> withoutRow)
+    {
+        if (withoutRow.Count == 0 && rows.All(r => r.GrantChanges.Count == 0)) return None;
+        var final = new Dictionary<Guid, CreditGrant>();
+        var created = new HashSet<Guid>();
+        var entries = new List<GrantEntry>();
+        foreach (var row in rows)
+        {
+            for (var i = 0; i < row.GrantChanges.Count; i++)
+            {
+                var change = row.GrantChanges[i];
+                final[change.GrantId] = change.After;
+                if (change.Created) created.Add(change.GrantId);
+                entries.Add(new GrantEntry(row.Sequence, i, change.GrantId, change.Amount));
+            }
+        }
+
+        foreach (var (grant, isNew) in withoutRow)
+        {
+            final[grant.GrantId] = grant;
+            if (isNew) created.Add(grant.GrantId);
+        }
+
+        return new GrantWrites(
+            final.Values.Where(g => created.Contains(g.GrantId)).ToArray(),
+            final.Values.Where(g => !created.Contains(g.GrantId)).ToArray(),
+            entries);
+    }
+
+    /// <summary>The grants created by rows alone (an account's opening credit).</summary>
+    public static GrantWrites From(IReadOnlyList<LedgerRow> rows) => From(rows, []);
+}
