@@ -49,13 +49,13 @@ public abstract partial class AccountGrain
         await Commits.Submit(new GrantClockOperation());
     }
 
-    private static string? ValidateGrant(GrantInput grant)
+    private string? ValidateGrant(GrantInput grant)
     {
         if (grant.GrantId == Guid.Empty) return "grantId must not be the nil UUID.";
         if (grant.Amount <= 0) return "amount must be above zero.";
         if (!Enum.IsDefined(grant.Category)) return "category must be promotional or paid.";
         if (grant.Priority is < 0 or > 100) return "priority must be from 0 to 100.";
-        if (grant.ExpiresAt is { } expiry && expiry <= (grant.EffectiveAt ?? DateTimeOffset.UtcNow))
+        if (grant.ExpiresAt is { } expiry && expiry <= (grant.EffectiveAt ?? Clock.GetDatabaseNow()))
             return "expiresAt must be after effectiveAt (after now when effectiveAt is not given).";
         if (grant.Description is { Length: > MaxGrantDescriptionLength }) return $"description must be at most {MaxGrantDescriptionLength} characters.";
         return null;

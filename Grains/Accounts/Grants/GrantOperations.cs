@@ -26,6 +26,13 @@ internal sealed class GrantOperation(GrantInput input) : PendingOperation<Billin
         }
 
         var effectiveAt = (Input.EffectiveAt ?? batch.Now).ToDatabasePrecision();
+        if (Input.ExpiresAt?.ToDatabasePrecision() <= effectiveAt)
+        {
+            // Checked on arrival too; decided here against the batch's now, which may have moved on since.
+            Result = BillingResult<GrantIssued>.Fail(BillingStatus.InvalidInput, "expiresAt must be after effectiveAt (after now when effectiveAt is not given).");
+            return;
+        }
+
         var grant = new CreditGrant(Input.GrantId, Input.Category, Input.Priority, Input.Amount, Input.Amount, state.Currency,
             effectiveAt, Input.ExpiresAt?.ToDatabasePrecision(), GrantStatus.Scheduled, Input.Description, null, batch.Now);
         if (effectiveAt > batch.Now)
