@@ -15,7 +15,13 @@ public sealed record LedgerCommit(
     IReadOnlyList<LedgerRow> Rows,
     IReadOnlyList<UsageReceipt> Charges,
     bool ResolveInsufficientBalanceErrors,
-    GrantWrites? Grants = null);
+    GrantWrites? Grants = null)
+{
+    private GrantWrites? grantWrites;
+
+    /// <summary>The grant rows to write: <see cref="Grants"/>, or when not given, what <see cref="Rows"/> do to grants.</summary>
+    public GrantWrites GrantWrites => grantWrites ??= Grants ?? GrantWrites.From(Rows);
+}
 
 /// <summary>A new account and its opening history row (if any).</summary>
 public sealed record AccountCreation(AccountState Account, LedgerRow? OpeningRow)
@@ -99,7 +105,7 @@ public static class LedgerStatements
 
         return p.Build(With(
             [("acct", accountUpdate), ("hist", history), ("usage", usageRecords), ("resolved", resolveErrors),
-             .. GrantStatements.Parts(p, table, account, now, c => c.Grants, gate: "acct")],
+             .. GrantStatements.Parts(p, table, account, now, c => c.GrantWrites, gate: "acct")],
             "SELECT count(*) AS written FROM acct"));
     }
 
