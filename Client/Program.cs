@@ -41,6 +41,7 @@ public static class Program
         app.MapHistoryApi();
         app.MapBillingErrorsApi();
         app.MapAdminApi();
+        app.MapGrantsApi();
         app.MapHealthApi();
 
         return app;

@@ -103,3 +103,9 @@ public static class GrantReasons
     public const string GrantExpired = "grant_expired";
     public const string GrantVoided = "grant_voided";
 }
+
+public static class GrantDefaults
+{
+    /// <summary>The priority of automatic grants and top-ups, and of admin grants that name none.</summary>
+    public const int Priority = 50;
+}

@@ -9,7 +9,7 @@ internal static class ApiProblems
     public static int StatusOf(BillingStatus status) => status switch
     {
         BillingStatus.InvalidInput => StatusCodes.Status400BadRequest,
-        BillingStatus.AccountNotFound or BillingStatus.BillingErrorNotFound => StatusCodes.Status404NotFound,
+        BillingStatus.AccountNotFound or BillingStatus.BillingErrorNotFound or BillingStatus.GrantNotFound => StatusCodes.Status404NotFound,
         BillingStatus.NoPriceInEffect or BillingStatus.CurrencyMismatch => StatusCodes.Status422UnprocessableEntity,
         BillingStatus.InsufficientBalance => StatusCodes.Status402PaymentRequired,
         BillingStatus.CreatorConflict => StatusCodes.Status409Conflict,
@@ -26,6 +26,7 @@ internal static class ApiProblems
         BillingStatus.CurrencyMismatch => "Currency mismatch",
         BillingStatus.InsufficientBalance => "Insufficient balance",
         BillingStatus.CreatorConflict => "Creator conflict",
+        BillingStatus.GrantNotFound => "Grant not found",
         _ => "Billing refused the request",
     };
 
@@ -38,6 +39,7 @@ internal static class ApiProblems
         BillingStatus.CurrencyMismatch => "currency_mismatch",
         BillingStatus.InsufficientBalance => "insufficient_balance",
         BillingStatus.CreatorConflict => "creator_conflict",
+        BillingStatus.GrantNotFound => "grant_not_found",
         _ => "billing_refused",
     };
 

@@ -10,7 +10,7 @@ namespace Billing.Accounts;
 /// </summary>
 public static class CreditGrants
 {
-    public const int DefaultPriority = 50;
+    public const int DefaultPriority = GrantDefaults.Priority;
 
     /// <summary>
     /// The spending order (G3): lowest priority, then the soonest expiry (none last), then promotional before paid,
