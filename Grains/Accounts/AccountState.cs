@@ -25,7 +25,7 @@ public sealed record AccountState(
     public DateTimeOffset? CycleAnchor { get; init; }
 
     /// <summary>Its open grants (scheduled, or active with something left); the active ones' remaining add up to the balance (G1).</summary>
-    public IReadOnlyList<CreditGrant> Grants { get; init; } = [];
+    public GrantSet Grants { get; init; } = GrantSet.Empty;
 
     public AccountView ToView() => new(
         Id, Kind, CreatorId, Balance, Currency, InitialCreditGranted, IsPro, MonthlyQuota, MonthUsed,

@@ -30,7 +30,7 @@ public sealed class LedgerStore(NpgsqlDataSource dataSource)
             account = Read(reader, table, id);
         }
 
-        return account with { Grants = await Grants.ReadOpenAsync(table, id, cancellationToken) };
+        return account with { Grants = new GrantSet(await Grants.ReadOpenAsync(table, id, cancellationToken)) };
     }
 
     private static AccountState Read(NpgsqlDataReader reader, AccountTable table, Guid id) =>

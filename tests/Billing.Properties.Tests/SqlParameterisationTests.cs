@@ -18,6 +18,7 @@ public partial class SqlParameterisationTests
         new(@"^column$"),                                                            // "usage_id" / "credit_id" literals from callers
         // SqlStatement / LedgerStatements: placeholders returned by SqlParameters ("$n::type") and lists of them or of
         // column names, all built from constants in code.
+        new(@"^(ids|remaining|states)$"),                                           // GrantStatements: array placeholders of changed grants
         new(@"^(account|now|expectedVersion|table|gate|gateSource|filter|condition|project|creator|createdAt|credit|currency|claim|decided|accountInsert|history|assignments|resolving|scope|names|values|targetColumns|sourceValues|arrayPlaceholders|arrayColumns|result|commonTableExpressions)$"),
     ];
 

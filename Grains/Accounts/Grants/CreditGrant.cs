@@ -75,3 +75,28 @@ public sealed record GrantWrites(IReadOnlyList<CreditGrant> Created, IReadOnlyLi
     /// <summary>The grants created by rows alone (an account's opening credit).</summary>
     public static GrantWrites From(IReadOnlyList<LedgerRow> rows) => From(rows, []);
 }
+
+/// <summary>
+/// An account's open grants: a list with value equality, so that two account states with the same grants are equal
+/// (a replay of the history equals the state it explains).
+/// </summary>
+public sealed class GrantSet(IReadOnlyList<CreditGrant> grants) : IReadOnlyList<CreditGrant>, IEquatable<GrantSet>
+{
+    public static readonly GrantSet Empty = new([]);
+
+    public int Count => grants.Count;
+
+    public CreditGrant this[int index] => grants[index];
+
+    public IEnumerator<CreditGrant> GetEnumerator() => grants.GetEnumerator();
+
+    System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
+
+    public bool Equals(GrantSet? other) => other is not null && grants.SequenceEqual(other);
+
+    public override bool Equals(object? obj) => obj is GrantSet other && Equals(other);
+
+    public override int GetHashCode() => grants.Count;
+
+    public override string ToString() => $"[{string.Join(", ", grants.Select(g => $"{g.GrantId} {g.Status} {g.Remaining}/{g.Amount}"))}]";
+}

@@ -82,20 +82,20 @@ public static class CreditGrants
     }
 
     /// <summary>The open grants after a row's changes: a grant that is no longer open leaves memory.</summary>
-    public static IReadOnlyList<CreditGrant> Apply(IReadOnlyList<CreditGrant> grants, IReadOnlyList<GrantChange> changes)
+    public static GrantSet Apply(GrantSet grants, IReadOnlyList<GrantChange> changes)
     {
         if (changes.Count == 0) return grants;
         var result = grants.ToList();
         foreach (var change in changes) Put(result, change.After);
-        return result;
+        return new GrantSet(result);
     }
 
     /// <summary>The open grants with <paramref name="grant"/> put in (replacing the one with its id), or taken out once it is not open.</summary>
-    public static IReadOnlyList<CreditGrant> Put(IReadOnlyList<CreditGrant> grants, CreditGrant grant)
+    public static GrantSet Put(GrantSet grants, CreditGrant grant)
     {
         var result = grants.ToList();
         Put(result, grant);
-        return result;
+        return new GrantSet(result);
     }
 
     private static void Put(List<CreditGrant> grants, CreditGrant grant)
