@@ -55,6 +55,7 @@ public static class Program
         app.MapAlertsApi();
         app.MapEventsApi();
         app.MapWebhooksApi();
+        app.MapGrantsApi();
         app.MapHealthApi();
 
         return app;

@@ -66,7 +66,8 @@ public sealed record HistoryEntry(
     Guid? CreditId,
     string? Details,
     DateTimeOffset CreatedAt,
-    Guid? HoldId = null);
+    Guid? HoldId = null,
+    GrantDraw[]? Grants = null);
 
 [GenerateSerializer, Immutable, Alias("Billing.HistoryPage")]
 public sealed record HistoryPage(HistoryEntry[] Items, long? NextBefore);

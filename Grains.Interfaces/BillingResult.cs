@@ -23,6 +23,8 @@ public enum BillingStatus
     HoldNotFound = 10,
     /// <summary>The hold id is taken by another request, or the hold has ended otherwise (capture after void, void after capture).</summary>
     HoldConflict = 11,
+    /// <summary>No account has a grant with this id.</summary>
+    GrantNotFound = 12,
 }
 
 /// <summary>

@@ -2,7 +2,7 @@ namespace Billing;
 
 /// <summary>Operations both kinds of account have. Key: the user or project id.</summary>
 [Alias("Billing.IAccountGrain")]
-public interface IAccountGrain : IGrainWithGuidKey, IHoldingAccountGrain
+public interface IAccountGrain : IGrainWithGuidKey, IHoldingAccountGrain, ICreditGrants
 {
     /// <summary>The account, or <see cref="BillingStatus.AccountNotFound"/> when it was never initialised.</summary>
     [Alias("GetAccount")]

@@ -100,12 +100,13 @@ public sealed record HistoryItemResponse(
     Guid? CreditId,
     string? Details,
     DateTime CreatedAt,
-    Guid? HoldId)
+    Guid? HoldId,
+    IReadOnlyList<GrantDrawResponse> Grants)
 {
     public static HistoryItemResponse From(HistoryEntry e) => new(
         e.Id, e.Sequence, e.Amount, e.QuotaUsed, e.Currency, e.Reason, e.BalanceAfter, e.MonthUsedAfter,
         e.UsageId, e.UserId, e.ProjectId, e.ModelId, e.InputTokens, e.OutputTokens, e.CreditId, e.Details,
-        e.CreatedAt.UtcDateTime, e.HoldId);
+        e.CreatedAt.UtcDateTime, e.HoldId, e.Grants?.Select(d => new GrantDrawResponse(d.GrantId, d.Amount)).ToArray() ?? []);
 }
 
 /// <summary>A page, newest first; pass <see cref="NextCursor"/> as <c>?cursor=</c> for the next one (null: no more).</summary>

@@ -9,7 +9,7 @@ internal static class ApiProblems
     public static int StatusOf(BillingStatus status) => status switch
     {
         BillingStatus.InvalidInput => StatusCodes.Status400BadRequest,
-        BillingStatus.AccountNotFound or BillingStatus.BillingErrorNotFound => StatusCodes.Status404NotFound,
+        BillingStatus.AccountNotFound or BillingStatus.BillingErrorNotFound or BillingStatus.GrantNotFound => StatusCodes.Status404NotFound,
         BillingStatus.NoPriceInEffect or BillingStatus.CurrencyMismatch => StatusCodes.Status422UnprocessableEntity,
         BillingStatus.InsufficientBalance => StatusCodes.Status402PaymentRequired,
         BillingStatus.CreatorConflict or BillingStatus.HoldConflict => StatusCodes.Status409Conflict,
@@ -29,6 +29,7 @@ internal static class ApiProblems
         BillingStatus.CreatorConflict => "Creator conflict",
         BillingStatus.HoldNotFound => "Hold not found",
         BillingStatus.HoldConflict => "Hold conflict",
+        BillingStatus.GrantNotFound => "Grant not found",
         _ => "Billing refused the request",
     };
 
@@ -43,6 +44,7 @@ internal static class ApiProblems
         BillingStatus.CreatorConflict => "creator_conflict",
         BillingStatus.HoldNotFound => "hold_not_found",
         BillingStatus.HoldConflict => "hold_conflict",
+        BillingStatus.GrantNotFound => "grant_not_found",
         _ => "billing_refused",
     };
 

@@ -78,6 +78,7 @@ public abstract partial class AccountGrain(LedgerStore ledger, LedgerWriter writ
     {
         // After a write of unknown outcome the database, not the last state seen, is the answer.
         await Commits.ReloadIfNeeded();
+        await ApplyDueGrants(); // a grant that lapsed or came into effect is written before it is shown
         return State is null ? NotFound<AccountView>() : BillingResult<AccountView>.Ok(State.ToView(clock.GetDatabaseNow()));
     }
 
@@ -136,7 +137,8 @@ public abstract partial class AccountGrain(LedgerStore ledger, LedgerWriter writ
         {
             nameof(IAccountGrain.Charge) or nameof(IProjectGrain.RecordUserFallback) => caller == CallerKind.BillingGrain,
             _ when HoldCallers.MovesMoney(method) => caller == CallerKind.BillingGrain,
-            nameof(IAccountGrain.Credit) or nameof(IAccountGrain.ChangePlan) or nameof(IUserGrain.Initialize) =>
+            nameof(IAccountGrain.Credit) or nameof(IAccountGrain.ChangePlan) or nameof(IUserGrain.Initialize)
+                or nameof(ICreditGrants.Grant) or nameof(ICreditGrants.VoidGrant) =>
                 caller is CallerKind.BillingGrain or CallerKind.Client,
             _ => true,
         };
@@ -155,6 +157,8 @@ public abstract partial class AccountGrain(LedgerStore ledger, LedgerWriter writ
             nameof(IUserGrain.Initialize) => BillingResult<AccountInitialized>.Fail(BillingStatus.Forbidden, detail),
             nameof(IProjectGrain.RecordUserFallback) => throw new BillingOperationFailedException(detail),
             _ when HoldCallers.MovesMoney(method) => HoldCallers.Forbidden(method, detail),
+            nameof(ICreditGrants.Grant) => BillingResult<GrantIssued>.Fail(BillingStatus.Forbidden, detail),
+            nameof(ICreditGrants.VoidGrant) => BillingResult<GrantView>.Fail(BillingStatus.Forbidden, detail),
             _ => BillingResult<AccountView>.Fail(BillingStatus.Forbidden, detail),
         };
     }

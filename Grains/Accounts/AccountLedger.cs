@@ -31,6 +31,7 @@ public static class AccountLedger
         MonthUsed = row.MonthUsedAfter,
         Version = row.Sequence,
         UpdatedAt = row.CreatedAt,
+        Grants = CreditGrants.Apply(state.Grants, row.GrantChanges),
     };
 
     /// <summary>
@@ -100,13 +101,18 @@ public static class AccountLedger
                 $"Insufficient balance in the {Describe(state)}. Required: {charge.Cost} {charge.Currency}, available: {state.Balance + quotaLeft} {state.Currency}."));
         }
 
+        // Grants: what the balance pays is drawn from the grants in spending order (CreditGrants.Draw).
+        if (CreditGrants.Draw(state.Grants, fromBalance.Value) is not { } draws) return (null, Inexact);
         var row = Row(state, now, -fromBalance.Value, fromQuota, charge.Reason,
             extra: null, charge.UsageId, charge.CounterpartyId, charge.ModelId, charge.InputTokens, charge.OutputTokens);
-        return row is null ? (null, Inexact) : (row, null);
+        return row is null ? (null, Inexact) : (row with { GrantChanges = draws }, null);
     }
 
-    public static (LedgerRow? Row, BillingProblem? Problem) Credit(AccountState state, AccountCredit credit, DateTimeOffset now) =>
-        Row(state, now, credit.Amount, 0m, credit.Reason, extra: null, creditId: credit.CreditId) is { } row ? (row, null) : (null, Inexact);
+    /// <summary>A credit: its row creates the grant that holds it (promotional or paid by reason), expiring at <paramref name="expiresAt"/>.</summary>
+    public static (LedgerRow? Row, BillingProblem? Problem) Credit(AccountState state, AccountCredit credit, DateTimeOffset now, DateTimeOffset? expiresAt = null) =>
+        Row(state, now, credit.Amount, 0m, credit.Reason, extra: null, creditId: credit.CreditId) is { } row
+            ? (row with { GrantChanges = [CreditGrants.FromCredit(state, credit, now, expiresAt)] }, null)
+            : (null, Inexact);
 
     private static readonly BillingProblem Inexact = new(BillingStatus.InvalidInput,
         "The amount has more significant digits than the account can hold exactly; use fewer decimals.");

@@ -32,6 +32,9 @@ public sealed record AccountState(
     /// <summary>Moves with every hold change (column <c>holds_seq</c>): with <see cref="Version"/>, the commit's guard.</summary>
     public long HoldsVersion { get; init; }
 
+    /// <summary>Its open grants (scheduled, or active with something left); the active ones' remaining add up to the balance (G1).</summary>
+    public GrantSet Grants { get; init; } = GrantSet.Empty;
+
     /// <summary>The account as of its last change (what an operation answers with).</summary>
     public AccountView ToView() => ToView(UpdatedAt);
 
@@ -65,4 +68,7 @@ public sealed record LedgerRow(
 {
     /// <summary>The hold a capture's row settles (outside the positional members: most rows have none).</summary>
     public Guid? HoldId { get; init; }
+
+    /// <summary>What the row moved on each grant (credit_grant_entry), in spending order; empty for rows that touch none.</summary>
+    public IReadOnlyList<GrantChange> GrantChanges { get; init; } = [];
 }

@@ -22,8 +22,11 @@ internal sealed class LedgerBatch(AccountState start, DateTimeOffset now)
     /// <summary>The holds this batch places or ends (Holds/HoldChanges.cs); each moves the account's holds version.</summary>
     public HoldChanges Holds { get; } = new();
 
-    /// <summary>Whether the batch has anything to write: rows, or hold changes (which write no row).</summary>
-    public bool HasWrites => Rows.Count > 0 || Holds.Count > 0;
+    /// <summary>Grant changes that have no history row: a grant scheduled for later, or voided before it counted.</summary>
+    public List<(CreditGrant Grant, bool Created)> GrantsWithoutRow { get; } = [];
+
+    /// <summary>Whether the batch has anything to write: rows, hold changes or grant changes (the last two may write no row).</summary>
+    public bool HasWrites => Rows.Count > 0 || Holds.Count > 0 || GrantsWithoutRow.Count > 0;
 
     /// <summary>A hold as this batch leaves it: changed here, else active in the account; null when neither.</summary>
     public HoldView? FindHold(Guid holdId) => Holds.Find(holdId) ?? State.Holds.GetValueOrDefault(holdId);
@@ -35,7 +38,7 @@ internal sealed class LedgerBatch(AccountState start, DateTimeOffset now)
         Holds.Record(hold, inserted);
     }
 
-    /// <summary>Events the batch's changes cause (balance alerts), written by the same statement (E1).</summary>
+    /// <summary>Events the batch's changes cause (balance alerts, hold and grant expiries), written by the same statement (E1).</summary>
     public List<Billing.Events.BillingEventRow> Events { get; } = [];
 
     public void Append(LedgerRow row, Func<AccountState, LedgerRow, AccountState>? apply = null)
@@ -44,9 +47,17 @@ internal sealed class LedgerBatch(AccountState start, DateTimeOffset now)
         State = (apply ?? AccountLedger.Apply)(State, row);
     }
 
+    /// <summary>Records a grant change that moves no money (so no history row).</summary>
+    public void PutGrant(CreditGrant grant, bool created)
+    {
+        GrantsWithoutRow.Add((grant, created));
+        State = State with { Grants = CreditGrants.Put(State.Grants, grant) };
+    }
+
     /// <summary>The statement that writes this batch, if the account is still at the version it was decided against.</summary>
     public LedgerCommit ToCommit() => new(State, Start.Version, Rows, Charges, ResolveInsufficientBalanceErrors, Holds.ToWrites(Start.HoldsVersion),
-        new Billing.Events.LedgerEvents(Events, Billing.Events.BillingEvents.Available(State, Now), State.Balance, State.Currency));
+        new Billing.Events.LedgerEvents(Events, Billing.Events.BillingEvents.Available(State, Now), State.Balance, State.Currency),
+        GrantWrites.From(Rows, GrantsWithoutRow));
 }
 
 /// <summary>

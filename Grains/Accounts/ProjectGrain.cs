@@ -19,7 +19,8 @@ public sealed class ProjectGrain(LedgerStore ledger, LedgerWriter writer, UsageR
             var now = Clock.GetDatabaseNow();
             var empty = new AccountState(AccountId, AccountKind.Project, creatorId, 0m, AccountLedger.DefaultCurrency, false, false, 0m, 0m, null, null, 0, now, now);
             var granted = empty with { InitialCreditGranted = true };
-            var credit = AccountLedger.Credit(granted, new AccountCredit(AccountLedger.FirstProjectCredit, HistoryReasons.FirstProjectCredit, null), now).Row!
+            var credit = AccountLedger.Credit(granted, new AccountCredit(AccountLedger.FirstProjectCredit, HistoryReasons.FirstProjectCredit, null), now,
+                    CreditGrantOptions.ExpiryOf(GrantOptions.FirstProjectExpiresAfterDays, now)).Row!
                 with { CounterpartyId = creatorId };
             try
             {

@@ -20,7 +20,9 @@ internal sealed class StoredAccountLedger(
         var batch = new LedgerBatch(committed, now);
         events?.Begin(batch);
         if (AccountLedger.CycleReset(batch.State, now) is { } reset) batch.Append(reset, AccountLedger.ApplyCycleReset);
-        events?.OnDecided(batch);
+        events?.OnDecided(batch); // after the cycle reset
+        // Grants that came into effect or expired since the last write; alerts judge each of their rows.
+        CreditGrants.AppendDue(batch, events is null ? null : new Action<LedgerBatch>(events.OnDecided));
         return batch;
     }
 
@@ -54,6 +56,7 @@ internal sealed class StoredAccountLedger(
         foreach (var credit in credits.Where(c => applied.Contains(c.Credit.CreditId!.Value))) credit.Settle();
 
         await HoldSettling.SettleAsync(holds, usageRecords, clock, operations);
+        await GrantOperation.SettleStoredAsync(operations, ledger.Grants, table, accountId);
     }
 
     public void OnCommitted(LedgerBatch written, IReadOnlyList<PendingOperation> decided)

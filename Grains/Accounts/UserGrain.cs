@@ -16,7 +16,8 @@ public sealed class UserGrain(LedgerStore ledger, LedgerWriter writer, UsageReco
 
         var now = Clock.GetDatabaseNow();
         var empty = new AccountState(AccountId, AccountKind.User, null, 0m, AccountLedger.DefaultCurrency, true, false, 0m, 0m, null, null, 0, now, now);
-        var signup = AccountLedger.Credit(empty, new AccountCredit(AccountLedger.SignupCredit, HistoryReasons.SignupCredit, null), now).Row!;
+        var signup = AccountLedger.Credit(empty, new AccountCredit(AccountLedger.SignupCredit, HistoryReasons.SignupCredit, null), now,
+            CreditGrantOptions.ExpiryOf(GrantOptions.SignupExpiresAfterDays, now)).Row!;
         var account = AccountLedger.Apply(empty, signup);
         var created = await Ledger.CreateAsync(account, signup);
         State = created ? account : await Ledger.LoadAsync(Table, AccountId);

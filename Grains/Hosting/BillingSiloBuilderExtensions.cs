@@ -33,6 +33,7 @@ public static class BillingSiloBuilderExtensions
         silo.Services.AddSingleton<BillingErrorStore>();
         silo.AddBillingHolds();
         silo.AddBillingEvents(); // outbox, balance alerts, webhook dispatcher
+        silo.AddCreditGrants(); // issue 12: grant options, store and clock
         silo.Services.AddSingleton(TimeProvider.System);
         silo.AddIncomingGrainCallFilter<BillingFaultFilter>(); // database faults cross grain boundaries as serialisable types
         // A grain call carries its caller's trace (W3C trace context in the message): one trace from the HTTP request to

@@ -16,18 +16,31 @@ public sealed record LedgerCommit(
     IReadOnlyList<UsageReceipt> Charges,
     bool ResolveInsufficientBalanceErrors,
     HoldWrites? Holds = null,
-    Billing.Events.LedgerEvents? Events = null);
+    Billing.Events.LedgerEvents? Events = null,
+    GrantWrites? Grants = null)
+{
+    private GrantWrites? grantWrites;
+
+    /// <summary>The grant rows to write: <see cref="Grants"/>, or when not given, what <see cref="Rows"/> do to grants.</summary>
+    public GrantWrites GrantWrites => grantWrites ??= Grants ?? GrantWrites.From(Rows);
+}
 
 /// <summary>A new account and its opening history row (if any).</summary>
 public sealed record AccountCreation(AccountState Account, LedgerRow? OpeningRow)
 {
     public IReadOnlyList<LedgerRow> Rows { get; } = OpeningRow is null ? [] : [OpeningRow];
+
+    /// <summary>The grant its opening row creates.</summary>
+    public GrantWrites Grants => GrantWrites.From(Rows);
 }
 
 /// <summary>A project account created together with its claim of the creator's first-project credit.</summary>
 public sealed record ProjectCreation(AccountState Account, LedgerRow CreditRow)
 {
     public IReadOnlyList<LedgerRow> Rows { get; } = [CreditRow];
+
+    /// <summary>The first-project grant, written only when the claim is granted.</summary>
+    public GrantWrites Grants => GrantWrites.From(Rows);
 }
 
 /// <summary>
@@ -95,7 +108,9 @@ public static class LedgerStatements
             """;
 
         return p.Build(With(
-            [("acct", accountUpdate), ("hist", history), ("usage", usageRecords), ("resolved", resolveErrors), .. HoldStatements.CommitParts(p, table, account, now), .. EventStatements.CommitParts(p, now)],
+            [("acct", accountUpdate), ("hist", history), ("usage", usageRecords), ("resolved", resolveErrors),
+             .. HoldStatements.CommitParts(p, table, account, now), .. EventStatements.CommitParts(p, now),
+             .. GrantStatements.Parts(p, table, account, now, c => c.GrantWrites, gate: "acct")],
             "SELECT count(*) AS written FROM acct"));
     }
 
@@ -119,8 +134,10 @@ public static class LedgerStatements
             VALUES ({account}, {values})
             ON CONFLICT DO NOTHING RETURNING 1 AS created
             """;
+        var createdAt = columns.First(c => c.Column == "created_at").Value;
         return p.Build(With(
-            [("acct", accountInsert), ("hist", HistoryRows(p, table, account, c => c.Rows).Sql(gate: "acct"))],
+            [("acct", accountInsert), ("hist", HistoryRows(p, table, account, c => c.Rows).Sql(gate: "acct")),
+             .. GrantStatements.Parts(p, table, account, createdAt, c => c.Grants, gate: "acct", withChanges: false)],
             "SELECT count(*) AS created FROM acct"));
     }
 
@@ -153,7 +170,8 @@ public static class LedgerStatements
             """;
         var history = HistoryRows(p, table, project, c => c.Rows).Sql(gate: "acct", condition: "acct.granted");
         return p.Build(With(
-            [("claim", claim), ("decided", decided), ("acct", accountInsert), ("hist", history)],
+            [("claim", claim), ("decided", decided), ("acct", accountInsert), ("hist", history),
+             .. GrantStatements.Parts(p, table, project, createdAt, c => c.Grants, gate: "acct", condition: "acct.granted", withChanges: false)],
             "SELECT count(*) AS created, COALESCE(bool_or(granted), false) AS first_project FROM acct"));
     }
 

@@ -11,6 +11,9 @@ namespace Billing.Storage;
 /// </summary>
 public sealed class LedgerStore(NpgsqlDataSource dataSource)
 {
+    /// <summary>The accounts' grants (issue 12), on the same data source.</summary>
+    public GrantStore Grants { get; } = new(dataSource);
+
     public async Task<AccountState?> LoadAsync(AccountTable table, Guid id, CancellationToken cancellationToken = default)
     {
         var creator = table.Kind == AccountKind.Project ? "\"user\"" : "NULL::uuid";
@@ -20,9 +23,18 @@ public sealed class LedgerStore(NpgsqlDataSource dataSource)
             FROM {table.Accounts} WHERE {table.Key} = $1
             """);
         command.Parameters.Add(new NpgsqlParameter<Guid> { TypedValue = id });
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        if (!await reader.ReadAsync(cancellationToken)) return null;
-        return new AccountState(
+        AccountState account;
+        await using (var reader = await command.ExecuteReaderAsync(cancellationToken))
+        {
+            if (!await reader.ReadAsync(cancellationToken)) return null;
+            account = Read(reader, table, id);
+        }
+
+        return account with { Grants = new GrantSet(await Grants.ReadOpenAsync(table, id, cancellationToken)) };
+    }
+
+    private static AccountState Read(NpgsqlDataReader reader, AccountTable table, Guid id) =>
+        new AccountState(
             id, table.Kind,
             reader.Get<Guid?>("creator_id"),
             reader.Get<decimal>("balance"),
@@ -39,7 +51,6 @@ public sealed class LedgerStore(NpgsqlDataSource dataSource)
         {
             CycleAnchor = reader.Get<DateTimeOffset?>("cycle_anchor"),
         };
-    }
 
     /// <summary>The account's version in the database (-1 when there is no account).</summary>
     public async Task<long> ReadVersionAsync(AccountTable table, Guid id, CancellationToken cancellationToken = default)
@@ -98,15 +109,19 @@ public sealed class LedgerStore(NpgsqlDataSource dataSource)
     public async Task<HistoryPage> ReadHistoryAsync(AccountTable table, Guid id, HistoryQuery query, CancellationToken cancellationToken = default)
     {
         await using var command = dataSource.CreateCommand($"""
-            SELECT *, {table.Counterparty} AS counterparty, extra::text AS details
-            FROM {table.History}
-            WHERE {table.Key} = $1 AND ($2::bigint IS NULL OR seq < $2)
-            ORDER BY seq DESC
+            SELECT h.*, h.{table.Counterparty} AS counterparty, h.extra::text AS details, d.grant_ids, d.grant_amounts
+            FROM {table.History} h
+            LEFT JOIN LATERAL (
+                SELECT array_agg(e.grant_id ORDER BY e.ord) AS grant_ids, array_agg(e.amount ORDER BY e.ord) AS grant_amounts
+                FROM credit_grant_entry e WHERE e.scope = $4 AND e.account_id = $1 AND e.seq = h.seq) d ON true
+            WHERE h.{table.Key} = $1 AND ($2::bigint IS NULL OR h.seq < $2)
+            ORDER BY h.seq DESC
             LIMIT $3
             """);
         command.Parameters.Add(new NpgsqlParameter<Guid> { TypedValue = id });
         command.Parameters.Add(new NpgsqlParameter { Value = (object?)query.Before ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Bigint });
         command.Parameters.Add(new NpgsqlParameter<int> { TypedValue = query.Limit + 1 });
+        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = table.Scope });
         var items = new List<HistoryEntry>(query.Limit + 1);
         await using (var reader = await command.ExecuteReaderAsync(cancellationToken))
         {
@@ -121,13 +136,18 @@ public sealed class LedgerStore(NpgsqlDataSource dataSource)
                     ProjectId: table.Kind == AccountKind.Project ? id : counterparty,
                     reader.Get<Guid?>("model_id"), reader.Get<long?>("input_tokens"), reader.Get<long?>("output_tokens"),
                     reader.Get<Guid?>("credit_id"), reader.Get<string?>("details"), reader.Get<DateTimeOffset>("created_at"),
-                    HoldId: reader.Get<Guid?>("hold_id")));
+                    HoldId: reader.Get<Guid?>("hold_id"),
+                    Grants: Draws(reader.Get<Guid[]?>("grant_ids"), reader.Get<decimal[]?>("grant_amounts"))));
             }
         }
 
         var page = items.Take(query.Limit).ToArray();
         return new HistoryPage(page, items.Count > query.Limit ? page[^1].Sequence : null);
     }
+
+    /// <summary>What a history row moved on each grant (null when it touched none).</summary>
+    private static GrantDraw[]? Draws(Guid[]? ids, decimal[]? amounts) =>
+        ids is null || amounts is null ? null : ids.Zip(amounts, (id, amount) => new GrantDraw(id, amount)).ToArray();
 
     private async Task<HashSet<Guid>> ExistingAsync(AccountTable table, Guid id, string column, Guid[] ids, CancellationToken cancellationToken)
     {

@@ -14,7 +14,11 @@ public static class SchemaMigrator
 
     public static IReadOnlyList<string> Files { get; } = ReadOrder();
 
-    public static async Task<int> ApplyAsync(string connectionString, ILogger logger, CancellationToken cancellationToken = default)
+    public static Task<int> ApplyAsync(string connectionString, ILogger logger, CancellationToken cancellationToken = default) =>
+        ApplyAsync(connectionString, logger, Files, cancellationToken);
+
+    /// <summary>Applies <paramref name="files"/> (a prefix of <see cref="Files"/>: migration tests build an older schema first).</summary>
+    public static async Task<int> ApplyAsync(string connectionString, ILogger logger, IReadOnlyList<string> files, CancellationToken cancellationToken = default)
     {
         await using var connection = new NpgsqlConnection(connectionString);
         await connection.OpenAsync(cancellationToken);
@@ -34,7 +38,7 @@ public static class SchemaMigrator
             }
 
             var count = 0;
-            foreach (var file in Files.Where(f => !applied.Contains(f)))
+            foreach (var file in files.Where(f => !applied.Contains(f)))
             {
                 logger.LogInformation("Applying schema file {SchemaFile}", file);
                 await using var transaction = await connection.BeginTransactionAsync(cancellationToken);

@@ -19,6 +19,8 @@ namespace Billing.Testing;
 /// capture) has one balance.depleted; and every such event names an existing billing error of its account.</item>
 /// <item>hold.expired: one for each hold whose expiry was recorded (status expired, not captured late), none for a hold
 /// captured, voided or active; a hold captured late has one if its expiry was recorded first.</item>
+/// <item>grant.expired: exactly one for each grant_expired history row (at its seq, naming the grant the row's entry
+/// expired and the amount it took), and none other.</item>
 /// </list>
 /// </summary>
 public static partial class LedgerInvariants
@@ -121,6 +123,21 @@ public static partial class LedgerInvariants
         WHERE (SELECT count(*) FROM ev e WHERE e.type = 'hold.expired' AND (e.data->>'holdId')::uuid = h.hold_id)
               NOT BETWEEN CASE WHEN h.status = 'expired' AND h.usage_id IS NULL THEN 1 ELSE 0 END
                       AND CASE WHEN h.status = 'expired' THEN 1 ELSE 0 END        UNION ALL
+        SELECT format('E1 %s %s: grant_expired row at seq %s has %s grant.expired event(s)', h.scope, h.scope_id, h.seq,
+                      (SELECT count(*) FROM ev e WHERE e.type = 'grant.expired' AND e.scope = h.scope AND e.scope_id = h.scope_id AND e.account_seq = h.seq))
+        FROM hist h
+        WHERE h.reason = 'grant_expired'
+          AND (SELECT count(*) FROM ev e WHERE e.type = 'grant.expired' AND e.scope = h.scope AND e.scope_id = h.scope_id AND e.account_seq = h.seq) <> 1
+        UNION ALL
+        SELECT format('E1 %s %s: grant.expired event %s (grant %s, amount %s) names seq %s, which is not that grant''s grant_expired row',
+                      e.scope, e.scope_id, e.id, e.data->>'grantId', e.data->>'amount', e.account_seq)
+        FROM ev e
+        WHERE e.type = 'grant.expired'
+          AND NOT EXISTS (
+              SELECT 1 FROM hist h JOIN credit_grant_entry g ON g.scope = h.scope AND g.account_id = h.scope_id AND g.seq = h.seq
+              WHERE h.scope = e.scope AND h.scope_id = e.scope_id AND h.seq = e.account_seq AND h.reason = 'grant_expired'
+                AND g.grant_id = (e.data->>'grantId')::uuid AND g.amount = -(e.data->>'amount')::numeric)
+        UNION ALL
         SELECT format('E1 %s %s: %s event %s names billing error %s, which this account does not have', e.scope, e.scope_id, e.type, e.id, e.billing_error_id)
         FROM ev e
         WHERE e.type IN ('billing_error.created', 'billing_error.resolved', 'balance.depleted')

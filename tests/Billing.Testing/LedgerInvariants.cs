@@ -14,6 +14,10 @@ namespace Billing.Testing;
 /// <item>H1–H3 of holds (<see cref="HoldInvariants"/>).</item>
 /// <item>A project holds the first-project credit exactly when a <c>first_project_credit</c> claim names it (with its
 /// creator), and then has its one first_project_credit row; a creator holds at most one.</item>
+/// <item>G1: balance = sum of the remaining of the account's active grants; every row that moved grants moved its
+/// amount on them (its entries add up to its amount).</item>
+/// <item>G2: 0 ≤ remaining ≤ amount; amount − remaining = what its entries took (charges, expiry, void); a grant's
+/// entries belong to its own account; a scheduled grant is untouched; a grant counted at most once.</item>
 /// </list>
 /// </summary>
 public static partial class LedgerInvariants
@@ -37,6 +41,7 @@ public static partial class LedgerInvariants
         CheckUsages(snapshot, violations.Add);
         CheckCredits(snapshot, violations.Add);
         HoldInvariants.Check(snapshot, violations.Add);
+        CheckGrants(snapshot, violations.Add);
         return violations;
     }
 
@@ -144,6 +149,42 @@ public static partial class LedgerInvariants
         foreach (var (usage, _) in errorsByUsage)
         {
             if (!db.UsageRecords.TryGetValue(usage, out var record) || record.Outcome != "refused") violation($"I5 billing error for usage {usage} that was not refused");
+        }
+    }
+
+    /// <summary>G1 and G2 (credit grants, issue 12).</summary>
+    private static void CheckGrants(LedgerSnapshot db, Action<string> violation)
+    {
+        var grantsByAccount = db.Grants.ToLookup(g => (g.Kind, g.Account));
+        foreach (var (key, account) in db.Accounts)
+        {
+            var inEffect = grantsByAccount[key].Where(g => g.State == "active").Sum(g => g.Remaining);
+            if (inEffect != account.Balance) violation($"G1 {key}: balance {account.Balance} != sum of active grants' remaining {inEffect}");
+        }
+
+        var entriesByGrant = db.GrantEntries.ToLookup(e => e.GrantId);
+        foreach (var grant in db.Grants)
+        {
+            var entries = entriesByGrant[grant.GrantId].ToList();
+            var credited = entries.Where(e => e.Amount > 0).Sum(e => e.Amount);
+            var taken = -entries.Where(e => e.Amount < 0).Sum(e => e.Amount);
+            var name = $"grant {grant.GrantId} of {grant.Kind} {grant.Account}";
+            if (grant.Remaining < 0 || grant.Remaining > grant.Amount) violation($"G2 {name}: remaining {grant.Remaining} outside [0, {grant.Amount}]");
+            if (entries.Any(e => e.Kind != grant.Kind || e.Account != grant.Account)) violation($"G2 {name}: an entry in another account");
+            if (entries.Count(e => e.Amount > 0) > 1 || (credited != 0 && credited != grant.Amount)) violation($"G2 {name}: credited {credited} of {grant.Amount}");
+            if (grant.State == "scheduled" && (entries.Count > 0 || grant.Remaining != grant.Amount)) violation($"G2 {name}: scheduled but touched");
+            else if (grant.State == "voided" && entries.Count == 0) { if (grant.Remaining != 0) violation($"G2 {name}: voided with {grant.Remaining} left"); }
+            else if (grant.State != "scheduled" && grant.Amount - grant.Remaining != taken)
+                violation($"G2 {name}: amount {grant.Amount} - remaining {grant.Remaining} != {taken} taken by its entries");
+            if (grant.State is "depleted" or "expired" or "voided" && grant.Remaining != 0) violation($"G2 {name}: {grant.State} with {grant.Remaining} left");
+            if (grant.State == "active" && grant.Remaining == 0) violation($"G2 {name}: active with nothing left (should be depleted)");
+        }
+
+        var rows = db.Rows.ToDictionary(r => (r.Kind, r.Account, r.Seq));
+        foreach (var byRow in db.GrantEntries.GroupBy(e => (e.Kind, e.Account, e.Seq)))
+        {
+            if (!rows.TryGetValue(byRow.Key, out var row)) violation($"G1 grant entries of a missing history row {byRow.Key}");
+            else if (byRow.Sum(e => e.Amount) != row.Amount) violation($"G1 {byRow.Key}: entries add up to {byRow.Sum(e => e.Amount)}, the row's amount is {row.Amount}");
         }
     }
 

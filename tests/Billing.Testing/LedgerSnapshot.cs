@@ -41,6 +41,11 @@ public sealed class LedgerSnapshot
     /// <summary>The billing errors of holds (those without a usage id), of the accounts in scope.</summary>
     public IReadOnlyList<HoldErrorRow> HoldErrors { get; init; } = [];
 
+    /// <summary>The grants of the accounts in scope, and their entries (what each history row moved on each grant).</summary>
+    public IReadOnlyList<GrantRow> Grants { get; init; } = [];
+
+    public IReadOnlyList<GrantEntryRow> GrantEntries { get; init; } = [];
+
     /// <summary>Reads the scoped accounts (every account when <paramref name="scope"/> is null) and what they refer to.</summary>
     public static async Task<LedgerSnapshot> ReadAsync(string connectionString, LedgerScope? scope = null, DateTimeOffset? now = null)
     {
@@ -58,6 +63,7 @@ public sealed class LedgerSnapshot
         {
             Scope = snapshot.Scope, Accounts = snapshot.Accounts, Rows = snapshot.Rows, ChargesOutOfScope = snapshot.ChargesOutOfScope,
             UsageRecords = snapshot.UsageRecords, BillingErrors = snapshot.BillingErrors, FirstProjectClaims = snapshot.FirstProjectClaims,
+            Grants = snapshot.Grants, GrantEntries = snapshot.GrantEntries,
             Holds = holds, HoldErrors = holdErrors, Now = now ?? new DateTimeOffset(DateTime.SpecifyKind(databaseNow, DateTimeKind.Utc)),
         };
     }
@@ -111,11 +117,22 @@ public sealed class LedgerSnapshot
             SELECT creator, project FROM first_project_credit WHERE $1::uuid[] IS NULL OR project = ANY($1)
             """, r => new FirstProjectClaimRow(r.GetGuid(0), r.GetGuid(1)), projects);
 
+        const string grantScope = """
+            WHERE $1::uuid[] IS NULL OR (scope = 'user' AND account_id = ANY($1)) OR (scope = 'project' AND account_id = ANY($2))
+            """;
+        var grants = await Query(db, "SELECT scope, account_id, grant_id, amount, remaining, state FROM credit_grant " + grantScope,
+            r => new GrantRow(Kind(r.GetString(0)), r.GetGuid(1), r.GetGuid(2), r.GetDecimal(3), r.GetDecimal(4), r.GetString(5)), users, projects);
+        var entries = await Query(db, "SELECT scope, account_id, seq, grant_id, amount FROM credit_grant_entry " + grantScope,
+            r => new GrantEntryRow(Kind(r.GetString(0)), r.GetGuid(1), r.GetInt64(2), r.GetGuid(3), r.GetDecimal(4)), users, projects);
+
         return new LedgerSnapshot
         {
             Scope = scope, Accounts = accounts, Rows = rows, ChargesOutOfScope = outOfScope, UsageRecords = records, BillingErrors = errors, FirstProjectClaims = claims,
+            Grants = grants, GrantEntries = entries,
         };
     }
+
+    private static AccountKind Kind(string scope) => scope == "project" ? AccountKind.Project : AccountKind.User;
 
     private const string HistoryColumns = "seq, amount, quota_used, reason, balance_after, usage_id, credit_id, hold_id";
 
@@ -163,3 +180,9 @@ public sealed record BillingErrorRow(Guid Id, Guid? UsageId, string Scope, strin
 
 /// <summary>A row of <c>first_project_credit</c>: the project that took its creator's one first-project credit.</summary>
 public sealed record FirstProjectClaimRow(Guid Creator, Guid Project);
+
+/// <summary>A row of <c>credit_grant</c> (<paramref name="State"/>: scheduled, active, depleted, expired or voided).</summary>
+public sealed record GrantRow(AccountKind Kind, Guid Account, Guid GrantId, decimal Amount, decimal Remaining, string State);
+
+/// <summary>A row of <c>credit_grant_entry</c>: what history row <paramref name="Seq"/> moved on a grant, with the row's sign.</summary>
+public sealed record GrantEntryRow(AccountKind Kind, Guid Account, long Seq, Guid GrantId, decimal Amount);

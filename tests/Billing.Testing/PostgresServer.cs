@@ -37,7 +37,10 @@ public sealed class PostgresServer
     private static bool IsRoot => Environment.UserName == "root";
 
     /// <summary>Creates an empty database with the whole schema of <c>sql/</c> applied; returns its connection string.</summary>
-    public async Task<string> CreateDatabaseAsync(string prefix = "billing")
+    public async Task<string> CreateDatabaseAsync(string prefix = "billing") => await CreateDatabaseAsync(prefix, Billing.Storage.SchemaMigrator.Files);
+
+    /// <summary>Creates a database with only <paramref name="schemaFiles"/> applied (an older schema, for migration tests).</summary>
+    public async Task<string> CreateDatabaseAsync(string prefix, IReadOnlyList<string> schemaFiles)
     {
         var name = $"{prefix}_{Environment.ProcessId}_{Interlocked.Increment(ref databaseCounter)}";
         await using (var connection = new NpgsqlConnection(AdminConnectionString))
@@ -48,7 +51,7 @@ public sealed class PostgresServer
         }
 
         var connectionString = new NpgsqlConnectionStringBuilder(AdminConnectionString) { Database = name, MaxPoolSize = 50 }.ConnectionString;
-        await Billing.Storage.SchemaMigrator.ApplyAsync(connectionString, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
+        await Billing.Storage.SchemaMigrator.ApplyAsync(connectionString, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance, schemaFiles);
         return connectionString;
     }
 

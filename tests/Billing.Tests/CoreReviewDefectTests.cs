@@ -215,10 +215,14 @@ public sealed class CoreReviewDefectTests(ClusterFixture fixture) : BillingTestB
         await Scalar("""
             WITH acct AS (UPDATE user_billing SET balance = balance + 5, version = version + 1, updated_at = now()
                           WHERE "user" = $1 RETURNING balance, version)
-            INSERT INTO user_billing_history (uid, "user", seq, amount, currency, reason, balance_after, credit_id, created_at)
-            SELECT gen_random_uuid(), $1, version, 5, 'USD', 'top_up', balance, gen_random_uuid(), now() FROM acct
+            , hist AS (INSERT INTO user_billing_history (uid, "user", seq, amount, currency, reason, balance_after, credit_id, created_at)
+            SELECT gen_random_uuid(), $1, version, 5, 'USD', 'top_up', balance, gen_random_uuid(), now() FROM acct)
+            , paid AS (INSERT INTO credit_grant (grant_id, scope, account_id, category, priority, amount, remaining, currency, effective_at, state, created_at, updated_at)
+            SELECT gen_random_uuid(), 'user', $1, 'paid', 50, 5, 5, 'USD', now(), 'active', now(), now() FROM acct RETURNING grant_id)
+            INSERT INTO credit_grant_entry (scope, account_id, seq, ord, grant_id, amount)
+            SELECT 'user', $1, acct.version, 0, paid.grant_id, 5 FROM acct, paid
             RETURNING 1
-            """, user);
+            """, user); // a top-up is a paid grant (issue 12)
 
         Assert.Equal(15m, (await View(AccountKind.User, user)).Balance);
         Assert.Equal(15m, (await Usage.CheckBalance(new BalanceCheck(project, user, model, 1, 0))).Value!.UserAvailable);
@@ -238,10 +242,14 @@ public sealed class CoreReviewDefectTests(ClusterFixture fixture) : BillingTestB
         await Scalar("""
             WITH acct AS (UPDATE user_billing SET balance = balance + 5, version = version + 1, updated_at = now()
                           WHERE "user" = $1 RETURNING balance, version)
-            INSERT INTO user_billing_history (uid, "user", seq, amount, currency, reason, balance_after, credit_id, created_at)
-            SELECT gen_random_uuid(), $1, version, 5, 'USD', 'top_up', balance, gen_random_uuid(), now() FROM acct
+            , hist AS (INSERT INTO user_billing_history (uid, "user", seq, amount, currency, reason, balance_after, credit_id, created_at)
+            SELECT gen_random_uuid(), $1, version, 5, 'USD', 'top_up', balance, gen_random_uuid(), now() FROM acct)
+            , paid AS (INSERT INTO credit_grant (grant_id, scope, account_id, category, priority, amount, remaining, currency, effective_at, state, created_at, updated_at)
+            SELECT gen_random_uuid(), 'user', $1, 'paid', 50, 5, 5, 'USD', now(), 'active', now(), now() FROM acct RETURNING grant_id)
+            INSERT INTO credit_grant_entry (scope, account_id, seq, ord, grant_id, amount)
+            SELECT 'user', $1, acct.version, 0, paid.grant_id, 5 FROM acct, paid
             RETURNING 1
-            """, user);
+            """, user); // a top-up is a paid grant (issue 12)
 
         var initialized = (await Grains.GetGrain<IUserGrain>(user).Initialize()).Value!;
         Assert.False(initialized.Created);

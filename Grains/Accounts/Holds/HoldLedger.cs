@@ -109,6 +109,11 @@ public static class HoldLedger
         if (ExactDecimal.TryAdd(state.Balance, -fromBalance) is not { } balanceAfter || ExactDecimal.TryAdd(state.MonthUsed, fromQuota) is not { } monthUsedAfter)
             return (null, null, null, new BillingProblem(BillingStatus.InvalidInput, "The amount has more significant digits than the account can hold exactly; use fewer decimals."));
 
+        // Grants: a capture draws on the payer's grants at capture time, in spending order, like a usage charge (G1, G2);
+        // the hold reserved against the balance, not against any one grant.
+        if (CreditGrants.Draw(state.Grants, fromBalance) is not { } draws)
+            return (null, null, null, new BillingProblem(BillingStatus.InvalidInput, "The amount has more significant digits than the account can hold exactly; use fewer decimals."));
+
         var usageId = capture.UsageId ?? hold.HoldId;
         var (reason, counterparty) = ChargeReason(hold);
         var row = new LedgerRow(Guid.NewGuid(), state.Version + 1, -fromBalance, fromQuota, state.Currency, reason, balanceAfter, monthUsedAfter,
@@ -116,6 +121,7 @@ public static class HoldLedger
             JsonSerializer.Serialize(new { holdId = hold.HoldId, held = hold.Amount, cost, charged, shortfall, late }), now)
         {
             HoldId = hold.HoldId,
+            GrantChanges = draws,
         };
         var receipt = new HoldCaptureReceipt(usageId, cost, hold.Currency, capture.InputTokens, capture.OutputTokens, hold.Payer, state.Id,
             balanceAfter, fromQuota, hold.HoldId, hold.Amount, charged, released, shortfall, late, shortfall > 0 ? Guid.NewGuid() : null);

@@ -1,0 +1,63 @@
+using Billing.Storage;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+
+namespace Billing.Accounts;
+
+/// <summary>The account's grants (API.md "Credit grants"): give, void, list, and apply what time has made due.</summary>
+public abstract partial class AccountGrain
+{
+    public const int MaxGrantDescriptionLength = 500;
+
+    private protected CreditGrantOptions GrantOptions => ServiceProvider.GetRequiredService<IOptions<CreditGrantOptions>>().Value;
+
+    public Task<BillingResult<GrantIssued>> Grant(GrantInput grant)
+    {
+        if (ValidateGrant(grant) is { } invalid) return Task.FromResult(Invalid<GrantIssued>(invalid));
+        if (State is null) return Task.FromResult(NotFound<GrantIssued>());
+        return Commits.Submit(new GrantOperation(grant));
+    }
+
+    public async Task<BillingResult<GrantView>> VoidGrant(Guid grantId)
+    {
+        if (grantId == Guid.Empty) return Invalid<GrantView>("grantId must not be the nil UUID.");
+        await Commits.ReloadIfNeeded();
+        if (State is null) return NotFound<GrantView>();
+        if (State.Grants.Any(g => g.GrantId == grantId)) return await Commits.Submit(new VoidGrantOperation(grantId));
+
+        // Not open: ended before (voided, expired or depleted; a second void is a no-op), or not this account's.
+        var stored = await Ledger.Grants.FindAsync(grantId);
+        return stored is var (grant, kind, owner) && kind == Table.Kind && owner == AccountId
+            ? BillingResult<GrantView>.Ok(grant.ToView(owner, kind))
+            : BillingResult<GrantView>.Fail(BillingStatus.GrantNotFound, $"The {Table.Scope} account {AccountId} has no grant {grantId}.");
+    }
+
+    public async Task<BillingResult<GrantPage>> GetGrants(GrantQuery query)
+    {
+        if (query.Limit is < 1 or > 500) return Invalid<GrantPage>("limit must be between 1 and 500.");
+        if (query.Before is < 1) return Invalid<GrantPage>("cursor is not valid.");
+        await ApplyDueGrants();
+        if (State is null) return NotFound<GrantPage>();
+        return BillingResult<GrantPage>.Ok(await Ledger.Grants.ListAsync(Table, AccountId, query));
+    }
+
+    /// <summary>Writes what time has made due, if anything; reads call it first so they never show a lapsed grant as balance.</summary>
+    public async Task ApplyDueGrants()
+    {
+        await Commits.ReloadIfNeeded();
+        if (State is null || !CreditGrants.HasDue(State.Grants, Clock.GetDatabaseNow())) return;
+        await Commits.Submit(new GrantClockOperation());
+    }
+
+    private string? ValidateGrant(GrantInput grant)
+    {
+        if (grant.GrantId == Guid.Empty) return "grantId must not be the nil UUID.";
+        if (grant.Amount <= 0) return "amount must be above zero.";
+        if (!Enum.IsDefined(grant.Category)) return "category must be promotional or paid.";
+        if (grant.Priority is < 0 or > 100) return "priority must be from 0 to 100.";
+        if (grant.ExpiresAt is { } expiry && expiry <= (grant.EffectiveAt ?? Clock.GetDatabaseNow()))
+            return "expiresAt must be after effectiveAt (after now when effectiveAt is not given).";
+        if (grant.Description is { Length: > MaxGrantDescriptionLength }) return $"description must be at most {MaxGrantDescriptionLength} characters.";
+        return null;
+    }
+}

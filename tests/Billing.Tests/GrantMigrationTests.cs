@@ -1,0 +1,78 @@
+using Billing.Accounts;
+using Billing.Storage;
+using Billing.Testing;
+using Microsoft.Extensions.Logging.Abstractions;
+using Npgsql;
+
+namespace Billing.Tests;
+
+/// <summary>
+/// Migration 0007 on a database that has lived under the old schema: each account's balance becomes one grant, so the
+/// upgraded ledger keeps its balances, I1 and G1, and the next charge draws on that grant.
+/// </summary>
+public sealed class GrantMigrationTests
+{
+    private const string GrantsMigration = "billing/0007_credit_grants.sql";
+
+    [Fact]
+    public async Task Existing_balances_become_one_grant_each_and_every_invariant_holds_after_the_upgrade()
+    {
+        var before = SchemaMigrator.Files.TakeWhile(f => f != GrantsMigration).ToArray();
+        Assert.Contains(GrantsMigration, SchemaMigrator.Files);
+        var database = await PostgresServer.Instance.CreateDatabaseAsync("migrate", before);
+        var (user, spentUser, emptyProject, project) = (Guid.NewGuid(), Guid.NewGuid(), Guid.NewGuid(), Guid.NewGuid());
+        await using (var connection = new NpgsqlConnection(database))
+        {
+            await connection.OpenAsync();
+            // What the old code wrote: a user with signup and a charge (7.5 left), a user who spent everything, a
+            // project without the first-project credit (0) and one with it, topped up (25).
+            await Execute(connection, """
+                INSERT INTO user_billing ("user", balance, version, created_at, updated_at) VALUES ($1, 7.5, 2, now(), now()), ($2, 0, 2, now(), now());
+                INSERT INTO user_billing_history (uid, "user", seq, amount, currency, reason, balance_after, created_at) VALUES
+                    (gen_random_uuid(), $1, 1, 10, 'USD', 'signup_credit', 10, now()),
+                    (gen_random_uuid(), $1, 2, -2.5, 'USD', 'ai_usage_personal', 7.5, now()),
+                    (gen_random_uuid(), $2, 1, 10, 'USD', 'signup_credit', 10, now()),
+                    (gen_random_uuid(), $2, 2, -10, 'USD', 'ai_usage_personal', 0, now());
+                INSERT INTO project_billing (project, "user", balance, initial_credit_granted, version, created_at, updated_at) VALUES
+                    ($3, $1, 0, false, 0, now(), now()), ($4, $2, 25, true, 2, now(), now());
+                INSERT INTO first_project_credit (creator, project, claimed_at) VALUES ($2, $4, now());
+                INSERT INTO project_billing_history (uid, project, seq, amount, currency, reason, balance_after, credit_id, created_at) VALUES
+                    (gen_random_uuid(), $4, 1, 20, 'USD', 'first_project_credit', 20, null, now()),
+                    (gen_random_uuid(), $4, 2, 5, 'USD', 'top_up', 25, gen_random_uuid(), now());
+                """, user, spentUser, emptyProject, project);
+        }
+
+        var applied = await SchemaMigrator.ApplyAsync(database, NullLogger.Instance);
+
+        Assert.Equal(SchemaMigrator.Files.Count - before.Length, applied); // 0007 and the files after it
+        await LedgerInvariants.AssertHoldAsync(database); // I1 … I5, G1, G2 over every account
+        var store = new LedgerStore(NpgsqlDataSource.Create(database));
+        var userGrant = Assert.Single((await store.LoadAsync(AccountTable.Users, user))!.Grants);
+        Assert.Equal((7.5m, 7.5m, GrantStatus.Active, GrantCategory.Paid, (DateTimeOffset?)null), (userGrant.Amount, userGrant.Remaining, userGrant.Status, userGrant.Category, userGrant.ExpiresAt));
+        Assert.Empty((await store.LoadAsync(AccountTable.Users, spentUser))!.Grants);
+        Assert.Empty((await store.LoadAsync(AccountTable.Projects, emptyProject))!.Grants);
+        Assert.Equal(25m, Assert.Single((await store.LoadAsync(AccountTable.Projects, project))!.Grants).Remaining);
+
+        // The upgraded account goes on: a charge draws on the migrated grant, and the ledger still adds up.
+        var account = (await store.LoadAsync(AccountTable.Users, user))!;
+        var usageId = Guid.NewGuid();
+        var (row, problem) = AccountLedger.Charge(account, new AccountCharge(usageId, HistoryReasons.AiUsagePersonal, 1.25m, "USD", Guid.NewGuid(), 1, 0, null), DateTimeOffset.UtcNow);
+        Assert.Null(problem);
+        var receipt = new UsageReceipt(usageId, 1.25m, "USD", 1, 0, PayingAccount.User, user, row!.BalanceAfter, 0m);
+        Assert.True(await store.CommitAsync(new LedgerCommit(AccountLedger.Apply(account, row), account.Version, [row], [receipt], false)));
+        Assert.Equal([new GrantChange(userGrant.GrantId, -1.25m, userGrant with { Remaining = 6.25m })], row.GrantChanges);
+        await LedgerInvariants.AssertHoldAsync(database);
+    }
+
+    private static async Task Execute(NpgsqlConnection connection, string sql, params Guid[] ids)
+    {
+        // One statement per command: positional parameters allow no more.
+        foreach (var statement in sql.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            await using var command = new NpgsqlCommand(statement, connection);
+            foreach (var id in ids.Take(statement.Contains("$4") ? 4 : statement.Contains("$3") ? 3 : statement.Contains("$2") ? 2 : 1))
+                command.Parameters.Add(new NpgsqlParameter { Value = id });
+            await command.ExecuteNonQueryAsync();
+        }
+    }
+}

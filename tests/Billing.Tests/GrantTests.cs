@@ -1,0 +1,303 @@
+using Billing.Accounts;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Billing.Tests;
+
+/// <summary>
+/// A cluster of its own for grants: a movable clock, a grant clock that sweeps every 100 ms, and automatic grants
+/// that expire (signup after 90 days, first project after 30), as configured by <c>Billing:Credits</c>.
+/// </summary>
+public sealed class GrantClusterFixture : ClusterFixture
+{
+    protected override void ConfigureSilo(ISiloBuilder silo) => silo.Services.Configure<CreditGrantOptions>(options =>
+    {
+        options.SweepInterval = TimeSpan.FromMilliseconds(100);
+        options.SignupExpiresAfterDays = 90;
+        options.FirstProjectExpiresAfterDays = 30;
+    });
+}
+
+[CollectionDefinition(Name)]
+public sealed class GrantClusterCollection : ICollectionFixture<GrantClusterFixture>
+{
+    public const string Name = "billing cluster for grants";
+}
+
+/// <summary>Credit grants (issue 12): spending order, charges across grants, time (effect and expiry), void, idempotency.</summary>
+[Collection(GrantClusterCollection.Name)]
+public sealed class GrantTests(GrantClusterFixture fixture) : BillingTestBase(fixture)
+{
+    private DateTimeOffset Now => Fixture.Clock.GetUtcNow();
+
+    [Fact]
+    public async Task Charges_follow_the_spending_order_priority_then_soonest_expiry_then_promotional_then_oldest()
+    {
+        var model = await NewModel(1_000_000m, 0.0001m); // 1 input token = 1.0000
+        var user = await NewUser(); // signup: 10, promotional, priority 50, expires in 90 days
+        var inFiveDays = Now.AddDays(5);
+        var lowPriority = await Grant(user, 1m, GrantCategory.Paid, priority: 10);
+        var paidSoon = await Grant(user, 1m, GrantCategory.Paid, expiresAt: inFiveDays);
+        var promoSoon = await Grant(user, 1m, GrantCategory.Promotional, expiresAt: inFiveDays);
+        var paidNever = await Grant(user, 1m, GrantCategory.Paid);
+        var paidNeverOlder = await Grant(user, 1m, GrantCategory.Paid, effectiveAt: Now.AddHours(-1));
+        var signup = (await Grants(AccountKind.User, user)).Single(g => g.Amount == 10m).GrantId;
+
+        var expected = new[] { lowPriority, promoSoon, paidSoon, signup, paidNeverOlder, paidNever };
+        var costs = new[] { 1, 1, 1, 10, 1, 1 };
+        foreach (var (grant, cost) in expected.Zip(costs))
+        {
+            var paid = await Usage.RecordPersonalUsage(new PersonalUsage(Guid.NewGuid(), user, model, cost, 0));
+            Assert.True(paid.IsOk, paid.Problem?.Detail);
+            var row = (await History(AccountKind.User, user))[0];
+            Assert.Equal([new GrantDraw(grant, -cost)], row.Grants!);
+        }
+
+        Assert.Equal(0m, (await View(AccountKind.User, user)).Balance);
+        Assert.All(await Grants(AccountKind.User, user), g => Assert.Equal(GrantStatus.Depleted, g.Status));
+    }
+
+    [Fact]
+    public async Task One_charge_spans_three_grants_in_order_and_its_draws_add_up_to_its_amount()
+    {
+        var model = await NewModel(1_000_000m, 0.0001m);
+        var user = await NewUser();
+        var first = await Grant(user, 1m, GrantCategory.Paid, priority: 1);
+        var second = await Grant(user, 2m, GrantCategory.Promotional, priority: 2);
+        var third = await Grant(user, 3m, GrantCategory.Paid, priority: 3);
+
+        var paid = await Usage.RecordPersonalUsage(new PersonalUsage(Guid.NewGuid(), user, model, 5, 0));
+        var half = await Usage.RecordPersonalUsage(new PersonalUsage(Guid.NewGuid(), user, await NewModel(500_000m, 0.0001m), 1, 0)); // 0.5
+
+        Assert.Equal(11m, paid.Value!.BalanceAfter);
+        var rows = await History(AccountKind.User, user);
+        Assert.Equal([new GrantDraw(first, -1m), new GrantDraw(second, -2m), new GrantDraw(third, -2m)], rows[1].Grants!);
+        Assert.Equal(-5m, rows[1].Grants!.Sum(d => d.Amount));
+        Assert.Equal([new GrantDraw(third, -0.5m)], rows[0].Grants!);
+        Assert.True(half.IsOk);
+        var grants = (await Grants(AccountKind.User, user)).ToDictionary(g => g.GrantId);
+        Assert.Equal((GrantStatus.Depleted, 0m), (grants[first].Status, grants[first].Remaining));
+        Assert.Equal((GrantStatus.Active, 0.5m), (grants[third].Status, grants[third].Remaining));
+    }
+
+    [Fact]
+    public async Task Pro_quota_is_drawn_before_any_grant()
+    {
+        var model = await NewModel(1_000_000m, 0.0001m);
+        var user = await NewUser();
+        await Grains.GetGrain<IUserGrain>(user).ChangePlan(new PlanChange(true, 5m));
+
+        var paid = await Usage.RecordPersonalUsage(new PersonalUsage(Guid.NewGuid(), user, model, 7, 0));
+
+        Assert.Equal((5m, 8m), (paid.Value!.QuotaUsed, paid.Value.BalanceAfter));
+        var signup = (await Grants(AccountKind.User, user)).Single();
+        Assert.Equal([new GrantDraw(signup.GrantId, -2m)], (await History(AccountKind.User, user))[0].Grants!);
+    }
+
+    [Fact]
+    public async Task Automatic_credits_are_promotional_grants_with_the_configured_expiry_and_top_ups_are_paid()
+    {
+        var user = await NewUser();
+        var project = await NewProject();
+        var topUp = Guid.NewGuid();
+        await Grains.GetGrain<IUserGrain>(user).Credit(new AccountCredit(5m, HistoryReasons.TopUp, topUp));
+        await Grains.GetGrain<IUserGrain>(user).Credit(new AccountCredit(5m, HistoryReasons.TopUp, topUp)); // idempotent
+
+        var userGrants = await Grants(AccountKind.User, user);
+        var signup = userGrants.Single(g => g.Amount == 10m);
+        Assert.Equal(GrantCategory.Promotional, signup.Category);
+        Assert.Equal(signup.EffectiveAt.AddDays(90), signup.ExpiresAt);
+        var paid = userGrants.Single(g => g.Amount == 5m);
+        Assert.Equal((GrantCategory.Paid, null, 50), (paid.Category, paid.ExpiresAt, paid.Priority));
+        var firstProject = (await Grants(AccountKind.Project, project)).Single();
+        Assert.Equal((GrantCategory.Promotional, 20m), (firstProject.Category, firstProject.Amount));
+        Assert.Equal(firstProject.EffectiveAt.AddDays(30), firstProject.ExpiresAt);
+        Assert.Equal(15m, (await View(AccountKind.User, user)).Balance);
+    }
+
+    [Fact]
+    public async Task A_grant_id_grants_once_even_after_the_grant_is_spent()
+    {
+        var model = await NewModel(1_000_000m, 0.0001m);
+        var user = await NewUser();
+        var input = new GrantInput(Guid.NewGuid(), 2m, GrantCategory.Paid, 0, null, null, "Launch promo");
+        var account = Grains.GetGrain<IUserGrain>(user);
+
+        var first = await account.Grant(input);
+        var again = await account.Grant(input);
+        await Usage.RecordPersonalUsage(new PersonalUsage(Guid.NewGuid(), user, model, 2, 0)); // depletes it
+        var afterSpent = await account.Grant(input);
+
+        Assert.True(first.Value!.Created);
+        Assert.False(again.Value!.Created);
+        Assert.Equal((false, GrantStatus.Depleted), (afterSpent.Value!.Created, afterSpent.Value.Grant.Status));
+        Assert.Single(await History(AccountKind.User, user), r => r.Reason == GrantReasons.GrantCredit);
+        Assert.Equal(10m, (await View(AccountKind.User, user)).Balance);
+        Assert.Equal("Launch promo", first.Value.Grant.Description);
+    }
+
+    [Fact]
+    public async Task Bad_grants_are_refused_and_change_nothing()
+    {
+        var user = await NewUser();
+        var account = Grains.GetGrain<IUserGrain>(user);
+        GrantInput Valid() => new(Guid.NewGuid(), 1m, GrantCategory.Paid, 50, null, null, null);
+
+        var refused = new[]
+        {
+            await account.Grant(Valid() with { Amount = 0m }),
+            await account.Grant(Valid() with { Amount = -1m }),
+            await account.Grant(Valid() with { Priority = 101 }),
+            await account.Grant(Valid() with { Priority = -1 }),
+            await account.Grant(Valid() with { EffectiveAt = Now.AddDays(2), ExpiresAt = Now.AddDays(1) }),
+            await account.Grant(Valid() with { ExpiresAt = Now.AddDays(-1) }),
+            await account.Grant(Valid() with { GrantId = Guid.Empty }),
+            await account.Grant(Valid() with { Category = (GrantCategory)7 }),
+        };
+        var unknown = await Grains.GetGrain<IUserGrain>(Guid.NewGuid()).Grant(Valid());
+
+        Assert.All(refused, r => Assert.Equal(BillingStatus.InvalidInput, r.Problem!.Status));
+        Assert.Equal(BillingStatus.AccountNotFound, unknown.Problem!.Status);
+        Assert.Single(await Grants(AccountKind.User, user));
+        Assert.Single(await History(AccountKind.User, user));
+    }
+
+    [Fact]
+    public async Task A_void_takes_back_what_is_left_once_and_a_scheduled_grant_is_voided_without_a_row()
+    {
+        var model = await NewModel(1_000_000m, 0.0001m);
+        var user = await NewUser();
+        var grant = await Grant(user, 4m, GrantCategory.Promotional, priority: 0);
+        var later = await Grant(user, 3m, GrantCategory.Paid, effectiveAt: Now.AddDays(3));
+        await Usage.RecordPersonalUsage(new PersonalUsage(Guid.NewGuid(), user, model, 1, 0));
+        var grants = Grains.GetGrain<IGrantsGrain>(0);
+
+        var voided = await grants.Void(grant);
+        var again = await grants.Void(grant);
+        var voidedLater = await grants.Void(later);
+        var unknown = await grants.Void(Guid.NewGuid());
+
+        Assert.Equal((GrantStatus.Voided, 0m), (voided.Value!.Status, voided.Value.Remaining));
+        Assert.Equal(voided.Value, again.Value);
+        Assert.Equal(GrantStatus.Voided, voidedLater.Value!.Status);
+        Assert.Equal(BillingStatus.GrantNotFound, unknown.Problem!.Status);
+        var rows = await History(AccountKind.User, user);
+        var voidRow = Assert.Single(rows, r => r.Reason == GrantReasons.GrantVoided);
+        Assert.Equal(-3m, voidRow.Amount);
+        Assert.Equal([new GrantDraw(grant, -3m)], voidRow.Grants!);
+        Assert.Equal(10m, (await View(AccountKind.User, user)).Balance);
+
+        Fixture.Clock.Advance(TimeSpan.FromDays(4)); // the voided scheduled grant never comes into effect
+        Assert.Equal(10m, (await View(AccountKind.User, user)).Balance);
+        Assert.DoesNotContain(await History(AccountKind.User, user), r => r.Reason == GrantReasons.GrantCredit && r.Grants![0].GrantId == later);
+    }
+
+    [Fact]
+    public async Task A_future_grant_counts_from_its_effective_time_with_a_grant_credit_row_without_anybody_calling()
+    {
+        var user = await NewUser();
+        var effectiveAt = Now.AddHours(1);
+        var grant = await Grant(user, 7m, GrantCategory.Paid, effectiveAt: effectiveAt, expiresAt: effectiveAt.AddDays(1));
+        Assert.Equal(GrantStatus.Scheduled, (await Grants(AccountKind.User, user)).Single(g => g.GrantId == grant).Status);
+        Assert.Equal(10m, await StoredBalance(user));
+
+        Fixture.Clock.Advance(TimeSpan.FromHours(2));
+
+        await Eventually(async () => await StoredBalance(user) == 17m); // the grant clock wrote it, nobody called
+        var credit = (await History(AccountKind.User, user))[0];
+        Assert.Equal((GrantReasons.GrantCredit, 7m, 17m), (credit.Reason, credit.Amount, credit.BalanceAfter));
+        Assert.Equal([new GrantDraw(grant, 7m)], credit.Grants!);
+        Assert.Equal(GrantStatus.Active, (await Grants(AccountKind.User, user)).Single(g => g.GrantId == grant).Status);
+    }
+
+    [Fact]
+    public async Task An_idle_account_loses_what_is_left_of_a_grant_at_its_expiry_with_a_grant_expired_row()
+    {
+        var model = await NewModel(1_000_000m, 0.0001m);
+        var user = await NewUser();
+        var grant = await Grant(user, 5m, GrantCategory.Promotional, priority: 0, expiresAt: Now.AddHours(1));
+        await Usage.RecordPersonalUsage(new PersonalUsage(Guid.NewGuid(), user, model, 2, 0));
+
+        Fixture.Clock.Advance(TimeSpan.FromHours(2));
+
+        await Eventually(async () => await StoredBalance(user) == 10m);
+        var expired = (await History(AccountKind.User, user))[0];
+        Assert.Equal((GrantReasons.GrantExpired, -3m), (expired.Reason, expired.Amount));
+        Assert.Equal([new GrantDraw(grant, -3m)], expired.Grants!);
+        var view = (await Grants(AccountKind.User, user)).Single(g => g.GrantId == grant);
+        Assert.Equal((GrantStatus.Expired, 0m), (view.Status, view.Remaining));
+        var listed = (await Grains.GetGrain<IUserGrain>(user).GetGrants(new GrantQuery(GrantStatus.Expired, 10, null))).Value!.Items;
+        Assert.Equal([grant], listed.Select(g => g.GrantId));
+    }
+
+    [Fact]
+    public async Task The_signup_grant_expires_after_the_configured_days()
+    {
+        var user = await NewUser();
+
+        Fixture.Clock.Advance(TimeSpan.FromDays(91));
+
+        await Eventually(async () => await StoredBalance(user) == 0m);
+        Assert.Equal(GrantReasons.GrantExpired, (await History(AccountKind.User, user))[0].Reason);
+    }
+
+    [Fact]
+    public async Task Charges_in_flight_when_a_grant_expires_never_draw_on_it_after_its_expiry()
+    {
+        var model = await NewModel(500_000m, 0.0001m); // 1 input token = 0.5000
+        var user = await NewUser();
+        var expiresAt = Now.AddMinutes(10);
+        var grant = await Grant(user, 20m, GrantCategory.Promotional, priority: 0, expiresAt: expiresAt);
+        await Grant(user, 40m, GrantCategory.Paid, priority: 100); // pays what the expired grant no longer can
+
+        var charges = new List<Task<BillingResult<UsageReceipt>>>();
+        for (var i = 0; i < 60; i++)
+        {
+            charges.Add(Usage.RecordPersonalUsage(new PersonalUsage(Guid.NewGuid(), user, model, 1, 0)));
+            if (i == 25) Fixture.Clock.Advance(TimeSpan.FromMinutes(20)); // expiry while batches are queued and in flight
+        }
+
+        var results = await Task.WhenAll(charges);
+
+        Assert.All(results, r => Assert.True(r.IsOk, r.Problem?.Detail));
+        var rows = (await History(AccountKind.User, user)).Reverse().ToArray();
+        var expiredAt = Array.FindIndex(rows, r => r.Reason == GrantReasons.GrantExpired);
+        Assert.True(expiredAt > 0, "the grant expired");
+        Assert.All(rows.Skip(expiredAt + 1), r => Assert.DoesNotContain(r.Grants ?? [], d => d.GrantId == grant));
+        Assert.All(rows.Take(expiredAt).Where(r => r.Grants?.Any(d => d.GrantId == grant) == true), r => Assert.True(r.CreatedAt < expiresAt));
+        Assert.Equal(20m - 0.5m * rows.Take(expiredAt).Count(r => r.Reason == HistoryReasons.AiUsagePersonal), -rows[expiredAt].Amount);
+    }
+
+    private async Task<Guid> Grant(Guid user, decimal amount, GrantCategory category, int priority = 50,
+        DateTimeOffset? effectiveAt = null, DateTimeOffset? expiresAt = null)
+    {
+        var result = await Grains.GetGrain<IUserGrain>(user).Grant(new GrantInput(Guid.NewGuid(), amount, category, priority, effectiveAt, expiresAt, null));
+        Assert.True(result.IsOk, result.Problem?.Detail);
+        return result.Value!.Grant.GrantId;
+    }
+
+    private async Task<GrantView[]> Grants(AccountKind kind, Guid id)
+    {
+        var page = await Account(kind, id).GetGrants(new GrantQuery(null, 500, null));
+        Assert.True(page.IsOk, page.Problem?.Detail);
+        return page.Value!.Items;
+    }
+
+    /// <summary>The balance in the database, read without touching the grain (which would apply due grants itself).</summary>
+    private async Task<decimal> StoredBalance(Guid user)
+    {
+        await using var connection = Fixture.OpenDatabase();
+        await using var command = new Npgsql.NpgsqlCommand("SELECT balance FROM user_billing WHERE \"user\" = $1", connection);
+        command.Parameters.Add(new Npgsql.NpgsqlParameter { Value = user });
+        return (decimal)(await command.ExecuteScalarAsync())!;
+    }
+
+    private static async Task Eventually(Func<Task<bool>> condition)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(15);
+        while (!await condition())
+        {
+            if (DateTime.UtcNow > deadline) Assert.Fail("The condition did not hold within 15 seconds.");
+            await Task.Delay(50);
+        }
+    }
+}
