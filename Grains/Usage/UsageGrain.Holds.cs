@@ -35,11 +35,11 @@ public sealed partial class UsageGrain
         BillingResult<HoldView>? byProject = null;
         if (hold.ProjectId is { } projectId)
         {
-            byProject = await GrainFactory.GetGrain<IProjectGrain>(projectId).PlaceHold(placement);
+            byProject = await SiloLossRetry.CallAsync(() => GrainFactory.GetGrain<IProjectGrain>(projectId).PlaceHold(placement));
             if (byProject.IsOk || byProject.Problem!.Status != BillingStatus.InsufficientBalance) return Answered(byProject);
         }
 
-        var byUser = await GrainFactory.GetGrain<IUserGrain>(hold.UserId).PlaceHold(placement);
+        var byUser = await SiloLossRetry.CallAsync(() => GrainFactory.GetGrain<IUserGrain>(hold.UserId).PlaceHold(placement));
         if (byUser.IsOk || byUser.Problem!.Status != BillingStatus.InsufficientBalance) return Answered(byUser);
 
         // Neither account alone can cover it: one billing error (of the project for a project hold), and how far the
@@ -63,12 +63,12 @@ public sealed partial class UsageGrain
         if (capture.InputTokens < 0 || capture.OutputTokens < 0) return HoldRefused<HoldCaptureReceipt>(new BillingProblem(BillingStatus.InvalidInput, "Token counts must not be negative."));
         if (await Holds.GetAsync(capture.HoldId) is not { } hold) return HoldNotFound<HoldCaptureReceipt>(capture.HoldId);
 
-        var captured = await Payer(hold).CaptureHold(capture);
+        var captured = await SiloLossRetry.CallAsync(() => Payer(hold).CaptureHold(capture));
         if (captured.IsOk)
         {
             // As for usage: when the user paid for a project, the project's history gets its zero-amount row.
             if (hold.ProjectId is { } projectId && hold.Payer == PayingAccount.User)
-                await GrainFactory.GetGrain<IProjectGrain>(projectId).RecordUserFallback(captured.Value!.ToUsageReceipt(), hold.ModelId);
+                await SiloLossRetry.CallAsync(() => GrainFactory.GetGrain<IProjectGrain>(projectId).RecordUserFallback(captured.Value!.ToUsageReceipt(), hold.ModelId));
             return captured;
         }
 

@@ -27,13 +27,13 @@ public sealed partial class UsageGrain(UsageRecordStore usageRecords, TimeProvid
         var charge = new AccountCharge(usage.UsageId, HistoryReasons.AiUsage, priced.Cost, priced.Currency, usage.ModelId,
             usage.InputTokens, usage.OutputTokens, usage.UserId);
         var project = GrainFactory.GetGrain<IProjectGrain>(usage.ProjectId);
-        var byProject = await project.Charge(charge);
+        var byProject = await SiloLossRetry.CallAsync(() => project.Charge(charge));
         if (byProject.IsOk) return await WithFallbackMarker(project, byProject, usage.ModelId);
         // Not found, another currency, or this usage id's refusal stored earlier: that is the answer.
         if (byProject.Problem!.Status != BillingStatus.InsufficientBalance || byProject.Problem.BillingErrorId is not null) return Refused(byProject.Problem);
 
-        var byUser = await GrainFactory.GetGrain<IUserGrain>(usage.UserId)
-            .Charge(charge with { Reason = HistoryReasons.AiUsageUserFallback, CounterpartyId = usage.ProjectId });
+        var byUser = await SiloLossRetry.CallAsync(() => GrainFactory.GetGrain<IUserGrain>(usage.UserId)
+            .Charge(charge with { Reason = HistoryReasons.AiUsageUserFallback, CounterpartyId = usage.ProjectId }));
         if (byUser.IsOk) return await WithFallbackMarker(project, byUser, usage.ModelId);
         // Only a user who lacks the money makes this a stored refusal; any other reason (the user's account was never
         // initialised, another currency, this usage id's answer stored earlier) is the answer, and nothing is stored,
@@ -54,8 +54,8 @@ public sealed partial class UsageGrain(UsageRecordStore usageRecords, TimeProvid
         var (priced, problem) = await Price(usage.ModelId, usage.InputTokens, usage.OutputTokens);
         if (problem is not null) return Refused(problem);
 
-        var byUser = await GrainFactory.GetGrain<IUserGrain>(usage.UserId).Charge(new AccountCharge(
-            usage.UsageId, HistoryReasons.AiUsagePersonal, priced.Cost, priced.Currency, usage.ModelId, usage.InputTokens, usage.OutputTokens, null));
+        var byUser = await SiloLossRetry.CallAsync(() => GrainFactory.GetGrain<IUserGrain>(usage.UserId).Charge(new AccountCharge(
+            usage.UsageId, HistoryReasons.AiUsagePersonal, priced.Cost, priced.Currency, usage.ModelId, usage.InputTokens, usage.OutputTokens, null)));
         if (byUser.IsOk) return byUser;
         if (byUser.Problem!.Status != BillingStatus.InsufficientBalance || byUser.Problem.BillingErrorId is not null) return Refused(byUser.Problem);
 
@@ -94,7 +94,7 @@ public sealed partial class UsageGrain(UsageRecordStore usageRecords, TimeProvid
     /// <summary>When the user paid, the project's history gets its zero-amount row (idempotent; done again on a retry).</summary>
     private static async Task<BillingResult<UsageReceipt>> WithFallbackMarker(IProjectGrain project, BillingResult<UsageReceipt> paid, Guid modelId)
     {
-        if (paid.Value!.DeductedFrom == PayingAccount.User) await project.RecordUserFallback(paid.Value, modelId);
+        if (paid.Value!.DeductedFrom == PayingAccount.User) await SiloLossRetry.CallAsync(() => project.RecordUserFallback(paid.Value, modelId));
         return paid;
     }
 
