@@ -17,6 +17,13 @@ dotnet test Billing.sln -c Release --no-build --nologo -m:1 --logger "console;ve
 status=${PIPESTATUS[0]}
 set -e
 
+# The failures again at the end, where a CI log's tail shows them: each failed test with its message.
+awk '
+  /^ *Failed [A-Za-z_][A-Za-z0-9_.]*/ { if (!shown++) print "failed tests:"; printing = 1; lines = 0 }
+  printing && /^ *(Passed|Skipped) / { printing = 0 }
+  printing && /Stack Trace:/ { printing = 0 }
+  printing && lines++ < 30 { print }' "$log"
+
 # One closing line for the whole suite, summed over the test projects.
 awk -v seconds=$((SECONDS - started)) '
   /^ *Passed: [0-9]+$/  { passed += $2 }

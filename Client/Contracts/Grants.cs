@@ -65,7 +65,4 @@ public static class GrantNames
         category = name == "paid" ? GrantCategory.Paid : GrantCategory.Promotional;
         return name is "promotional" or "paid";
     }
-
-    public static bool TryStatus(string? name, out GrantStatus status) =>
-        Enum.TryParse(name, ignoreCase: true, out status) is var parsed && parsed && name == Status(status);
 }

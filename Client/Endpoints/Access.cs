@@ -13,5 +13,16 @@ internal static class Access
     public static bool MayReadProject(ClaimsPrincipal caller, AccountView project) =>
         caller.IsService() || (caller.SubjectId() is { } sub && project.CreatorId == sub);
 
+    /// <summary>
+    /// <see cref="MayReadProject(ClaimsPrincipal, AccountView)"/> for a project known by its grain: service and admin
+    /// without a call; a plain user only for an existing project they created (an unknown one is not theirs either).
+    /// </summary>
+    public static async Task<bool> MayReadProjectAsync(ClaimsPrincipal caller, IProjectGrain project)
+    {
+        if (caller.IsService()) return true;
+        var account = await project.GetAccount();
+        return account.Problem is null && MayReadProject(caller, account.Value!);
+    }
+
     public const string NotYours = "This token may read only its own user account and the projects its subject created.";
 }

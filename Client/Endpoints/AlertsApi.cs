@@ -56,11 +56,7 @@ public static class AlertsApi
     {
         if (!RequestInput.TryParseId(projectId, "projectId", out var id, out var invalid)) return invalid;
         var grain = cluster.GetGrain<IProjectGrain>(id);
-        if (!caller.IsService())
-        {
-            var account = await grain.GetAccount();
-            if (account.Problem is not null || !Access.MayReadProject(caller, account.Value!)) return ApiProblems.Forbidden(Access.NotYours);
-        }
+        if (!await Access.MayReadProjectAsync(caller, grain)) return ApiProblems.Forbidden(Access.NotYours);
 
         var result = await grain.AsReference<IBalanceAlertsGrain>().GetAlerts();
         return result.Problem is { } problem ? ApiProblems.Problem(problem) : TypedResults.Ok(AlertsResponse.From(result.Value!));

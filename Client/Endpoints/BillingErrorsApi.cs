@@ -38,11 +38,7 @@ public static class BillingErrorsApi
         if (!caller.IsService())
         {
             if (scope == BillingScopes.User && !Access.MayReadUser(caller, id)) return ApiProblems.Forbidden(Access.NotYours);
-            if (scope == BillingScopes.Project)
-            {
-                var project = await cluster.GetGrain<IProjectGrain>(id).GetAccount();
-                if (project.Problem is not null || !Access.MayReadProject(caller, project.Value!)) return ApiProblems.Forbidden(Access.NotYours);
-            }
+            if (scope == BillingScopes.Project && !await Access.MayReadProjectAsync(caller, cluster.GetGrain<IProjectGrain>(id))) return ApiProblems.Forbidden(Access.NotYours);
         }
 
         var result = await cluster.GetGrain<IBillingErrorsGrain>(0).List(new BillingErrorQuery(scope, id, resolvedFilter, size, before));

@@ -75,7 +75,8 @@ public static class GrantsApi
         string userId, string? status, string? limit, string? cursor, ClaimsPrincipal caller, IClusterClient cluster)
     {
         if (!RequestInput.TryParseId(userId, "userId", out var id, out var invalid)) return invalid;
-        if (!TryQuery(status, limit, cursor, out var query, out invalid)) return invalid;
+        if (!RequestInput.TryParseListQuery<GrantStatus>(status, limit, cursor, out var list, out invalid)) return invalid;
+        var query = new GrantQuery(list.Status, list.Limit, list.Before);
         if (!Access.MayReadUser(caller, id)) return ApiProblems.Forbidden(Access.NotYours);
         var result = await cluster.GetGrain<IUserGrain>(id).GetGrants(query);
         return result.Problem is { } problem ? ApiProblems.Problem(problem) : TypedResults.Ok(GrantPageResponse.From(result.Value!));
@@ -85,36 +86,12 @@ public static class GrantsApi
         string projectId, string? status, string? limit, string? cursor, ClaimsPrincipal caller, IClusterClient cluster)
     {
         if (!RequestInput.TryParseId(projectId, "projectId", out var id, out var invalid)) return invalid;
-        if (!TryQuery(status, limit, cursor, out var query, out invalid)) return invalid;
+        if (!RequestInput.TryParseListQuery<GrantStatus>(status, limit, cursor, out var list, out invalid)) return invalid;
+        var query = new GrantQuery(list.Status, list.Limit, list.Before);
         var grain = cluster.GetGrain<IProjectGrain>(id);
-        if (!caller.IsService())
-        {
-            var account = await grain.GetAccount();
-            if (account.Problem is not null || !Access.MayReadProject(caller, account.Value!)) return ApiProblems.Forbidden(Access.NotYours);
-        }
+        if (!await Access.MayReadProjectAsync(caller, grain)) return ApiProblems.Forbidden(Access.NotYours);
 
         var result = await grain.GetGrants(query);
         return result.Problem is { } problem ? ApiProblems.Problem(problem) : TypedResults.Ok(GrantPageResponse.From(result.Value!));
-    }
-
-    private static bool TryQuery(string? status, string? limit, string? cursor, out GrantQuery query, out ProblemHttpResult problem)
-    {
-        query = null!;
-        GrantStatus? filter = null;
-        if (!string.IsNullOrEmpty(status))
-        {
-            if (!GrantNames.TryStatus(status, out var parsed))
-            {
-                problem = ApiProblems.BadRequest("status must be one of: scheduled, active, depleted, expired, voided.");
-                return false;
-            }
-
-            filter = parsed;
-        }
-
-        if (!RequestInput.TryParseLimit(limit, out var size, out problem)) return false;
-        if (!RequestInput.TryParseCursor(cursor, out var before, out problem)) return false;
-        query = new GrantQuery(filter, size, before);
-        return true;
     }
 }

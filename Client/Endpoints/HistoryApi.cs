@@ -38,11 +38,7 @@ public static class HistoryApi
         if (!RequestInput.TryParseLimit(limit, out var size, out invalid)) return invalid;
         if (!RequestInput.TryParseCursor(cursor, out var before, out invalid)) return invalid;
         var grain = cluster.GetGrain<IProjectGrain>(id);
-        if (!caller.IsService())
-        {
-            var account = await grain.GetAccount();
-            if (account.Problem is not null || !Access.MayReadProject(caller, account.Value!)) return ApiProblems.Forbidden(Access.NotYours);
-        }
+        if (!await Access.MayReadProjectAsync(caller, grain)) return ApiProblems.Forbidden(Access.NotYours);
 
         var result = await grain.GetHistory(new HistoryQuery(size, before));
         return result.Problem is { } problem ? ApiProblems.Problem(problem) : TypedResults.Ok(HistoryPageResponse.From(result.Value!));

@@ -43,7 +43,7 @@ public static class HoldsApi
         [FromBody] HoldRequestBody body,
         [FromHeader(Name = OperationIds.IdempotencyKeyHeader)] string? idempotencyKey,
         HttpContext http,
-        IClusterClient cluster)
+        UsageGrains usageGrains)
     {
         Guid? projectId = null;
         if (body.ProjectId is not null)
@@ -62,7 +62,7 @@ public static class HoldsApi
         if (!RequestInput.TryResolveId(body.HoldId, idempotencyKey, HoldIdMember, out var holdId, out invalid)) return invalid;
         OperationIds.Remember(http, HoldIdMember, holdId); // a 503 must still name the id to retry with
 
-        var usage = cluster.GetGrain<IUsageGrain>(ClusterClientSetup.UsageGrainKey());
+        var usage = usageGrains.Any();
         // 201 for a new hold, 200 for a retry of one that exists: only an id the caller chose can exist already.
         var existed = given && (await usage.GetHold(holdId)).IsOk;
         var result = await usage.PlaceHold(new HoldRequest(holdId, projectId, userId, modelId, input, maxOutput, body.TtlSeconds));
@@ -76,7 +76,7 @@ public static class HoldsApi
         [FromBody] HoldCaptureBody body,
         [FromHeader(Name = OperationIds.IdempotencyKeyHeader)] string? idempotencyKey,
         HttpContext http,
-        IClusterClient cluster)
+        UsageGrains usage)
     {
         if (!RequestInput.TryParseId(holdId, "holdId", out var hold, out var invalid)) return invalid;
         if (!RequestInput.RequireTokens(body.InputTokens, "inputTokens", out var input, out invalid)) return invalid;
@@ -89,21 +89,21 @@ public static class HoldsApi
         }
 
         OperationIds.Remember(http, OperationIds.UsageId, usageId ?? hold); // without a usage id, the hold id is the capture's
-        var result = await cluster.GetGrain<IUsageGrain>(ClusterClientSetup.UsageGrainKey()).CaptureHold(new HoldCapture(hold, input, output, usageId));
+        var result = await usage.Any().CaptureHold(new HoldCapture(hold, input, output, usageId));
         return result.Problem is { } problem ? ApiProblems.Problem(problem) : TypedResults.Ok(HoldCaptureResponse.From(result.Value!));
     }
 
-    private static async Task<Results<Ok<HoldResponse>, ProblemHttpResult>> VoidHold(string holdId, IClusterClient cluster)
+    private static async Task<Results<Ok<HoldResponse>, ProblemHttpResult>> VoidHold(string holdId, UsageGrains usage)
     {
         if (!RequestInput.TryParseId(holdId, "holdId", out var hold, out var invalid)) return invalid;
-        var result = await cluster.GetGrain<IUsageGrain>(ClusterClientSetup.UsageGrainKey()).VoidHold(hold);
+        var result = await usage.Any().VoidHold(hold);
         return result.Problem is { } problem ? ApiProblems.Problem(problem) : TypedResults.Ok(HoldResponse.From(result.Value!));
     }
 
-    private static async Task<Results<Ok<HoldResponse>, ProblemHttpResult>> GetHold(string holdId, IClusterClient cluster)
+    private static async Task<Results<Ok<HoldResponse>, ProblemHttpResult>> GetHold(string holdId, UsageGrains usage)
     {
         if (!RequestInput.TryParseId(holdId, "holdId", out var hold, out var invalid)) return invalid;
-        var result = await cluster.GetGrain<IUsageGrain>(ClusterClientSetup.UsageGrainKey()).GetHold(hold);
+        var result = await usage.Any().GetHold(hold);
         return result.Problem is { } problem ? ApiProblems.Problem(problem) : TypedResults.Ok(HoldResponse.From(result.Value!));
     }
 
@@ -111,7 +111,8 @@ public static class HoldsApi
         string userId, string? status, string? limit, string? cursor, ClaimsPrincipal caller, IClusterClient cluster)
     {
         if (!RequestInput.TryParseId(userId, "userId", out var id, out var invalid)) return invalid;
-        if (!TryParseQuery(status, limit, cursor, out var query, out invalid)) return invalid;
+        if (!RequestInput.TryParseListQuery<HoldStatus>(status, limit, cursor, out var list, out invalid)) return invalid;
+        var query = new HoldQuery(list.Status, list.Limit, list.Before);
         if (!Access.MayReadUser(caller, id)) return ApiProblems.Forbidden(Access.NotYours);
         var result = await cluster.GetGrain<IUserGrain>(id).ListHolds(query);
         return result.Problem is { } problem ? ApiProblems.Problem(problem) : TypedResults.Ok(HoldPageResponse.From(result.Value!));
@@ -121,39 +122,12 @@ public static class HoldsApi
         string projectId, string? status, string? limit, string? cursor, ClaimsPrincipal caller, IClusterClient cluster)
     {
         if (!RequestInput.TryParseId(projectId, "projectId", out var id, out var invalid)) return invalid;
-        if (!TryParseQuery(status, limit, cursor, out var query, out invalid)) return invalid;
+        if (!RequestInput.TryParseListQuery<HoldStatus>(status, limit, cursor, out var list, out invalid)) return invalid;
+        var query = new HoldQuery(list.Status, list.Limit, list.Before);
         var grain = cluster.GetGrain<IProjectGrain>(id);
-        if (!caller.IsService())
-        {
-            var account = await grain.GetAccount();
-            if (account.Problem is not null || !Access.MayReadProject(caller, account.Value!)) return ApiProblems.Forbidden(Access.NotYours);
-        }
+        if (!await Access.MayReadProjectAsync(caller, grain)) return ApiProblems.Forbidden(Access.NotYours);
 
         var result = await grain.ListHolds(query);
         return result.Problem is { } problem ? ApiProblems.Problem(problem) : TypedResults.Ok(HoldPageResponse.From(result.Value!));
-    }
-
-    private static bool TryParseQuery(string? status, string? limit, string? cursor, out HoldQuery query, out ProblemHttpResult problem)
-    {
-        query = null!;
-        HoldStatus? filter = status switch
-        {
-            null or "" => null,
-            "active" => HoldStatus.Active,
-            "captured" => HoldStatus.Captured,
-            "voided" => HoldStatus.Voided,
-            "expired" => HoldStatus.Expired,
-            _ => (HoldStatus)(-1),
-        };
-        if (filter == (HoldStatus)(-1))
-        {
-            problem = ApiProblems.BadRequest("status must be one of: active, captured, voided, expired.");
-            return false;
-        }
-
-        if (!RequestInput.TryParseLimit(limit, out var size, out problem)) return false;
-        if (!RequestInput.TryParseCursor(cursor, out var before, out problem)) return false;
-        query = new HoldQuery(filter, size, before);
-        return true;
     }
 }

@@ -91,4 +91,35 @@ internal static class RequestInput
         problem = ApiProblems.BadRequest("cursor is not a cursor this API returned (use nextCursor of the previous page).");
         return false;
     }
+
+    /// <summary>
+    /// A list's query string: <c>status</c> (a <typeparamref name="TStatus"/> name in lower case; absent for every
+    /// status), <c>limit</c> and <c>cursor</c>.
+    /// </summary>
+    public static bool TryParseListQuery<TStatus>(string? status, string? limit, string? cursor, out ListQuery<TStatus> query, out ProblemHttpResult problem)
+        where TStatus : struct, Enum
+    {
+        query = default;
+        TStatus? filter = null;
+        if (!string.IsNullOrEmpty(status))
+        {
+            // Names only: Enum.TryParse would also take "2" or "Active".
+            var names = Enum.GetValues<TStatus>().ToDictionary(s => s.ToString().ToLowerInvariant());
+            if (!names.TryGetValue(status, out var parsed))
+            {
+                problem = ApiProblems.BadRequest($"status must be one of: {string.Join(", ", names.Keys)}.");
+                return false;
+            }
+
+            filter = parsed;
+        }
+
+        if (!TryParseLimit(limit, out var size, out problem)) return false;
+        if (!TryParseCursor(cursor, out var before, out problem)) return false;
+        query = new ListQuery<TStatus>(filter, size, before);
+        return true;
+    }
 }
+
+/// <summary>A list endpoint's parsed query: an optional status filter, the page size and the cursor to continue before.</summary>
+internal readonly record struct ListQuery<TStatus>(TStatus? Status, int Limit, long? Before) where TStatus : struct, Enum;

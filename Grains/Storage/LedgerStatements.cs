@@ -50,7 +50,8 @@ public sealed record ProjectCreation(AccountState Account, LedgerRow CreditRow)
 /// </summary>
 public static class LedgerStatements
 {
-    private static readonly SqlStatement<LedgerCommit>[] Commits = [BuildCommit(AccountTable.Users), BuildCommit(AccountTable.Projects)];
+    // One commit statement per account table and shape, built when first needed (at most 2 × 16, a handful in use).
+    private static readonly SqlStatement<LedgerCommit>?[,] Commits = new SqlStatement<LedgerCommit>?[2, (int)CommitShape.All + 1];
     private static readonly SqlStatement<AccountCreation>[] Creations = [BuildCreation(AccountTable.Users), BuildCreation(AccountTable.Projects)];
 
     /// <summary>
@@ -62,17 +63,52 @@ public static class LedgerStatements
     /// </summary>
     public static SqlStatement<ProjectCreation> CreateProject { get; } = BuildProjectCreation();
 
-    /// <summary>The commit of one account; its one result row's <c>written</c> is 1 when written, 0 on a version conflict.</summary>
-    public static SqlStatement<LedgerCommit> Commit(AccountKind kind) => Commits[(int)kind];
+    /// <summary>
+    /// The commit of one account, with only the parts <paramref name="commit"/> writes; its one result row's
+    /// <c>written</c> is 1 when written, 0 on a version conflict.
+    /// </summary>
+    public static SqlStatement<LedgerCommit> Commit(LedgerCommit commit) => Commit(commit.After.Kind, ShapeOf(commit));
+
+    /// <summary>The commit statement of one account table and shape.</summary>
+    public static SqlStatement<LedgerCommit> Commit(AccountKind kind, CommitShape shape) =>
+        // Benign race: two threads may build the same immutable statement, of the same text.
+        Commits[(int)kind, (int)shape] ??= BuildCommit(AccountTable.For(kind), shape);
+
+    /// <summary>
+    /// Which groups of parts a commit writes. A usage commit has no holds or events to write: leaving their parts out
+    /// of its statement spares PostgreSQL their parameters and plan nodes, which cost more than the rows it writes.
+    /// </summary>
+    [Flags]
+    public enum CommitShape
+    {
+        AccountAndHistory = 0,
+        Charges = 1,
+        ErrorsAndEvents = 2,
+        Holds = 4,
+        Grants = 8,
+        All = Charges | ErrorsAndEvents | Holds | Grants,
+    }
+
+    public static CommitShape ShapeOf(LedgerCommit commit)
+    {
+        var shape = CommitShape.AccountAndHistory;
+        if (commit.Charges.Count > 0) shape |= CommitShape.Charges;
+        if (commit.ResolveInsufficientBalanceErrors || commit.Events is { Rows.Count: > 0 }) shape |= CommitShape.ErrorsAndEvents;
+        if (commit.Holds is { } holds && (holds.Inserted.Count > 0 || holds.Ended.Count > 0 || holds.Shortfalls.Count > 0)) shape |= CommitShape.Holds;
+        var grants = commit.GrantWrites;
+        if (grants.Created.Count > 0 || grants.Changed.Count > 0 || grants.Entries.Count > 0) shape |= CommitShape.Grants;
+        return shape;
+    }
 
     /// <summary>The creation of one account; <c>created</c> is 1 when created, 0 when it already existed.</summary>
     public static SqlStatement<AccountCreation> Create(AccountKind kind) => Creations[(int)kind];
 
-    private static SqlStatement<LedgerCommit> BuildCommit(AccountTable table)
+    private static SqlStatement<LedgerCommit> BuildCommit(AccountTable table, CommitShape shape)
     {
         var p = new SqlParameters<LedgerCommit>();
         var account = p.Value("account_id", "uuid", c => c.After.Id);
-        var now = p.Value("now", "timestamptz", c => c.After.UpdatedAt);
+        string? nowPlaceholder = null; // declared by the first part that needs it: a shape without one has no unused parameter
+        string Now() => nowPlaceholder ??= p.Value("now", "timestamptz", c => c.After.UpdatedAt);
         var set = AccountColumns(p, c => c.After);
         var expectedVersion = p.Value("expected_version", "bigint", c => c.ExpectedVersion);
         var expectedHoldsVersion = p.Value("expected_holds_seq", "bigint", c => c.Holds?.ExpectedHoldsVersion ?? c.After.HoldsVersion);
@@ -83,8 +119,22 @@ public static class LedgerStatements
             WHERE {table.Key} = {account} AND version = {expectedVersion} AND holds_seq = {expectedHoldsVersion}
             RETURNING 1 AS ok
             """;
-        var history = HistoryRows(p, table, account, c => c.Rows).Sql(gate: "acct");
-        var usageRecords = new ArrayInsert<LedgerCommit, UsageReceipt>(p, "usage_record", "usage", c => c.Charges)
+        List<(string Name, string Sql)> parts = [("acct", accountUpdate), ("hist", HistoryRows(p, table, account, c => c.Rows).Sql(gate: "acct"))];
+        if (shape.HasFlag(CommitShape.Charges)) parts.Add(("usage", UsageRecords(p, account, Now())));
+        if (shape.HasFlag(CommitShape.ErrorsAndEvents))
+        {
+            parts.Add(("resolved", ResolveErrors(p, table, account, Now())));
+            parts.AddRange(EventStatements.CommitParts(p, Now()));
+        }
+
+        if (shape.HasFlag(CommitShape.Holds)) parts.AddRange(HoldStatements.CommitParts(p, table, account, Now()));
+        if (shape.HasFlag(CommitShape.Grants)) parts.AddRange(GrantStatements.Parts(p, table, account, Now(), c => c.GrantWrites, gate: "acct"));
+        return p.Build(With([.. parts], "SELECT count(*) AS written FROM acct"));
+    }
+
+    /// <summary>The usage records of the commit's charges.</summary>
+    private static string UsageRecords(SqlParameters<LedgerCommit> p, string account, string now) =>
+        new ArrayInsert<LedgerCommit, UsageReceipt>(p, "usage_record", "usage", c => c.Charges)
             .Column("usage_id", "uuid", u => u.UsageId)
             .Shared("outcome", "'charged'")
             .Shared("paid_by", p.Value("paid_by", "text", c => c.After.Kind == AccountKind.Project ? "project" : "user"))
@@ -97,21 +147,19 @@ public static class LedgerStatements
             .Column("quota_used", "numeric", u => u.QuotaUsed)
             .Shared("created_at", now)
             .Sql(gate: "acct");
+
+    /// <summary>The account's open insufficient-balance errors, resolved when the commit says so (read by the events part).</summary>
+    private static string ResolveErrors(SqlParameters<LedgerCommit> p, AccountTable table, string account, string now)
+    {
         var resolving = p.Value("resolve_insufficient_balance_errors", "boolean", c => c.ResolveInsufficientBalanceErrors);
         var scope = p.Value("scope", "text", _ => table.Scope);
-        var resolveErrors = $"""
+        return $"""
             UPDATE billing_error SET resolved = true, resolved_at = {now}
             FROM acct
             WHERE {resolving} AND scope = {scope} AND scope_id = {account}
               AND error_type = 'insufficient_balance' AND NOT resolved
             RETURNING billing_error.id, billing_error.scope, billing_error.scope_id, billing_error.error_type
             """;
-
-        return p.Build(With(
-            [("acct", accountUpdate), ("hist", history), ("usage", usageRecords), ("resolved", resolveErrors),
-             .. HoldStatements.CommitParts(p, table, account, now), .. EventStatements.CommitParts(p, now),
-             .. GrantStatements.Parts(p, table, account, now, c => c.GrantWrites, gate: "acct")],
-            "SELECT count(*) AS written FROM acct"));
     }
 
     private static SqlStatement<AccountCreation> BuildCreation(AccountTable table)

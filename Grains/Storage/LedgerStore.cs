@@ -96,7 +96,7 @@ public sealed class LedgerStore(NpgsqlDataSource dataSource)
     /// The statement of <see cref="CommitAsync"/>, to run alone or beside other accounts' in one transaction
     /// (<see cref="LedgerWriter"/>). It returns one row: 1 when written, 0 on a version conflict.
     /// </summary>
-    public static NpgsqlBatchCommand CommitCommand(LedgerCommit commit) => LedgerStatements.Commit(commit.After.Kind).BatchCommand(commit);
+    public static NpgsqlBatchCommand CommitCommand(LedgerCommit commit) => LedgerStatements.Commit(commit).BatchCommand(commit);
 
     /// <summary>Which of <paramref name="usageIds"/> already have a row in this account's history.</summary>
     public Task<HashSet<Guid>> ExistingUsageIdsAsync(AccountTable table, Guid id, Guid[] usageIds, CancellationToken cancellationToken = default) =>

@@ -36,7 +36,15 @@ public sealed class SqlParameters<TInput>
     private string Declare(string name, string type, Func<TInput, NpgsqlParameter> bind)
     {
         if (bindings.Any(b => b.Name == name)) throw new InvalidOperationException($"Parameter {name} is declared twice.");
-        bindings.Add(new Binding(name, bind));
+        // The declared type goes with every value too: a prepared statement is only reused while its parameters' types
+        // match, and Npgsql would otherwise infer some from the value (an empty or all-null DateTime array is not
+        // timestamptz[]), so one commit in a different shape made every later one on that connection run unprepared.
+        bindings.Add(new Binding(name, input =>
+        {
+            var parameter = bind(input);
+            parameter.DataTypeName = type;
+            return parameter;
+        }));
         return $"${bindings.Count}::{type}";
     }
 

@@ -44,6 +44,9 @@ public static class SiloHostingExtensions
             orleans.Services.AddOptions<ClusterMembershipOptions>()
                 .Configure(FastFailover)
                 .BindConfiguration($"{SiloClusterOptions.SectionName}:Membership");
+            orleans.Services.AddOptions<GrainCollectionOptions>()
+                .Configure(BoundedActivations)
+                .BindConfiguration($"{SiloClusterOptions.SectionName}:GrainCollection");
             orleans.AddBillingGrains(connectionString);
             orleans.AddDashboard();
         });
@@ -75,6 +78,20 @@ public static class SiloHostingExtensions
         options.DeathVoteExpirationTimeout = TimeSpan.FromSeconds(20);
         options.IAmAliveTablePublishTimeout = TimeSpan.FromSeconds(5);
         options.TableRefreshTimeout = TimeSpan.FromSeconds(5);
+    }
+
+    /// <summary>
+    /// Memory stays bounded when most accounts are idle: an account's grain leaves memory after
+    /// <see cref="GrainCollectionOptions.CollectionAge"/> without calls (its state is in PostgreSQL; the next call
+    /// reloads it), and under memory pressure Orleans deactivates the least recently used grains first, from 80% of the
+    /// host's (or container's) memory down to 70%. Overridable under Orleans:GrainCollection (README, "Deploying").
+    /// </summary>
+    public static void BoundedActivations(GrainCollectionOptions options)
+    {
+        options.CollectionAge = TimeSpan.FromMinutes(10);
+        options.EnableActivationSheddingOnMemoryPressure = true;
+        options.MemoryUsageLimitPercentage = 80;
+        options.MemoryUsageTargetPercentage = 70;
     }
 
     /// <summary>

@@ -66,6 +66,9 @@ public sealed class BenchOptions
     /// <summary>Balance alerts on every project (five thresholds, the top one crossed early), to measure what they cost.</summary>
     public bool Alerts { get; private set; }
 
+    /// <summary>Open credit grants per project: the top-up's and N − 1 promotional ones (--grants).</summary>
+    public int Grants { get; private set; } = 1;
+
     public static BenchOptions Parse(string[] args)
     {
         var o = new BenchOptions();
@@ -98,6 +101,7 @@ public sealed class BenchOptions
                 case "--quiet-wait": o.QuietWaitSeconds = int.Parse(Next()); break;
                 case "--xp-fk": o.ExperimentForeignKey = true; break;
                 case "--alerts": o.Alerts = true; break;
+                case "--grants": o.Grants = int.Parse(Next()); break;
                 case "--xp-writers": o.ExperimentWriters = int.Parse(Next()); break;
                 case "--xp-db-options": o.ExperimentConnectionExtra = Next(); break;
                 case "--summary": o.Summary = true; break;
@@ -119,6 +123,7 @@ public sealed class BenchOptions
         foreach (var a in o.Accounts) if (a is not ("hot" or "spread")) throw new ArgumentException($"--accounts: unknown kind {a}");
         foreach (var m in o.Modes) if (m is not ("orleans" or "hold" or "seed" or "db-single" or "db-shared" or "db-grain")) throw new ArgumentException($"--modes: unknown mode {m}");
         if (o.Seconds < 1 || o.WarmupSeconds < 0 || o.Clients.Any(c => c < 1)) throw new ArgumentException("--seconds ≥ 1, --warmup ≥ 0, --clients ≥ 1");
+        if (o.Grants is < 1 or > 100) throw new ArgumentException("--grants between 1 and 100");
         if (o.Repeat < 1 || o.Silos.Length == 0 || o.Silos.Any(s => s is < 1 or > 4) || o.SpreadProjects < 1)
             throw new ArgumentException("--repeat ≥ 1, --silos between 1 and 4, --projects ≥ 1");
         o.SiloDll ??= Path.Combine(o.Root, "Silo/bin/Release/net10.0/Billing.Silo.dll");
@@ -143,6 +148,8 @@ public sealed class BenchOptions
           --silos LIST        silo counts, e.g. 1,2: the cases run with each (own cluster, same database); the report
                               gives the ops/s relative to one silo (1)
           --alerts            balance alerts on every project (5 thresholds; usage crosses the top one): their cost
+          --grants N          open credit grants per project (1: the top-up's; N > 1 adds N − 1 promotional grants,
+                              spent first): the cost of grants on the write path
           --smoke             short run: --seconds 2 --warmup 1 --clients 8 --projects 1000
           --silo-db-options S extra Npgsql settings appended to the silo's and gateway's connection string
           --silo-log-level L  Logging:LogLevel:Default of the silo and gateway (Warning)

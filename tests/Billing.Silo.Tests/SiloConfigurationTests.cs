@@ -92,6 +92,17 @@ public sealed class SiloConfigurationTests
     }
 
     [Fact]
+    public async Task Idle_grains_are_collected_by_default_and_the_collection_is_configurable()
+    {
+        var builder = SiloBuilder(["--ConnectionStrings:Billing=Host=127.0.0.1;Database=unused", "--Orleans:GrainCollection:MemoryUsageLimitPercentage=90"]);
+        builder.AddBillingSilo();
+        await using var app = builder.Build();
+        var options = app.Services.GetRequiredService<IOptions<Orleans.Configuration.GrainCollectionOptions>>().Value;
+        Assert.Equal((TimeSpan.FromMinutes(10), true, 90d, 70d),
+            (options.CollectionAge, options.EnableActivationSheddingOnMemoryPressure, options.MemoryUsageLimitPercentage, options.MemoryUsageTargetPercentage));
+    }
+
+    [Fact]
     public void Orleans_keys_stay_in_the_Orleans_section()
     {
         var options = new SiloClusterOptions();

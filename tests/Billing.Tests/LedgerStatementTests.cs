@@ -10,8 +10,30 @@ public class LedgerStatementTests
 
     [Theory]
     [MemberData(nameof(Kinds))]
-    public void Commit_statement_uses_every_declared_parameter_once_by_number(AccountKind kind) =>
-        AssertPlaceholders(LedgerStatements.Commit(kind).Sql, LedgerStatements.Commit(kind).ParameterNames);
+    public void Commit_statement_of_every_shape_uses_every_declared_parameter_once_by_number(AccountKind kind)
+    {
+        for (var shape = LedgerStatements.CommitShape.AccountAndHistory; shape <= LedgerStatements.CommitShape.All; shape++)
+        {
+            var statement = LedgerStatements.Commit(kind, shape);
+            AssertPlaceholders(statement.Sql, statement.ParameterNames);
+        }
+    }
+
+    [Fact]
+    public void A_commit_statement_has_only_the_parts_its_shape_writes()
+    {
+        var usage = LedgerStatements.Commit(AccountKind.Project, LedgerStatements.CommitShape.Charges | LedgerStatements.CommitShape.Grants).Sql;
+        Assert.Contains("usage AS (", usage);
+        Assert.Contains("grant_entries AS (", usage);
+        Assert.DoesNotContain("billing_hold", usage);
+        Assert.DoesNotContain("billing_event", usage);
+        Assert.DoesNotContain("billing_error", usage);
+        var all = LedgerStatements.Commit(AccountKind.Project, LedgerStatements.CommitShape.All).Sql;
+        foreach (var part in new[] { "usage", "resolved", "events", "resolved_events", "hold_new", "hold_end", "hold_err", "grants_new", "grants_changed", "grant_entries" })
+        {
+            Assert.Contains(part + " AS (", all);
+        }
+    }
 
     [Theory]
     [MemberData(nameof(Kinds))]

@@ -31,7 +31,7 @@ internal sealed record BenchAccounts(
             ? Enumerable.Range(0, options.SpreadProjects).Select(i => (Guid.NewGuid(), creators[i % creators.Length])).ToArray()
             : [];
         var all = new[] { hot }.Concat(spread).ToArray();
-        if (services is not null) await ThroughTheGrainsAsync(services, modelId, all, creators, options.Alerts);
+        if (services is not null) await ThroughTheGrainsAsync(services, modelId, all, creators, options.Alerts, options.Grants);
 
         var db = database.Bench;
         await BenchDatabase.ExecuteAsync(db, SeedTables.Schema);
@@ -59,7 +59,7 @@ internal sealed record BenchAccounts(
     }
 
     /// <summary>A model price, the users and the projects with their top-ups, through the grains (so the silo holds them).</summary>
-    private static async Task ThroughTheGrainsAsync(BenchServices services, Guid modelId, (Guid Project, Guid User)[] all, Guid[] creators, bool alerts)
+    private static async Task ThroughTheGrainsAsync(BenchServices services, Guid modelId, (Guid Project, Guid User)[] all, Guid[] creators, bool alerts, int grants)
     {
         var started = Stopwatch.StartNew();
         var cluster = services.Cluster;
@@ -76,6 +76,12 @@ internal sealed record BenchAccounts(
             Check(await grain.Initialize(p.Item1.User), "project Initialize");
             var topUp = await grain.Credit(new AccountCredit(p.Item2, HistoryReasons.TopUp, Guid.NewGuid()));
             Check(topUp, "project Credit");
+            // Promotional grants are spent before the top-up's paid grant, the lowest priority first: usage draws on them.
+            for (var i = 1; i < grants; i++)
+            {
+                Check(await grain.Grant(new GrantInput(Guid.NewGuid(), 1_000m, GrantCategory.Promotional, Priority: i, null, null, "bench")), "project Grant");
+            }
+
             if (alerts)
             {
                 // Every usage is evaluated against five thresholds; the top one is crossed within the first usages.
@@ -86,6 +92,7 @@ internal sealed record BenchAccounts(
             if (Interlocked.Increment(ref done) % 2000 == 0) Say($"seed: {done}/{projects.Length} projects initialised and topped up");
         });
         if (alerts) Say("seed: balance alerts on every project (5 thresholds)");
+        if (grants > 1) Say($"seed: {grants} open credit grants on every project ({grants - 1} promotional, spent first)");
         Say($"seed: model price 3.00/15.00 USD per million tokens; {users.Length} users, {projects.Length} projects initialised and topped up through the grains in {started.Elapsed.TotalSeconds:F1} s; " +
             $"silo working set {Report.BenchReport.Mb(services.SiloRssKb)} MB");
     }
