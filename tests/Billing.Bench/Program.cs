@@ -58,8 +58,9 @@ static async Task<int> RunAsync(BenchOptions options)
     {
         await using var services = siloCount is { } count ? await BenchServices.StartAsync(options, database, runId, logDirectory, count) : null;
 
-        // 2. Seeding (once; later silo counts activate the same accounts from the database).
-        accounts ??= await BenchAccounts.SeedAsync(options, database, services);
+        // 2. Seeding (once; later silo counts activate the same accounts from the database before their cases).
+        if (accounts is null) accounts = await BenchAccounts.SeedAsync(options, database, services);
+        else if (services is not null) await accounts.ActivateAsync(services);
 
         // 3–4. Workload and measurement: per accounts and clients, the seed first (the ratios' baseline), then the
         // others; --repeat N alternates them N times, so each ratio compares runs a minute apart.

@@ -10,51 +10,24 @@ using Xunit.Abstractions;
 
 namespace Billing.Properties.Tests;
 
-/// <summary>Real time moved on by the test (grants coming into effect and expiring), as Billing.Tests' AdjustableClock.</summary>
-public sealed class MovableClock : TimeProvider
-{
-    private long offsetTicks;
-
-    public override DateTimeOffset GetUtcNow() => base.GetUtcNow().AddTicks(Interlocked.Read(ref offsetTicks));
-
-    public void Advance(TimeSpan by) => Interlocked.Add(ref offsetTicks, by.Ticks);
-}
-
 /// <summary>
 /// A cluster of its own (its clock moves): a grant clock sweeping every 200 ms, so idle accounts write their
 /// expiries and effects without anybody calling, and a signup grant that expires after 6 hours.
 /// </summary>
-public sealed class GrantGrainCluster : IAsyncLifetime
+public sealed class GrantGrainCluster : RealGrainCluster
 {
-    public InProcessTestCluster Cluster { get; private set; } = null!;
+    public AdjustableClock Clock { get; } = new();
 
-    public string ConnectionString { get; private set; } = null!;
+    protected override string DatabaseName => "propsgrants";
 
-    public MovableClock Clock { get; } = new();
-
-    public async Task InitializeAsync()
+    protected override void ConfigureSilo(ISiloBuilder silo)
     {
-        ConnectionString = await PostgresServer.Instance.CreateDatabaseAsync("propsgrants");
-        var builder = new InProcessTestClusterBuilder(1);
-        builder.ConfigureSilo((_, silo) =>
+        silo.Services.AddSingleton<TimeProvider>(Clock);
+        silo.Services.Configure<CreditGrantOptions>(options =>
         {
-            silo.AddBillingGrains(ConnectionString);
-            silo.Services.AddSingleton<TimeProvider>(Clock);
-            silo.Services.Configure<CreditGrantOptions>(options =>
-            {
-                options.SweepInterval = TimeSpan.FromMilliseconds(200);
-                options.SignupExpiresAfterDays = 0.25;
-            });
-            silo.Services.AddLogging(l => l.SetMinimumLevel(LogLevel.Warning));
+            options.SweepInterval = TimeSpan.FromMilliseconds(200);
+            options.SignupExpiresAfterDays = 0.25;
         });
-        Cluster = builder.Build();
-        await Cluster.DeployAsync();
-    }
-
-    public async Task DisposeAsync()
-    {
-        await Cluster.StopAllSilosAsync();
-        await Cluster.DisposeAsync();
     }
 }
 

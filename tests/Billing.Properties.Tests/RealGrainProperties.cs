@@ -8,19 +8,28 @@ using Orleans.TestingHost;
 
 namespace Billing.Properties.Tests;
 
-public sealed class RealGrainCluster : IAsyncLifetime
+/// <summary>A test cluster of its own for a property class, on its own database; subclasses add to the silo.</summary>
+public class RealGrainCluster : IAsyncLifetime
 {
     public InProcessTestCluster Cluster { get; private set; } = null!;
 
     public string ConnectionString { get; private set; } = null!;
 
+    protected virtual string DatabaseName => "props";
+
+    /// <summary>What the silo needs beyond the billing grains.</summary>
+    protected virtual void ConfigureSilo(ISiloBuilder silo)
+    {
+    }
+
     public async Task InitializeAsync()
     {
-        ConnectionString = await PostgresServer.Instance.CreateDatabaseAsync("props");
+        ConnectionString = await PostgresServer.Instance.CreateDatabaseAsync(DatabaseName);
         var builder = new InProcessTestClusterBuilder(1);
         builder.ConfigureSilo((_, silo) =>
         {
             silo.AddBillingGrains(ConnectionString);
+            ConfigureSilo(silo);
             silo.Services.AddLogging(l => l.SetMinimumLevel(LogLevel.Warning));
         });
         Cluster = builder.Build();

@@ -8,16 +8,6 @@ using Orleans.TestingHost;
 
 namespace Billing.Tests;
 
-/// <summary>A clock the tests can move forward (quota cycles); otherwise real time.</summary>
-public sealed class AdjustableClock : TimeProvider
-{
-    private long offsetTicks;
-
-    public override DateTimeOffset GetUtcNow() => base.GetUtcNow().AddTicks(Interlocked.Read(ref offsetTicks));
-
-    public void Advance(TimeSpan by) => Interlocked.Add(ref offsetTicks, by.Ticks);
-}
-
 /// <summary>
 /// One Orleans test cluster hosting the billing grains on its own database of the throwaway PostgreSQL,
 /// shared by a collection. Tests use fresh ids, so they neither see nor disturb each other.

@@ -58,6 +58,19 @@ internal sealed record BenchAccounts(
         return new BenchAccounts(modelId, hot, spread, experiment, grainTables);
     }
 
+    /// <summary>
+    /// Loads every project into the silos of a cluster started after the seeding one (--silos 1,2), as seeding did for
+    /// the first: its cases then measure warm accounts, as the first cluster's do, not 10,000 activations.
+    /// </summary>
+    public async Task ActivateAsync(BenchServices services)
+    {
+        var started = Stopwatch.StartNew();
+        await Parallel.ForEachAsync(new[] { Hot }.Concat(Spread), new ParallelOptions { MaxDegreeOfParallelism = 64 }, async (p, _) =>
+            Check(await services.Cluster.GetGrain<IProjectGrain>(p.Project).GetAccount(), "project GetAccount"));
+        Say($"seed: {1 + Spread.Length} projects activated in the {services.SiloCount}-silo cluster in {started.Elapsed.TotalSeconds:F1} s; " +
+            $"silo working set {Report.BenchReport.Mb(services.SiloRssKb)} MB");
+    }
+
     /// <summary>A model price, the users and the projects with their top-ups, through the grains (so the silo holds them).</summary>
     private static async Task ThroughTheGrainsAsync(BenchServices services, Guid modelId, (Guid Project, Guid User)[] all, Guid[] creators, bool alerts, int grants)
     {
