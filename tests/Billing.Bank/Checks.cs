@@ -3,23 +3,27 @@ using Billing.Testing;
 namespace Billing.Bank;
 
 /// <summary>
-/// After the run: the ledger invariants (the kit's <see cref="LedgerInvariants"/>, on every account), then what only
-/// the bank knows — every answer its clients received against what the database holds (I4, exactly one answer per
-/// id), the bank equation per account, and exactly one first-project credit per creator.
+/// After the run: the ledger invariants (the kit's <see cref="LedgerInvariants"/>, on every account: I1–I3, I5, H1–H3,
+/// G1–G2, and E1 on the outbox), then what only the bank knows — every answer its clients received against what the
+/// database holds (I4, exactly one answer per id; holds and captures in <see cref="HoldChecks"/>, grants in
+/// <see cref="GrantChecks"/>), the bank equation per account, and exactly one first-project credit per creator.
 /// </summary>
-public static class Checks
+public static partial class Checks
 {
-    public static async Task Run(string connectionString, IReadOnlyCollection<Op> ops, Action<string> violation, Action<string> info)
+    public static async Task Run(string connectionString, IReadOnlyCollection<Op> ops, Stats stats, Action<string> violation, Action<string> info)
     {
         var db = await LedgerSnapshot.ReadAsync(connectionString);
-        info($"database: {db.Accounts.Count} accounts, {db.Rows.Count} history rows, {db.UsageRecords.Count} usage records, {db.BillingErrors.Count} billing errors");
+        info($"database: {db.Accounts.Count} accounts, {db.Rows.Count} history rows, {db.UsageRecords.Count} usage records, {db.BillingErrors.Count} billing errors, " +
+             $"{db.Holds.Count} holds, {db.Grants.Count} grants");
         foreach (var v in LedgerInvariants.FindViolations(db)) violation(v);
+        foreach (var v in await LedgerInvariants.FindEventViolationsAsync(connectionString)) violation(v);
 
         var records = db.UsageRecords;
         var chargeByUsage = db.Rows.Where(r => r.IsCharge).GroupBy(r => r.UsageId!.Value).ToDictionary(g => g.Key, g => g.First());
 
         // I4 and exactly-one-answer: every answer a client received is what the database holds, and the database holds nothing nobody was answered.
         var usageOps = ops.Where(o => o.Type is OpType.Usage or OpType.PersonalUsage).ToDictionary(o => o.Key);
+        var captureOps = ops.Where(o => o.Type == OpType.CaptureHold).ToDictionary(o => o.Key);
         foreach (var op in usageOps.Values)
         {
             records.TryGetValue(op.Key, out var record);
@@ -45,12 +49,18 @@ public static class Checks
             }
         }
 
-        foreach (var record in records.Values.Where(r => !usageOps.ContainsKey(r.UsageId))) violation($"usage record {record.UsageId} that no client sent");
+        foreach (var record in records.Values.Where(r => !usageOps.ContainsKey(r.UsageId) && !captureOps.ContainsKey(r.UsageId))) violation($"usage record {record.UsageId} that no client sent");
         foreach (var record in records.Values.Where(r => usageOps.TryGetValue(r.UsageId, out var op) && op.Answer?.Kind is not (OutcomeKind.Ok or OutcomeKind.Refused)))
             violation($"usage {record.UsageId} stored as {record.Outcome} but the client's answer was {usageOps[record.UsageId].Answer}");
+        foreach (var record in records.Values.Where(r => captureOps.TryGetValue(r.UsageId, out var op) && op.Answer?.Kind != OutcomeKind.Ok))
+            violation($"capture usage {record.UsageId} stored as {record.Outcome} but the client's answer was {captureOps[record.UsageId].Answer}");
+
+        HoldChecks.Run(db, ops, violation);
+        GrantChecks.Run(db, ops, stats, violation);
 
         var creditOps = ops.Where(o => o.Type == OpType.TopUp).ToDictionary(o => o.Key);
-        var creditRows = db.Rows.Where(r => r.CreditId is not null).ToDictionary(r => r.CreditId!.Value);
+        var grantOps = ops.Where(o => o.Type == OpType.Grant).ToDictionary(o => o.Key);
+        var creditRows = db.Rows.Where(r => r.CreditId is not null && r.Reason != GrantReasons.GrantCredit).ToDictionary(r => r.CreditId!.Value);
         foreach (var op in creditOps.Values)
         {
             var stored = creditRows.TryGetValue(op.Key, out var row);
@@ -61,15 +71,25 @@ public static class Checks
 
         foreach (var row in creditRows.Values.Where(r => !creditOps.ContainsKey(r.CreditId!.Value))) violation($"credit row {row.CreditId} no client sent");
 
-        // The bank: each balance equals its opening credit + acknowledged top-ups − acknowledged charges it paid, from the clients' answers alone.
+        // The bank: each balance equals its opening credit + acknowledged top-ups and grants − acknowledged charges and
+        // captures it paid, from the clients' answers alone, − what expired of its grants (the grant_expired rows; that
+        // each names a grant a client was given, and left only what charges had not taken, GrantChecks and G2 check).
+        var expiredRows = db.Rows.Where(r => r.Reason == GrantReasons.GrantExpired).ToLookup(r => (r.Kind, r.Account));
+        var otherRows = db.Rows.Where(r => r.Reason == GrantReasons.GrantVoided).ToList();
+        foreach (var row in otherRows) violation($"{row.Reason} row {row.Kind} {row.Account} seq {row.Seq} that no client asked for");
         foreach (var account in db.Accounts.Values)
         {
             var opening = account.Kind == AccountKind.User ? 10.0000m : account.FirstProjectCredit ? 20.0000m : 0m;
             var topUps = creditOps.Values.Where(o => o.Answer?.Kind == OutcomeKind.Ok && o.Account == account.Id && o.Kind == account.Kind).Sum(o => o.Amount);
+            var grants = grantOps.Values.Where(o => o.Answer?.Kind == OutcomeKind.Ok && o.Account == account.Id && o.Kind == account.Kind).Sum(o => o.Amount);
             var charges = usageOps.Values.Where(o => o.Answer?.Kind == OutcomeKind.Ok && o.Answer.PaidBy == account.PaidBy &&
                 (account.Kind == AccountKind.User ? o.User == account.Id : o.Project == account.Id)).Sum(o => o.Answer!.Cost!.Value);
-            var expected = opening + topUps - charges;
-            if (expected != account.Balance) violation($"bank {account.PaidBy} {account.Id}: balance {account.Balance} != opening {opening} + top-ups {topUps} - charges {charges} = {expected}");
+            var captured = captureOps.Values.Select(o => o.Answer?.Kind == OutcomeKind.Ok ? o.Answer.Capture : null)
+                .Where(c => c is not null && c.DeductedFrom == account.PaidBy && c.AccountId == account.Id).Sum(c => c!.Charged - c.QuotaUsed);
+            var expired = -expiredRows[(account.Kind, account.Id)].Sum(r => r.Amount);
+            var expected = opening + topUps + grants - charges - captured - expired;
+            if (expected != account.Balance)
+                violation($"bank {account.PaidBy} {account.Id}: balance {account.Balance} != opening {opening} + top-ups {topUps} + grants {grants} - charges {charges} - captures {captured} - expired {expired} = {expected}");
         }
 
         // Exactly one first-project credit per creator (all initialisations were resolved; the checker says at most one).

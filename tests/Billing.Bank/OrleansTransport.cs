@@ -46,6 +46,48 @@ public sealed class OrleansTransport : ITransport
         }, ct);
     }
 
+    public Task<Outcome> PlaceHold(Guid holdId, Guid? project, Guid user, Guid model, long input, long maxOutput, int ttlSeconds, CancellationToken ct) =>
+        Call(async () => Map(await client.GetGrain<IUsageGrain>(0).PlaceHold(new HoldRequest(holdId, project, user, model, input, maxOutput, ttlSeconds)).WaitAsync(ct)), ct);
+
+    public Task<Outcome> CaptureHold(Guid holdId, long input, long output, Guid? usageId, CancellationToken ct) => Call(async () =>
+    {
+        var r = await client.GetGrain<IUsageGrain>(0).CaptureHold(new HoldCapture(holdId, input, output, usageId)).WaitAsync(ct);
+        if (!r.IsOk) return Problem(r.Problem!);
+        var c = r.Value!;
+        var payer = c.DeductedFrom == PayingAccount.Project ? "project" : "user";
+        return new Outcome(OutcomeKind.Ok, 200, Cost: c.Cost, PaidBy: payer, BalanceAfter: c.BalanceAfter)
+        {
+            Capture = new CaptureAnswer(c.UsageId, c.HoldId, c.Cost, payer, c.AccountId, c.BalanceAfter, c.QuotaUsed, c.Held, c.Charged, c.Released, c.Shortfall, c.Late, c.ShortfallErrorId),
+        };
+    }, ct);
+
+    public Task<Outcome> VoidHold(Guid holdId, CancellationToken ct) =>
+        Call(async () => Map(await client.GetGrain<IUsageGrain>(0).VoidHold(holdId).WaitAsync(ct)), ct);
+
+    public Task<Outcome> Grant(AccountKind kind, Guid account, Guid grantId, decimal amount, GrantCategory category, int priority,
+        DateTimeOffset effectiveAt, DateTimeOffset? expiresAt, CancellationToken ct)
+    {
+        IAccountGrain grain = kind == AccountKind.User ? client.GetGrain<IUserGrain>(account) : client.GetGrain<IProjectGrain>(account);
+        return Call(async () =>
+        {
+            var r = await grain.Grant(new GrantInput(grantId, amount, category, priority, effectiveAt, expiresAt, "bank")).WaitAsync(ct);
+            if (!r.IsOk) return Problem(r.Problem!);
+            var g = r.Value!.Grant;
+            return new Outcome(OutcomeKind.Ok, r.Value.Created ? 201 : 200, Created: r.Value.Created)
+            {
+                Grant = new GrantAnswer(g.GrantId, g.Amount, g.Status.ToString().ToLowerInvariant(), g.ExpiresAt),
+            };
+        }, ct);
+    }
+
+    private static Outcome Map(BillingResult<HoldView> r) => r.IsOk
+        ? new Outcome(OutcomeKind.Ok, 200)
+        {
+            Hold = new HoldAnswer(r.Value!.HoldId, r.Value.Status.ToString().ToLowerInvariant(), r.Value.Payer == PayingAccount.Project ? "project" : "user",
+                r.Value.AccountId, r.Value.Amount, r.Value.ExpiresAt),
+        }
+        : Problem(r.Problem!);
+
     private static async Task<Outcome> Call(Func<Task<Outcome>> call, CancellationToken ct)
     {
         try
@@ -70,7 +112,9 @@ public sealed class OrleansTransport : ITransport
     {
         BillingStatus.InsufficientBalance => new Outcome(OutcomeKind.Refused, 402, p.Detail, BillingErrorId: p.BillingErrorId),
         BillingStatus.AccountNotFound => new Outcome(OutcomeKind.NotFound, 404, p.Detail),
-        BillingStatus.CreatorConflict => new Outcome(OutcomeKind.Conflict, 409, p.Detail),
+        BillingStatus.CreatorConflict or BillingStatus.HoldConflict => new Outcome(OutcomeKind.Conflict, 409, p.Detail),
+        BillingStatus.HoldNotFound or BillingStatus.GrantNotFound => new Outcome(OutcomeKind.NotFound, 404, p.Detail),
+        BillingStatus.Overloaded => Outcome.Unknown($"{p.Status}: {p.Detail}", 503), // nothing was done: retried like a 503
         _ => new Outcome(OutcomeKind.Invalid, 400, $"{p.Status}: {p.Detail}"),
     };
 

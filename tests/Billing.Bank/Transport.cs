@@ -16,16 +16,35 @@ public enum OutcomeKind
     Unknown,      // timeout, dropped connection, 5xx: the outcome is not known
 }
 
-/// <summary>One answer. For usage: cost, payer, balance after; for accounts: balance and whether it was created.</summary>
+/// <summary>
+/// One answer. For usage: cost, payer, balance after; for accounts: balance and whether it was created; for a hold
+/// placed or voided: <see cref="Hold"/>; for a capture: <see cref="Capture"/>; for a grant: <see cref="Grant"/>.
+/// </summary>
 public sealed record Outcome(OutcomeKind Kind, int Status = 0, string? Detail = null, decimal? Cost = null, string? PaidBy = null,
     decimal? BalanceAfter = null, Guid? BillingErrorId = null, bool? Created = null)
 {
+    public HoldAnswer? Hold { get; init; }
+
+    public CaptureAnswer? Capture { get; init; }
+
+    public GrantAnswer? Grant { get; init; }
+
     public bool Definite => Kind != OutcomeKind.Unknown;
 
     public static Outcome Unknown(string detail, int status = 0) => new(OutcomeKind.Unknown, status, detail);
 
-    public override string ToString() => $"{Kind}({Status}) cost={Cost} paidBy={PaidBy} after={BalanceAfter} err={BillingErrorId} {Detail}";
+    public override string ToString() => $"{Kind}({Status}) cost={Cost} paidBy={PaidBy} after={BalanceAfter} err={BillingErrorId}{(Hold is null ? "" : " " + Hold)}{(Capture is null ? "" : " " + Capture)}{(Grant is null ? "" : " " + Grant)} {Detail}";
 }
+
+/// <summary>A hold as answered (placement, void): <see cref="Status"/> active, captured, voided or expired; <see cref="Payer"/> project or user.</summary>
+public sealed record HoldAnswer(Guid HoldId, string Status, string Payer, Guid AccountId, decimal Amount, DateTimeOffset ExpiresAt);
+
+/// <summary>A capture's receipt as answered.</summary>
+public sealed record CaptureAnswer(Guid UsageId, Guid HoldId, decimal Cost, string DeductedFrom, Guid AccountId, decimal BalanceAfter, decimal QuotaUsed,
+    decimal Held, decimal Charged, decimal Released, decimal Shortfall, bool Late, Guid? ShortfallErrorId);
+
+/// <summary>A grant as answered.</summary>
+public sealed record GrantAnswer(Guid GrantId, decimal Amount, string Status, DateTimeOffset? ExpiresAt);
 
 public interface ITransport : IAsyncDisposable
 {
@@ -40,6 +59,18 @@ public interface ITransport : IAsyncDisposable
     Task<Outcome> PersonalUsage(Guid usageId, Guid user, Guid model, long input, long output, CancellationToken ct);
 
     Task<Outcome> TopUp(AccountKind kind, Guid account, decimal amount, Guid creditId, CancellationToken ct);
+
+    /// <summary>Places a hold (a personal one when <paramref name="project"/> is null).</summary>
+    Task<Outcome> PlaceHold(Guid holdId, Guid? project, Guid user, Guid model, long input, long maxOutput, int ttlSeconds, CancellationToken ct);
+
+    /// <summary>Captures a hold; <paramref name="usageId"/> null: the hold id is the usage id.</summary>
+    Task<Outcome> CaptureHold(Guid holdId, long input, long output, Guid? usageId, CancellationToken ct);
+
+    Task<Outcome> VoidHold(Guid holdId, CancellationToken ct);
+
+    /// <summary>Gives an account a grant (idempotent by <paramref name="grantId"/>).</summary>
+    Task<Outcome> Grant(AccountKind kind, Guid account, Guid grantId, decimal amount, GrantCategory category, int priority,
+        DateTimeOffset effectiveAt, DateTimeOffset? expiresAt, CancellationToken ct);
 
     /// <summary>Drops every open connection (the next calls open new ones).</summary>
     void DropConnections();
@@ -97,7 +128,49 @@ public sealed class HttpTransport(Uri baseAddress, string serviceToken, string a
         Send(HttpMethod.Post, $"/v1/{(kind == AccountKind.User ? "users" : "projects")}/{account}/credits",
             new { amount, reason = "top_up", creditId }, adminToken, ct);
 
-    private async Task<Outcome> Send(HttpMethod method, string path, object? body, string token, CancellationToken ct)
+    public Task<Outcome> PlaceHold(Guid holdId, Guid? project, Guid user, Guid model, long input, long maxOutput, int ttlSeconds, CancellationToken ct) =>
+        Send(HttpMethod.Post, "/v1/holds", new { holdId, projectId = project, userId = user, modelId = model, inputTokens = input, maxOutputTokens = maxOutput, ttlSeconds },
+            serviceToken, ct, HoldOf);
+
+    public Task<Outcome> CaptureHold(Guid holdId, long input, long output, Guid? usageId, CancellationToken ct) =>
+        Send(HttpMethod.Post, $"/v1/holds/{holdId}/capture", new { inputTokens = input, outputTokens = output, usageId }, serviceToken, ct, (status, json) =>
+            new Outcome(OutcomeKind.Ok, status, Cost: Dec(json, "cost"), PaidBy: Str(json, "deductedFrom"), BalanceAfter: Dec(json, "balanceAfter"))
+            {
+                Capture = new CaptureAnswer(Id(json, "usageId") ?? Guid.Empty, Id(json, "holdId") ?? Guid.Empty, Dec(json, "cost") ?? -1, Str(json, "deductedFrom") ?? "?",
+                    Id(json, "accountId") ?? Guid.Empty, Dec(json, "balanceAfter") ?? -1, Dec(json, "quotaUsed") ?? -1, Dec(json, "held") ?? -1, Dec(json, "charged") ?? -1,
+                    Dec(json, "released") ?? -1, Dec(json, "shortfall") ?? -1, json.TryGetProperty("late", out var late) && late.ValueKind == JsonValueKind.True,
+                    Id(json, "shortfallBillingErrorId")),
+            });
+
+    public Task<Outcome> VoidHold(Guid holdId, CancellationToken ct) => Send(HttpMethod.Post, $"/v1/holds/{holdId}/void", null, serviceToken, ct, HoldOf);
+
+    public Task<Outcome> Grant(AccountKind kind, Guid account, Guid grantId, decimal amount, GrantCategory category, int priority,
+        DateTimeOffset effectiveAt, DateTimeOffset? expiresAt, CancellationToken ct) =>
+        Send(HttpMethod.Post, $"/v1/{(kind == AccountKind.User ? "users" : "projects")}/{account}/grants",
+            new { grantId, amount, category = category == GrantCategory.Paid ? "paid" : "promotional", priority, effectiveAt, expiresAt, description = "bank" },
+            adminToken, ct, (status, json) => new Outcome(OutcomeKind.Ok, status, Created: status == 201)
+            {
+                Grant = new GrantAnswer(Id(json, "grantId") ?? Guid.Empty, Dec(json, "amount") ?? -1, Str(json, "status") ?? "?", Time(json, "expiresAt")),
+            });
+
+    private static Outcome HoldOf(int status, JsonElement json) => new(OutcomeKind.Ok, status, Created: status == 201)
+    {
+        Hold = new HoldAnswer(Id(json, "holdId") ?? Guid.Empty, Str(json, "status") ?? "?", Str(json, "payer") ?? "?", Id(json, "accountId") ?? Guid.Empty,
+            Dec(json, "amount") ?? -1, Time(json, "expiresAt") ?? default),
+    };
+
+    private static decimal? Dec(JsonElement json, string name) =>
+        json.ValueKind == JsonValueKind.Object && json.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number ? v.GetDecimal() : null;
+
+    private static string? Str(JsonElement json, string name) =>
+        json.ValueKind == JsonValueKind.Object && json.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
+
+    private static Guid? Id(JsonElement json, string name) => Guid.TryParse(Str(json, name), out var id) ? id : null;
+
+    private static DateTimeOffset? Time(JsonElement json, string name) =>
+        json.ValueKind == JsonValueKind.Object && json.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String && v.TryGetDateTimeOffset(out var t) ? t : null;
+
+    private async Task<Outcome> Send(HttpMethod method, string path, object? body, string token, CancellationToken ct, Func<int, JsonElement, Outcome>? ok = null)
     {
         using var request = new HttpRequestMessage(method, path);
         request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
@@ -139,6 +212,8 @@ public sealed class HttpTransport(Uri baseAddress, string serviceToken, string a
             var detail = Str("detail") ?? Str("title");
             return response.StatusCode switch
             {
+                HttpStatusCode.OK or HttpStatusCode.Created when ok is not null && json.ValueKind == JsonValueKind.Object => ok(status, json),
+                HttpStatusCode.OK or HttpStatusCode.Created when ok is not null => Outcome.Unknown("2xx without a JSON body: " + text[..Math.Min(200, text.Length)], status),
                 HttpStatusCode.OK or HttpStatusCode.Created when path.EndsWith("/billing", StringComparison.Ordinal) =>
                     new Outcome(OutcomeKind.Ok, status, Created: response.StatusCode == HttpStatusCode.Created, BalanceAfter: Dec("balance")),
                 HttpStatusCode.OK when path.EndsWith("/credits", StringComparison.Ordinal) => new Outcome(OutcomeKind.Ok, status, BalanceAfter: Dec("balance")),

@@ -10,6 +10,10 @@ public enum OpType
     Usage,
     PersonalUsage,
     TopUp,
+    PlaceHold,
+    CaptureHold,
+    VoidHold,
+    Grant,
 }
 
 /// <summary>One logical operation: retried with the same id (usage id / credit id / account id) until it has a definite answer.</summary>
@@ -25,11 +29,42 @@ public sealed class Op
     public decimal Amount { get; init; }
     public AccountKind Kind { get; init; }
     public Guid Account { get; init; }
+
+    /// <summary>Holds: the hold (its placement's <see cref="Key"/>), its time to live, and what the agent means to do with it.</summary>
+    public Guid HoldId { get; init; }
+    public int TtlSeconds { get; init; }
+    public string? Plan { get; init; }
+
+    /// <summary>A capture sent without a usage id (its usage id is the hold id).</summary>
+    public bool DefaultUsageId { get; init; }
+
+    /// <summary>The only definite answer this op may get (a probe: a capture after a void, a void after a capture → 409).</summary>
+    public OutcomeKind? Expect { get; init; }
+
+    /// <summary>Grants.</summary>
+    public GrantCategory Category { get; init; }
+    public int Priority { get; init; }
+    public DateTimeOffset EffectiveAt { get; init; }
+    public DateTimeOffset? ExpiresAt { get; init; }
+
     public Outcome? Answer { get; set; }
+
+    /// <summary>The answer of the replay after recovery, when it was sent again.</summary>
+    public Outcome? ReplayAnswer { get; set; }
     public int Attempts { get; set; }
     public bool HadUnknown { get; set; }
 
-    public override string ToString() => $"op#{Id} {Type} key={Key} project={Project} user={User} account={Account} in={Input} out={Output} amount={Amount} -> {Answer}";
+    /// <summary>The project of a hold; none for a personal hold.</summary>
+    public Guid? HoldProject => Project == Guid.Empty ? null : Project;
+
+    public override string ToString() => Type switch
+    {
+        OpType.PlaceHold => $"op#{Id} {Type} hold={Key} project={HoldProject} user={User} in={Input} maxOut={Output} ttl={TtlSeconds}s plan={Plan} -> {Answer}",
+        OpType.CaptureHold => $"op#{Id} {Type} hold={HoldId} usage={Key}{(DefaultUsageId ? " (default)" : "")} in={Input} out={Output} plan={Plan} expect={Expect} -> {Answer}",
+        OpType.VoidHold => $"op#{Id} {Type} hold={HoldId} plan={Plan} expect={Expect} -> {Answer}",
+        OpType.Grant => $"op#{Id} {Type} grant={Key} {Kind} {Account} amount={Amount} {Category} priority={Priority} effective={EffectiveAt:O} expires={ExpiresAt:O} -> {Answer}",
+        _ => $"op#{Id} {Type} key={Key} project={Project} user={User} account={Account} in={Input} out={Output} amount={Amount} -> {Answer}",
+    };
 }
 
 public sealed class Stats
@@ -52,6 +87,20 @@ public sealed class Stats
     public int ConnectionDrops;
     public int Replayed;
     public int ReplayMismatches;
+    public int HoldsPlaced;
+    public int HoldsRefused;
+    public int Captures;
+    public int CapturesAboveHold;
+    public int Shortfalls;
+    public int LateCaptures;
+    public int LateCapturesRefused;
+    public int Voids;
+    public int Abandoned;
+    public int ConflictProbes;
+    public int RacedRetries;
+    public int GrantsGiven;
+    public int GrantsExpired;
+    public int H1Samples;
     public string TransportName = "none";
 }
 
@@ -69,6 +118,10 @@ public sealed class Runner(Func<ITransport> transport, Guid model, TimeSpan requ
         OpType.Usage => transport().Usage(op.Key, op.Project, op.User, model, op.Input, op.Output, ct),
         OpType.PersonalUsage => transport().PersonalUsage(op.Key, op.User, model, op.Input, op.Output, ct),
         OpType.TopUp => transport().TopUp(op.Kind, op.Account, op.Amount, op.Key, ct),
+        OpType.PlaceHold => transport().PlaceHold(op.Key, op.HoldProject, op.User, model, op.Input, op.Output, op.TtlSeconds, ct),
+        OpType.CaptureHold => transport().CaptureHold(op.HoldId, op.Input, op.Output, op.DefaultUsageId ? null : op.Key, ct),
+        OpType.VoidHold => transport().VoidHold(op.HoldId, ct),
+        OpType.Grant => transport().Grant(op.Kind, op.Account, op.Key, op.Amount, op.Category, op.Priority, op.EffectiveAt, op.ExpiresAt, ct),
         _ => throw new InvalidOperationException(),
     };
 
@@ -131,6 +184,7 @@ public sealed class Runner(Func<ITransport> transport, Guid model, TimeSpan requ
     private void Settle(Op op, Outcome outcome)
     {
         op.Answer = outcome;
+        if (op.Expect is { } expected && outcome.Kind != expected) violation($"expected {expected}, answered {outcome}: {op}");
         if (op.HadUnknown) Interlocked.Increment(ref stats.UnknownThenResolved);
         switch (outcome.Kind)
         {
