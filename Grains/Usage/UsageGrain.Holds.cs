@@ -42,6 +42,15 @@ public sealed partial class UsageGrain
         var byUser = await SiloLossRetry.CallAsync(() => GrainFactory.GetGrain<IUserGrain>(hold.UserId).PlaceHold(placement));
         if (byUser.IsOk || byUser.Problem!.Status != BillingStatus.InsufficientBalance) return Answered(byUser);
 
+        // The accounts decide against their active holds only: a retry whose hold has ended since (captured, voided,
+        // expired) is answered with that stored hold, not refused again against today's balance.
+        if (await Holds.GetAsync(hold.HoldId) is { } stored)
+        {
+            return Answered(stored.SameRequest(hold)
+                ? BillingResult<HoldView>.Ok(stored.AsSeenAt(HoldClock.GetDatabaseNow()))
+                : BillingResult<HoldView>.Fail(BillingStatus.HoldConflict, $"Hold {stored.HoldId} exists with another request; use a new hold id."));
+        }
+
         // Neither account alone can cover it: one billing error (of the project for a project hold), and how far the
         // caller could go instead.
         var (scope, scopeId) = hold.ProjectId is { } project ? (BillingScopes.Project, project) : (BillingScopes.User, hold.UserId);

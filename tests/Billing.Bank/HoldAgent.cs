@@ -153,7 +153,7 @@ public static class HoldAgent
         var (a, b) = (op.Answer?.Hold, again.Hold);
         if (again.Kind == OutcomeKind.Refused && a is not null)
         {
-            KnownDefects.Report(KnownDefects.HoldRetryRefused, $"a granted hold placed again answered {again} ({op})");
+            violation($"a granted hold placed again answered {again} ({op})");
             return;
         }
 

@@ -33,13 +33,6 @@ public static class HoldChecks
                     if (hold is not null) CheckEnd(op, hold, captures[op.Key].ToList(), voids[op.Key].ToList(), db, errorsByHold[op.Key].ToList(), rowsByHold[op.Key].ToList(), violation);
                     break;
                 case OutcomeKind.Refused:
-                    if (hold is not null && op.HadUnknown && hold.Status == "expired" && hold.UsageId is null)
-                    {
-                        // An attempt the client never heard of placed it; the retry came after it ended and was decided anew.
-                        KnownDefects.Report(KnownDefects.HoldRetryRefused, $"a retried placement answered 402 although an earlier attempt placed the hold (now {hold.Status}): {op}");
-                        break;
-                    }
-
                     if (hold is not null) violation($"H3 hold refused (402) but stored as {hold.Status} on {hold.Kind} {hold.AccountId}: {op}");
                     var scopeId = op.HoldProject ?? op.User;
                     if (refusals.Count != 1 || refusals[0].Id != op.Answer.BillingErrorId || refusals[0].ScopeId != scopeId)

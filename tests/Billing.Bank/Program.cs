@@ -8,7 +8,7 @@ using Npgsql;
 // killed with SIGKILL, PostgreSQL restarts and client connections drop; every unknown outcome is retried with its id
 // until it has one answer; then the invariants are checked in SQL. Exit 0 = no violation. See README.md, "The bank test".
 var options = BankOptions.Parse(args);
-Console.WriteLine($"bank: seed {options.Seed} (replay: --seed {options.Seed} --seconds {options.Seconds} --silos {options.Silos} --workers {options.Workers} --transport {options.Transport}{(options.Strict ? " --strict" : "")})");
+Console.WriteLine($"bank: seed {options.Seed} (replay: --seed {options.Seed} --seconds {options.Seconds} --silos {options.Silos} --workers {options.Workers} --transport {options.Transport})");
 // ChildProcess kills its children at exit by itself; Ctrl-C must not leave them behind either.
 Console.CancelKeyPress += (_, _) => ChildProcess.KillAll();
 var hardStop = Stopwatch.StartNew();
@@ -25,7 +25,6 @@ void Violation(string v)
 void Info(string s) => Console.WriteLine($"bank [{hardStop.Elapsed.TotalSeconds,6:F1}s] {s}");
 
 var stats = new Stats();
-KnownDefects.Configure(options.Strict, Violation);
 var exit = 1;
 try
 {
@@ -57,7 +56,6 @@ Console.WriteLine($"""
       grants given / expired      {stats.GrantsGiven} / {stats.GrantsExpired}
       H1 samples during the run   {stats.H1Samples}
       faults injected             silo kill -9 + restart {stats.SilosKilled}, PostgreSQL restarts {stats.PostgresRestarts}, connection drops {stats.ConnectionDrops}
-      known defects (not failing) {(options.Strict ? "--strict: counted as violations" : KnownDefects.Count.ToString(CultureInfo.InvariantCulture))}
       violations                  {violations.Count}
       logs                        {options.LogDir}
     """);
@@ -79,8 +77,7 @@ return violations.Count == 0 && exit == 0 ? 0 : 1;
 
 namespace Billing.Bank
 {
-    public sealed record BankOptions(int Seed, int Seconds, int Silos, int Workers, string Transport, string SiloDll, string GatewayDll, string LogDir, TimeSpan RequestTimeout,
-        bool Strict = false)
+    public sealed record BankOptions(int Seed, int Seconds, int Silos, int Workers, string Transport, string SiloDll, string GatewayDll, string LogDir, TimeSpan RequestTimeout)
     {
         public static BankOptions Parse(string[] args)
         {
@@ -105,8 +102,7 @@ namespace Billing.Bank
                 Get("--silo-dll") ?? Path.Combine(root, "Silo", "bin", config, "net10.0", "Billing.Silo.dll"),
                 Get("--gateway-dll") ?? Path.Combine(root, "Client", "bin", config, "net10.0", "Billing.Client.dll"),
                 logs,
-                TimeSpan.FromSeconds(int.Parse(Get("--request-timeout") ?? "10", CultureInfo.InvariantCulture)),
-                Strict: args.Contains("--strict")); // known defects (KnownDefects.cs) fail the run too
+                TimeSpan.FromSeconds(int.Parse(Get("--request-timeout") ?? "10", CultureInfo.InvariantCulture)));
         }
 
         public static string RepoRoot()

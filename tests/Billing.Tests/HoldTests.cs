@@ -28,6 +28,30 @@ public sealed class HoldTests(ClusterFixture fixture) : BillingTestBase(fixture)
         Assert.Equal(40, await Scalar("SELECT count(*) FROM billing_hold WHERE account_id = $1 AND status = 'active'", user));
     }
 
+    /// <summary>
+    /// Found by the bank test: the accounts only see their active holds, so a placement retried after its hold had been
+    /// captured was decided again against today's balance: a 402 for a hold that was granted, and a billing error.
+    /// </summary>
+    [Fact]
+    public async Task ReviewDefect_PlacementRetriedAfterItsHoldEndedAnswersTheStoredHoldNotA402()
+    {
+        var model = await NewModel(1_000_000m, 1_000_000m); // 1 per token
+        var user = await NewUser(); // 10
+        var holdId = Guid.NewGuid();
+        var placed = await Place(null, user, model, 6, 0, holdId: holdId);
+        Assert.True(placed.IsOk);
+        Assert.True((await Usage.CaptureHold(new HoldCapture(holdId, 6, 0))).IsOk); // balance 4: the hold would not fit now
+
+        var retried = await Place(null, user, model, 6, 0, holdId: holdId);
+        var otherBody = await Place(null, user, model, 5, 0, holdId: holdId);
+
+        Assert.True(retried.IsOk, retried.Problem?.Detail);
+        Assert.Equal((holdId, HoldStatus.Captured, 6m), (retried.Value!.HoldId, retried.Value.Status, retried.Value.Amount));
+        Assert.Equal(BillingStatus.HoldConflict, otherBody.Problem!.Status);
+        Assert.Equal(0, await BillingErrorCount(user));
+        Assert.Equal(4m, (await View(AccountKind.User, user)).Balance);
+    }
+
     [Fact]
     public async Task A_hold_and_a_usage_race_for_the_same_money_and_only_one_gets_it()
     {
