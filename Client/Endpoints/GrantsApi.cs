@@ -51,7 +51,8 @@ public static class GrantsApi
         if (!GrantNames.TryCategory(body.Category, out var category)) return ApiProblems.BadRequest("category must be promotional or paid.");
         var priority = body.Priority ?? GrantDefaults.Priority;
         if (priority is < 0 or > 100) return ApiProblems.BadRequest("priority must be a whole number from 0 to 100.");
-        if (body.ExpiresAt is { } expiry && expiry <= (body.EffectiveAt ?? DateTimeOffset.UtcNow))
+        // Against now (no effectiveAt) the account decides: a retry of a grant that has expired since is answered.
+        if (body.ExpiresAt is { } expiry && body.EffectiveAt is { } effectiveAt && expiry <= effectiveAt)
             return ApiProblems.BadRequest("expiresAt must be after effectiveAt (after now when effectiveAt is not given).");
         if (!RequestInput.TryResolveId(body.GrantId, idempotencyKey, GrantIdMember, out var grantId, out invalid)) return invalid;
         OperationIds.Remember(http, GrantIdMember, grantId);

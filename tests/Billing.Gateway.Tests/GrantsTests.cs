@@ -44,6 +44,26 @@ public sealed class GrantsTests(GatewayFixture fixture)
     }
 
     [Fact]
+    public async Task ReviewDefect_GrantRetriedAfterItsExpiryIs200WithTheStoredGrantNot400()
+    {
+        var user = await NewUserAsync(http);
+        var grantId = Guid.NewGuid();
+        var body = Json(new { grantId, amount = 2.00m, category = "promotional", expiresAt = DateTimeOffset.UtcNow.AddSeconds(1.5) });
+        var created = await http.PostAsync($"/v1/users/{user}/grants", Tokens.Admin(), body);
+        created.ShouldBe(HttpStatusCode.Created);
+
+        await Task.Delay(TimeSpan.FromSeconds(2)); // past its expiry: a retry whose first answer was lost
+        var retried = await http.PostAsync($"/v1/users/{user}/grants", Tokens.Admin(), body);
+        var expiredNew = await http.PostAsync($"/v1/users/{user}/grants", Tokens.Admin(),
+            Json(new { grantId = Guid.NewGuid(), amount = 2.00m, category = "promotional", expiresAt = DateTimeOffset.UtcNow.AddSeconds(-1) }));
+
+        retried.ShouldBe(HttpStatusCode.OK);
+        Assert.Equal((grantId, "expired"), (retried.Json.GetProperty("grantId").GetGuid(), retried.Json.GetProperty("status").GetString()));
+        expiredNew.ShouldBe(HttpStatusCode.BadRequest); // a new grant expiring before now is still bad input
+        Assert.Equal(10.0000m, await BalanceAsync(http, "users", user)); // credited once, expired once
+    }
+
+    [Fact]
     public async Task A_usage_draws_in_spending_order_across_grants_and_its_history_row_names_them()
     {
         var (project, user) = await NewProjectAsync(http);

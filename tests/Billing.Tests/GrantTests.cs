@@ -229,6 +229,29 @@ public sealed class GrantTests(GrantClusterFixture fixture) : BillingTestBase(fi
         Assert.Equal([grant], listed.Select(g => g.GrantId));
     }
 
+    /// <summary>
+    /// Found by the bank test's author: a grant without effectiveAt was checked for "expiresAt after now" before its id
+    /// was looked up, so a retry sent after the grant's expiry (its first answer lost) was a 400, not the stored grant.
+    /// </summary>
+    [Fact]
+    public async Task ReviewDefect_GrantRetriedAfterItsExpiryAnswersTheStoredGrantNotA400()
+    {
+        var user = await NewUser();
+        var account = Grains.GetGrain<IUserGrain>(user);
+        var input = new GrantInput(Guid.NewGuid(), 5m, GrantCategory.Promotional, 10, null, Now.AddHours(1), "short-lived");
+        var first = await account.Grant(input);
+        Assert.True(first.IsOk && first.Value!.Created, first.Problem?.Detail);
+
+        Fixture.Clock.Advance(TimeSpan.FromHours(2));
+        var retried = await account.Grant(input);
+        var otherAccount = await Grains.GetGrain<IUserGrain>(await NewUser()).Grant(input);
+
+        Assert.True(retried.IsOk, retried.Problem?.Detail);
+        Assert.Equal((input.GrantId, false, GrantStatus.Expired, 0m), (retried.Value!.Grant.GrantId, retried.Value.Created, retried.Value.Grant.Status, retried.Value.Grant.Remaining));
+        Assert.Equal(BillingStatus.InvalidInput, otherAccount.Problem!.Status); // the id is this account's grant
+        Assert.Equal(10m, await StoredBalance(user)); // credited once, expired once
+    }
+
     [Fact]
     public async Task The_signup_grant_expires_after_the_configured_days()
     {

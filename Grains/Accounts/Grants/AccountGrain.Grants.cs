@@ -11,11 +11,28 @@ public abstract partial class AccountGrain
 
     private protected CreditGrantOptions GrantOptions => ServiceProvider.GetRequiredService<IOptions<CreditGrantOptions>>().Value;
 
-    public Task<BillingResult<GrantIssued>> Grant(GrantInput grant)
+    public async Task<BillingResult<GrantIssued>> Grant(GrantInput grant)
     {
-        if (ValidateGrant(grant) is { } invalid) return Task.FromResult(Invalid<GrantIssued>(invalid));
-        if (State is null) return Task.FromResult(NotFound<GrantIssued>());
-        return Commits.Submit(new GrantOperation(grant));
+        if (ValidateGrant(grant) is { } invalid)
+        {
+            // Without effectiveAt the expiry is checked against now; a retry of a grant that has expired since (its
+            // first answer lost) is still that grant: answered as stored, not refused.
+            if (grant.GrantId != Guid.Empty && grant.EffectiveAt is null && await StoredGrant(grant.GrantId) is { } stored) return stored;
+            return Invalid<GrantIssued>(invalid);
+        }
+
+        if (State is null) return NotFound<GrantIssued>();
+        return await Commits.Submit(new GrantOperation(grant));
+    }
+
+    /// <summary>A grant already stored under this id: this account's (as it is once what is due is written), or another's (refused).</summary>
+    private async Task<BillingResult<GrantIssued>?> StoredGrant(Guid grantId)
+    {
+        await ApplyDueGrants();
+        if (State is null || await Ledger.Grants.FindAsync(grantId) is not var (grant, kind, owner)) return null;
+        return kind == Table.Kind && owner == AccountId
+            ? BillingResult<GrantIssued>.Ok(new GrantIssued(grant.ToView(owner, kind), Created: false))
+            : Invalid<GrantIssued>($"grantId {grantId} is already a grant of another account.");
     }
 
     public async Task<BillingResult<GrantView>> VoidGrant(Guid grantId)
