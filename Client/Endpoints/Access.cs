@@ -24,5 +24,13 @@ internal static class Access
         return account.Problem is null && MayReadProject(caller, account.Value!);
     }
 
+    /// <summary>The account's grain when the caller may read it (<see cref="MayReadUser"/>, <see cref="MayReadProjectAsync"/>), else null.</summary>
+    public static async Task<IAccountGrain?> ReadableAccountAsync(AccountKind kind, Guid id, ClaimsPrincipal caller, IClusterClient cluster)
+    {
+        if (kind == AccountKind.User) return MayReadUser(caller, id) ? cluster.GetGrain<IUserGrain>(id) : null;
+        var project = cluster.GetGrain<IProjectGrain>(id);
+        return await MayReadProjectAsync(caller, project) ? project : null;
+    }
+
     public const string NotYours = "This token may read only its own user account and the projects its subject created.";
 }

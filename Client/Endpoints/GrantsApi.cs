@@ -72,27 +72,21 @@ public static class GrantsApi
         return result.Problem is { } problem ? ApiProblems.Problem(problem) : TypedResults.Ok(GrantResponse.From(result.Value!));
     }
 
-    private static async Task<Results<Ok<GrantPageResponse>, ProblemHttpResult>> ListUser(
-        string userId, string? status, string? limit, string? cursor, ClaimsPrincipal caller, IClusterClient cluster)
-    {
-        if (!RequestInput.TryParseId(userId, "userId", out var id, out var invalid)) return invalid;
-        if (!RequestInput.TryParseListQuery<GrantStatus>(status, limit, cursor, out var list, out invalid)) return invalid;
-        var query = new GrantQuery(list.Status, list.Limit, list.Before);
-        if (!Access.MayReadUser(caller, id)) return ApiProblems.Forbidden(Access.NotYours);
-        var result = await cluster.GetGrain<IUserGrain>(id).GetGrants(query);
-        return result.Problem is { } problem ? ApiProblems.Problem(problem) : TypedResults.Ok(GrantPageResponse.From(result.Value!));
-    }
+    private static Task<Results<Ok<GrantPageResponse>, ProblemHttpResult>> ListUser(
+        string userId, string? status, string? limit, string? cursor, ClaimsPrincipal caller, IClusterClient cluster) =>
+        List(AccountKind.User, userId, "userId", status, limit, cursor, caller, cluster);
 
-    private static async Task<Results<Ok<GrantPageResponse>, ProblemHttpResult>> ListProject(
-        string projectId, string? status, string? limit, string? cursor, ClaimsPrincipal caller, IClusterClient cluster)
-    {
-        if (!RequestInput.TryParseId(projectId, "projectId", out var id, out var invalid)) return invalid;
-        if (!RequestInput.TryParseListQuery<GrantStatus>(status, limit, cursor, out var list, out invalid)) return invalid;
-        var query = new GrantQuery(list.Status, list.Limit, list.Before);
-        var grain = cluster.GetGrain<IProjectGrain>(id);
-        if (!await Access.MayReadProjectAsync(caller, grain)) return ApiProblems.Forbidden(Access.NotYours);
+    private static Task<Results<Ok<GrantPageResponse>, ProblemHttpResult>> ListProject(
+        string projectId, string? status, string? limit, string? cursor, ClaimsPrincipal caller, IClusterClient cluster) =>
+        List(AccountKind.Project, projectId, "projectId", status, limit, cursor, caller, cluster);
 
-        var result = await grain.GetGrants(query);
+    private static async Task<Results<Ok<GrantPageResponse>, ProblemHttpResult>> List(
+        AccountKind kind, string rawId, string name, string? status, string? limit, string? cursor, ClaimsPrincipal caller, IClusterClient cluster)
+    {
+        if (!RequestInput.TryParseId(rawId, name, out var id, out var invalid)) return invalid;
+        if (!RequestInput.TryParseListQuery<GrantStatus>(status, limit, cursor, out var list, out invalid)) return invalid;
+        if (await Access.ReadableAccountAsync(kind, id, caller, cluster) is not { } account) return ApiProblems.Forbidden(Access.NotYours);
+        var result = await account.GetGrants(new GrantQuery(list.Status, list.Limit, list.Before));
         return result.Problem is { } problem ? ApiProblems.Problem(problem) : TypedResults.Ok(GrantPageResponse.From(result.Value!));
     }
 }

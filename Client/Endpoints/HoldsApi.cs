@@ -107,27 +107,21 @@ public static class HoldsApi
         return result.Problem is { } problem ? ApiProblems.Problem(problem) : TypedResults.Ok(HoldResponse.From(result.Value!));
     }
 
-    private static async Task<Results<Ok<HoldPageResponse>, ProblemHttpResult>> ListUserHolds(
-        string userId, string? status, string? limit, string? cursor, ClaimsPrincipal caller, IClusterClient cluster)
-    {
-        if (!RequestInput.TryParseId(userId, "userId", out var id, out var invalid)) return invalid;
-        if (!RequestInput.TryParseListQuery<HoldStatus>(status, limit, cursor, out var list, out invalid)) return invalid;
-        var query = new HoldQuery(list.Status, list.Limit, list.Before);
-        if (!Access.MayReadUser(caller, id)) return ApiProblems.Forbidden(Access.NotYours);
-        var result = await cluster.GetGrain<IUserGrain>(id).ListHolds(query);
-        return result.Problem is { } problem ? ApiProblems.Problem(problem) : TypedResults.Ok(HoldPageResponse.From(result.Value!));
-    }
+    private static Task<Results<Ok<HoldPageResponse>, ProblemHttpResult>> ListUserHolds(
+        string userId, string? status, string? limit, string? cursor, ClaimsPrincipal caller, IClusterClient cluster) =>
+        ListHolds(AccountKind.User, userId, "userId", status, limit, cursor, caller, cluster);
 
-    private static async Task<Results<Ok<HoldPageResponse>, ProblemHttpResult>> ListProjectHolds(
-        string projectId, string? status, string? limit, string? cursor, ClaimsPrincipal caller, IClusterClient cluster)
-    {
-        if (!RequestInput.TryParseId(projectId, "projectId", out var id, out var invalid)) return invalid;
-        if (!RequestInput.TryParseListQuery<HoldStatus>(status, limit, cursor, out var list, out invalid)) return invalid;
-        var query = new HoldQuery(list.Status, list.Limit, list.Before);
-        var grain = cluster.GetGrain<IProjectGrain>(id);
-        if (!await Access.MayReadProjectAsync(caller, grain)) return ApiProblems.Forbidden(Access.NotYours);
+    private static Task<Results<Ok<HoldPageResponse>, ProblemHttpResult>> ListProjectHolds(
+        string projectId, string? status, string? limit, string? cursor, ClaimsPrincipal caller, IClusterClient cluster) =>
+        ListHolds(AccountKind.Project, projectId, "projectId", status, limit, cursor, caller, cluster);
 
-        var result = await grain.ListHolds(query);
+    private static async Task<Results<Ok<HoldPageResponse>, ProblemHttpResult>> ListHolds(
+        AccountKind kind, string rawId, string name, string? status, string? limit, string? cursor, ClaimsPrincipal caller, IClusterClient cluster)
+    {
+        if (!RequestInput.TryParseId(rawId, name, out var id, out var invalid)) return invalid;
+        if (!RequestInput.TryParseListQuery<HoldStatus>(status, limit, cursor, out var list, out invalid)) return invalid;
+        if (await Access.ReadableAccountAsync(kind, id, caller, cluster) is not { } account) return ApiProblems.Forbidden(Access.NotYours);
+        var result = await account.ListHolds(new HoldQuery(list.Status, list.Limit, list.Before));
         return result.Problem is { } problem ? ApiProblems.Problem(problem) : TypedResults.Ok(HoldPageResponse.From(result.Value!));
     }
 }
