@@ -15,7 +15,14 @@ public sealed class BillingLimits
     public int AccountQueue { get; set; } = 2_048;
 
     /// <summary>
-    /// Account writes each of the ledger writer's four partitions may hold. An account has at most one write
+    /// The ledger writer's partitions: connections that each commit one transaction at a time for their share of the
+    /// silo's accounts. More give more transactions in flight, fewer give bigger ones (PostgreSQL's cost per statement
+    /// is shared by more accounts).
+    /// </summary>
+    public int LedgerWriters { get; set; } = 4;
+
+    /// <summary>
+    /// Account writes each of the ledger writer's partitions may hold. An account has at most one write
     /// queued at a time, so this bounds how many accounts wait on a slow database per partition; the default is
     /// above what 10,000 busy accounts per silo need.
     /// </summary>

@@ -11,9 +11,10 @@ namespace Billing.Storage;
 /// </summary>
 public static class EventStatements
 {
-    public static (string Name, string Sql)[] CommitParts(SqlParameters<LedgerCommit> p, string now)
+    /// <summary>The parts; the resolved errors (CTE <c>resolved</c>) carry each account's time and event figures.</summary>
+    public static (string Name, string Sql)[] CommitParts(SqlParameters<LedgerCommitGroup> p)
     {
-        var inserted = new ArrayInsert<LedgerCommit, BillingEventRow>(p, "billing_event", "event", c => (c.Events ?? LedgerEvents.None).Rows)
+        var inserted = new ArrayInsert<LedgerCommitGroup, BillingEventRow>(p, "billing_event", "event", g => g.Rows("events", c => c.Events?.Rows))
             .Column("id", "uuid", e => e.Id)
             .Column("type", "text", e => e.Type)
             .Column("scope", "text", e => e.Scope)
@@ -24,15 +25,12 @@ public static class EventStatements
             .Column("data", "text", e => e.Data, cast: "jsonb")
             .Column("created_at", "timestamptz", e => e.CreatedAt.UtcDateTime)
             .Sql(gate: "acct");
-        var available = p.Value("event_available", "numeric", c => (c.Events ?? LedgerEvents.None).Available);
-        var balance = p.Value("event_balance", "numeric", c => (c.Events ?? LedgerEvents.None).Balance);
-        var currency = p.Value("event_currency", "text", c => (c.Events ?? LedgerEvents.None).Currency);
         var resolvedEvents = $"""
             INSERT INTO billing_event (id, type, scope, scope_id, billing_error_id, data, created_at)
             SELECT gen_random_uuid(), '{BillingEventTypes.BillingErrorResolved}', r.scope, r.scope_id, r.id,
-                   jsonb_build_object('scope', r.scope, 'scopeId', r.scope_id, 'available', {available}, 'balance', {balance},
-                                      'currency', {currency}, 'billingErrorId', r.id, 'errorType', r.error_type),
-                   {now}
+                   jsonb_build_object('scope', r.scope, 'scopeId', r.scope_id, 'available', r.available, 'balance', r.balance,
+                                      'currency', r.currency, 'billingErrorId', r.id, 'errorType', r.error_type),
+                   r.now
             FROM resolved r
             """;
         return [("events", inserted), ("resolved_events", resolvedEvents)];

@@ -35,18 +35,18 @@ public static class GrantStatements
     public static GrantCategory CategoryOf(string text) => text == "promotional" ? GrantCategory.Promotional : GrantCategory.Paid;
 
     /// <summary>
-    /// The CTEs that write <paramref name="writes"/>: (name, SQL) pairs to add to a statement's WITH list.
-    /// <paramref name="now"/> is the placeholder of the statement's time; <paramref name="condition"/> narrows the gate.
+    /// The CTEs that write the grant changes of a group's commits (<see cref="LedgerCommit.GrantWrites"/>): (name, SQL)
+    /// pairs to add to a statement's WITH list. <paramref name="now"/> is the SQL of the statement's time;
+    /// <paramref name="condition"/> narrows the gate.
     /// </summary>
-    public static (string Name, string Sql)[] Parts<TInput>(
-        SqlParameters<TInput> p, AccountTable table, string account, string now, Func<TInput, GrantWrites?> writes,
-        string gate, string? condition = null, bool withChanges = true)
+    public static (string Name, string Sql)[] Parts(
+        SqlParameters<LedgerCommitGroup> p, AccountTable table, string now, string gate, string? condition = null, bool withChanges = true)
     {
         var scope = p.Value("grant_scope", "text", _ => table.Scope);
-        var created = new ArrayInsert<TInput, CreditGrant>(p, "credit_grant", "grants", c => writes(c)?.Created ?? [])
+        var created = new ArrayInsert<LedgerCommitGroup, CreditGrant>(p, "credit_grant", "grants", g => g.Rows("grants_new", c => c.GrantWrites.Created))
             .Column("grant_id", "uuid", g => g.GrantId)
             .Shared("scope", scope)
-            .Shared("account_id", account)
+            .Shared("account_id", ArrayInsert<LedgerCommitGroup, CreditGrant>.Owner)
             .Column("category", "text", g => CategoryText(g.Category))
             .Column("priority", "integer", g => g.Priority)
             .Column("amount", "numeric", g => g.Amount)
@@ -60,9 +60,9 @@ public static class GrantStatements
             .Column("created_at", "timestamptz", g => g.CreatedAt.UtcDateTime)
             .Shared("updated_at", now)
             .Sql(gate, condition);
-        var entries = new ArrayInsert<TInput, GrantEntry>(p, "credit_grant_entry", "grant_entries", c => writes(c)?.Entries ?? [])
+        var entries = new ArrayInsert<LedgerCommitGroup, GrantEntry>(p, "credit_grant_entry", "grant_entries", g => g.Rows("grant_entries", c => c.GrantWrites.Entries))
             .Shared("scope", scope)
-            .Shared("account_id", account)
+            .Shared("account_id", ArrayInsert<LedgerCommitGroup, GrantEntry>.Owner)
             .Column("seq", "bigint", e => e.Seq)
             .Column("ord", "integer", e => e.Order)
             .Column("grant_id", "uuid", e => e.GrantId)
@@ -70,13 +70,16 @@ public static class GrantStatements
             .Sql(gate, condition);
         if (!withChanges) return [("grants_new", created), ("grant_entries", entries)];
 
-        var ids = p.Array("changed_grants.grant_id", "uuid", c => writes(c)?.Changed ?? [], g => g.GrantId);
-        var remaining = p.Array("changed_grants.remaining", "numeric", c => writes(c)?.Changed ?? [], g => g.Remaining);
-        var states = p.Array("changed_grants.state", "text", c => writes(c)?.Changed ?? [], g => StateOf(g.Status));
+        IReadOnlyList<Owned<CreditGrant>> Changed(LedgerCommitGroup g) => g.Rows("grants_changed", c => c.GrantWrites.Changed);
+        var ids = p.Array("changed_grants.grant_id", "uuid", Changed, g => g.Row.GrantId);
+        var remaining = p.Array("changed_grants.remaining", "numeric", Changed, g => g.Row.Remaining);
+        var states = p.Array("changed_grants.state", "text", Changed, g => StateOf(g.Row.Status));
+        var owners = p.Array("changed_grants.owner_id", "uuid", Changed, g => g.AccountId);
         var changed = $"""
             UPDATE credit_grant g SET remaining = r.remaining, state = r.state, updated_at = {now}
-            FROM {gate}, unnest({ids}, {remaining}, {states}) AS r(grant_id, remaining, state)
-            WHERE g.grant_id = r.grant_id AND g.scope = {scope} AND g.account_id = {account}
+            FROM unnest({ids}, {remaining}, {states}, {owners}) AS r(grant_id, remaining, state, owner_id)
+                 JOIN {gate} ON {gate}.account_id = r.owner_id
+            WHERE g.grant_id = r.grant_id AND g.scope = {scope} AND g.account_id = r.owner_id
             """;
         return [("grants_new", created), ("grants_changed", changed), ("grant_entries", entries)];
     }

@@ -31,13 +31,13 @@ internal static class HoldStatements
         _ => throw new InvalidOperationException($"Unknown hold status {status}."),
     };
 
-    public static (string Name, string Sql)[] CommitParts(SqlParameters<LedgerCommit> p, AccountTable table, string account, string now)
+    public static (string Name, string Sql)[] CommitParts(SqlParameters<LedgerCommitGroup> p, AccountTable table, string now)
     {
         var scope = p.Value("hold_scope", "text", _ => table.Scope);
-        var inserted = new ArrayInsert<LedgerCommit, HoldView>(p, "billing_hold", "hold", c => c.Holds?.Inserted ?? [])
+        var inserted = new ArrayInsert<LedgerCommitGroup, HoldView>(p, "billing_hold", "hold", g => g.Rows("hold_new", c => c.Holds?.Inserted))
             .Column("hold_id", "uuid", h => h.HoldId)
             .Shared("scope", scope)
-            .Shared("account_id", account)
+            .Shared("account_id", ArrayInsert<LedgerCommitGroup, HoldView>.Owner)
             .Column("project_id", "uuid", h => h.ProjectId)
             .Column("user_id", "uuid", h => h.UserId)
             .Column("model_id", "uuid", h => h.ModelId)
@@ -81,12 +81,12 @@ internal static class HoldStatements
             .Set("balance_after", "numeric", h => h.Capture?.BalanceAfter)
             .Set("quota_used", "numeric", h => h.Capture?.QuotaUsed)
             .Set("shortfall_error_id", "uuid", h => h.Capture?.ShortfallErrorId);
-        var update = ended.Sql(account);
+        var update = ended.Sql();
 
-        var errors = new ArrayInsert<LedgerCommit, HoldCaptureReceipt>(p, "billing_error", "shortfall", c => c.Holds?.Shortfalls ?? [])
+        var errors = new ArrayInsert<LedgerCommitGroup, HoldCaptureReceipt>(p, "billing_error", "shortfall", g => g.Rows("hold_err", c => c.Holds?.Shortfalls))
             .Column("id", "uuid", r => r.ShortfallErrorId!.Value)
             .Shared("scope", scope)
-            .Shared("scope_id", account)
+            .Shared("scope_id", ArrayInsert<LedgerCommitGroup, HoldCaptureReceipt>.Owner)
             .Shared("error_type", "'capture_shortfall'")
             .Column("message", "text", r => Accounts.HoldLedger.ShortfallMessage(r))
             .Column("details", "text", r => System.Text.Json.JsonSerializer.Serialize(new
@@ -101,26 +101,29 @@ internal static class HoldStatements
     }
 
     /// <summary>The update of the ended holds: one array per column, each column set from it (hold_id matches).</summary>
-    private sealed class EndedHolds(SqlParameters<LedgerCommit> p)
+    private sealed class EndedHolds(SqlParameters<LedgerCommitGroup> p)
     {
         private readonly List<(string Column, string Array)> columns = [];
 
+        private static IReadOnlyList<Owned<HoldView>> Ended(LedgerCommitGroup g) => g.Rows("hold_end", c => c.Holds?.Ended);
+
         public EndedHolds Set<T>(string column, string type, Func<HoldView, T> value)
         {
-            columns.Add((column, p.Array($"hold_end.{column}", type, c => c.Holds?.Ended ?? [], value)));
+            columns.Add((column, p.Array($"hold_end.{column}", type, Ended, h => value(h.Row))));
             return this;
         }
 
-        public string Sql(string account)
+        public string Sql()
         {
             var assignments = string.Join(", ", columns.Where(c => c.Column != "hold_id").Select(c => c.Column + " = r." + c.Column));
-            var arrayPlaceholders = string.Join(", ", columns.Select(c => c.Array));
-            var arrayColumns = string.Join(", ", columns.Select(c => c.Column));
+            var owners = p.Array("hold_end.owner_id", "uuid", Ended, h => h.AccountId);
+            var arrayPlaceholders = string.Join(", ", columns.Select(c => c.Array).Append(owners));
+            var arrayColumns = string.Join(", ", columns.Select(c => c.Column).Append("owner_id"));
             return $"""
                 UPDATE billing_hold h
                 SET {assignments}
-                FROM acct, unnest({arrayPlaceholders}) AS r({arrayColumns})
-                WHERE h.hold_id = r.hold_id AND h.account_id = {account}
+                FROM unnest({arrayPlaceholders}) AS r({arrayColumns}) JOIN acct ON acct.account_id = r.owner_id
+                WHERE h.hold_id = r.hold_id AND h.account_id = r.owner_id
                 """;
         }
     }

@@ -28,49 +28,108 @@ public sealed record LedgerCommit(
 /// <summary>A new account and its opening history row (if any).</summary>
 public sealed record AccountCreation(AccountState Account, LedgerRow? OpeningRow)
 {
-    public IReadOnlyList<LedgerRow> Rows { get; } = OpeningRow is null ? [] : [OpeningRow];
-
-    /// <summary>The grant its opening row creates.</summary>
-    public GrantWrites Grants => GrantWrites.From(Rows);
+    /// <summary>The statement's input: the account and its row, with the grant the row creates.</summary>
+    public LedgerCommitGroup ToGroup()
+    {
+        IReadOnlyList<LedgerRow> rows = OpeningRow is null ? [] : [OpeningRow];
+        return new LedgerCommitGroup([new LedgerCommit(Account, -1, rows, [], false, Grants: GrantWrites.From(rows))]);
+    }
 }
 
 /// <summary>A project account created together with its claim of the creator's first-project credit.</summary>
 public sealed record ProjectCreation(AccountState Account, LedgerRow CreditRow)
 {
-    public IReadOnlyList<LedgerRow> Rows { get; } = [CreditRow];
+    /// <summary>The statement's input: the account and its credit row, with the first-project grant (written only when the claim is granted).</summary>
+    public LedgerCommitGroup ToGroup() =>
+        new([new LedgerCommit(Account, -1, [CreditRow], [], false, Grants: GrantWrites.From([CreditRow]))]);
+}
 
-    /// <summary>The first-project grant, written only when the claim is granted.</summary>
-    public GrantWrites Grants => GrantWrites.From(Rows);
+/// <summary>
+/// The commits of several accounts of one kind, written by one statement: each account is moved only if it is still at
+/// its expected version, and only the rows of the accounts moved are written. The rows of each part are gathered once
+/// per group (<see cref="Rows{TRow}"/>), each with the account it belongs to. At most one commit per account.
+/// </summary>
+public sealed class LedgerCommitGroup
+{
+    private readonly Dictionary<string, object> parts = [];
+
+    public LedgerCommitGroup(IReadOnlyList<LedgerCommit> commits)
+    {
+        if (commits.Count == 0) throw new ArgumentException("A commit group needs at least one commit.", nameof(commits));
+        Commits = commits;
+        Kind = commits[0].After.Kind;
+        var accounts = new Owned<LedgerCommit>[commits.Count];
+        for (var i = 0; i < commits.Count; i++)
+        {
+            if (commits[i].After.Kind != Kind) throw new ArgumentException("A commit group writes accounts of one kind.", nameof(commits));
+            accounts[i] = new Owned<LedgerCommit>(commits[i].After.Id, commits[i]);
+        }
+
+        Accounts = accounts;
+    }
+
+    public IReadOnlyList<LedgerCommit> Commits { get; }
+
+    public AccountKind Kind { get; }
+
+    /// <summary>Each commit, owned by its account: the rows of the account part.</summary>
+    public IReadOnlyList<Owned<LedgerCommit>> Accounts { get; }
+
+    /// <summary>The shape that writes every commit of the group: the union of theirs.</summary>
+    public LedgerStatements.CommitShape Shape => Commits.Aggregate(LedgerStatements.CommitShape.AccountAndHistory, (shape, c) => shape | LedgerStatements.ShapeOf(c));
+
+    /// <summary>The rows of one part of every commit, in commit order, gathered on first use (a statement reads each column from them).</summary>
+    public IReadOnlyList<Owned<TRow>> Rows<TRow>(string part, Func<LedgerCommit, IReadOnlyList<TRow>?> select)
+    {
+        if (parts.TryGetValue(part, out var gathered)) return (IReadOnlyList<Owned<TRow>>)gathered;
+        var rows = new List<Owned<TRow>>();
+        foreach (var commit in Commits)
+        {
+            foreach (var row in select(commit) ?? []) rows.Add(new Owned<TRow>(commit.After.Id, row));
+        }
+
+        parts[part] = rows;
+        return rows;
+    }
 }
 
 /// <summary>
 /// The ledger's statements, built once per account table from one mapping per table: a new column is one line in
-/// <see cref="AccountColumns{TInput}"/>, <see cref="HistoryRows{TInput}"/> or the usage-record part; a new table is one
-/// more part of <see cref="Commit"/>. Each is one statement, one round trip, one implicit transaction.
+/// <see cref="AccountColumns"/>, <see cref="HistoryRows"/> or the usage-record part; a new table is one more part of
+/// <see cref="Commit(AccountKind, CommitShape)"/>. Each is one statement, one round trip, one implicit transaction.
+/// <para>
+/// The commit statement writes a group of accounts (<see cref="LedgerCommitGroup"/>): its account part moves every
+/// account still at its expected version and returns the ids it moved, and every other part joins its rows to those ids.
+/// PostgreSQL's cost per statement (starting the plan's nodes, the tables' CHECK expressions, the summary's statement
+/// trigger) is then paid once per group instead of once per account, which is most of its work for one usage.
+/// </para>
 /// </summary>
 public static class LedgerStatements
 {
     // One commit statement per account table and shape, built when first needed (at most 2 × 16, a handful in use).
-    private static readonly SqlStatement<LedgerCommit>?[,] Commits = new SqlStatement<LedgerCommit>?[2, (int)CommitShape.All + 1];
-    private static readonly SqlStatement<AccountCreation>[] Creations = [BuildCreation(AccountTable.Users), BuildCreation(AccountTable.Projects)];
+    private static readonly SqlStatement<LedgerCommitGroup>?[,] Commits = new SqlStatement<LedgerCommitGroup>?[2, (int)CommitShape.All + 1];
+    private static readonly SqlStatement<LedgerCommitGroup>[] Creations = [BuildCreation(AccountTable.Users), BuildCreation(AccountTable.Projects)];
+
+    /// <summary>Where a part of the commit statement reads the commit's time: the account part returns it for each account.</summary>
+    private const string CommitNow = "acct.now";
 
     /// <summary>
     /// A project account and its claim of the creator's one first-project credit, in one statement: the claim row
     /// (skipped when the project already exists; ON CONFLICT DO NOTHING when the creator's credit is taken), the
     /// account (balance, version and initial_credit_granted follow the claim) and its opening credit row. A concurrent
     /// creation of the same project for another creator fails the claim's foreign key, and so the whole statement.
-    /// Returns <c>created</c> (1 or 0) and <c>first_project</c>.
+    /// Returns <c>created</c> (1 or 0) and <c>first_project</c>. Its input: <see cref="ProjectCreation.ToGroup"/>.
     /// </summary>
-    public static SqlStatement<ProjectCreation> CreateProject { get; } = BuildProjectCreation();
+    public static SqlStatement<LedgerCommitGroup> CreateProject { get; } = BuildProjectCreation();
 
     /// <summary>
-    /// The commit of one account, with only the parts <paramref name="commit"/> writes; its one result row's
-    /// <c>written</c> is 1 when written, 0 on a version conflict.
+    /// The commit statement of a group's kind and shape; it returns one row (<c>account_id</c>) for each account it
+    /// wrote: an account missing from the result was not at its expected version, and nothing of its commit was written.
     /// </summary>
-    public static SqlStatement<LedgerCommit> Commit(LedgerCommit commit) => Commit(commit.After.Kind, ShapeOf(commit));
+    public static SqlStatement<LedgerCommitGroup> Commit(LedgerCommitGroup group) => Commit(group.Kind, group.Shape);
 
     /// <summary>The commit statement of one account table and shape.</summary>
-    public static SqlStatement<LedgerCommit> Commit(AccountKind kind, CommitShape shape) =>
+    public static SqlStatement<LedgerCommitGroup> Commit(AccountKind kind, CommitShape shape) =>
         // Benign race: two threads may build the same immutable statement, of the same text.
         Commits[(int)kind, (int)shape] ??= BuildCommit(AccountTable.For(kind), shape);
 
@@ -100,104 +159,109 @@ public static class LedgerStatements
         return shape;
     }
 
-    /// <summary>The creation of one account; <c>created</c> is 1 when created, 0 when it already existed.</summary>
-    public static SqlStatement<AccountCreation> Create(AccountKind kind) => Creations[(int)kind];
+    /// <summary>The creation of one account (<see cref="AccountCreation.ToGroup"/>); <c>created</c> is 1 when created, 0 when it already existed.</summary>
+    public static SqlStatement<LedgerCommitGroup> Create(AccountKind kind) => Creations[(int)kind];
 
-    private static SqlStatement<LedgerCommit> BuildCommit(AccountTable table, CommitShape shape)
+    private static SqlStatement<LedgerCommitGroup> BuildCommit(AccountTable table, CommitShape shape)
     {
-        var p = new SqlParameters<LedgerCommit>();
-        var account = p.Value("account_id", "uuid", c => c.After.Id);
-        string? nowPlaceholder = null; // declared by the first part that needs it: a shape without one has no unused parameter
-        string Now() => nowPlaceholder ??= p.Value("now", "timestamptz", c => c.After.UpdatedAt);
-        var set = AccountColumns(p, c => c.After);
-        var expectedVersion = p.Value("expected_version", "bigint", c => c.ExpectedVersion);
-        var expectedHoldsVersion = p.Value("expected_holds_seq", "bigint", c => c.Holds?.ExpectedHoldsVersion ?? c.After.HoldsVersion);
-
-        var assignments = string.Join(", ", set.Select(c => c.Column + " = " + c.Value));
-        var accountUpdate = $"""
-            UPDATE {table.Accounts} SET {assignments}
-            WHERE {table.Key} = {account} AND version = {expectedVersion} AND holds_seq = {expectedHoldsVersion}
-            RETURNING 1 AS ok
-            """;
-        List<(string Name, string Sql)> parts = [("acct", accountUpdate), ("hist", HistoryRows(p, table, account, c => c.Rows).Sql(gate: "acct"))];
-        if (shape.HasFlag(CommitShape.Charges)) parts.Add(("usage", UsageRecords(p, account, Now())));
+        var p = new SqlParameters<LedgerCommitGroup>();
+        var accounts = new AccountArrays(p)
+            .Key("account_id", "uuid", c => c.After.Id)
+            .Guard("expected_version", "bigint", "version", c => c.ExpectedVersion)
+            .Guard("expected_holds_seq", "bigint", "holds_seq", c => c.Holds?.ExpectedHoldsVersion ?? c.After.HoldsVersion);
+        AccountColumns(new ArraySink(accounts));
+        accounts.Returned("now", "updated_at");
         if (shape.HasFlag(CommitShape.ErrorsAndEvents))
         {
-            parts.Add(("resolved", ResolveErrors(p, table, account, Now())));
-            parts.AddRange(EventStatements.CommitParts(p, Now()));
+            // What the resolved-error events of each account say (read by the events part through the resolved errors).
+            accounts.Extra("resolve_errors", "boolean", c => c.ResolveInsufficientBalanceErrors)
+                .Extra("event_available", "numeric", c => (c.Events ?? Billing.Events.LedgerEvents.None).Available)
+                .Extra("event_balance", "numeric", c => (c.Events ?? Billing.Events.LedgerEvents.None).Balance)
+                .Extra("event_currency", "text", c => (c.Events ?? Billing.Events.LedgerEvents.None).Currency);
         }
 
-        if (shape.HasFlag(CommitShape.Holds)) parts.AddRange(HoldStatements.CommitParts(p, table, account, Now()));
-        if (shape.HasFlag(CommitShape.Grants)) parts.AddRange(GrantStatements.Parts(p, table, account, Now(), c => c.GrantWrites, gate: "acct"));
-        return p.Build(With([.. parts], "SELECT count(*) AS written FROM acct"));
+        List<(string Name, string Sql)> parts =
+            [("acct", accounts.Update(table)), ("hist", HistoryRows(p, table, g => g.Rows("history", c => c.Rows)).Sql(gate: "acct"))];
+        if (shape.HasFlag(CommitShape.Charges)) parts.Add(("usage", UsageRecords(p, table)));
+        if (shape.HasFlag(CommitShape.ErrorsAndEvents))
+        {
+            parts.Add(("resolved", ResolveErrors(p, table)));
+            parts.AddRange(EventStatements.CommitParts(p));
+        }
+
+        if (shape.HasFlag(CommitShape.Holds)) parts.AddRange(HoldStatements.CommitParts(p, table, CommitNow));
+        if (shape.HasFlag(CommitShape.Grants)) parts.AddRange(GrantStatements.Parts(p, table, CommitNow, gate: "acct"));
+        return p.Build(With([.. parts], "SELECT account_id FROM acct"));
     }
 
-    /// <summary>The usage records of the commit's charges.</summary>
-    private static string UsageRecords(SqlParameters<LedgerCommit> p, string account, string now) =>
-        new ArrayInsert<LedgerCommit, UsageReceipt>(p, "usage_record", "usage", c => c.Charges)
+    /// <summary>The usage records of the commits' charges.</summary>
+    private static string UsageRecords(SqlParameters<LedgerCommitGroup> p, AccountTable table) =>
+        new ArrayInsert<LedgerCommitGroup, UsageReceipt>(p, "usage_record", "usage", g => g.Rows("usage", c => c.Charges))
             .Column("usage_id", "uuid", u => u.UsageId)
             .Shared("outcome", "'charged'")
-            .Shared("paid_by", p.Value("paid_by", "text", c => c.After.Kind == AccountKind.Project ? "project" : "user"))
-            .Shared("account_id", account)
+            .Shared("paid_by", table.Kind == AccountKind.Project ? "'project'" : "'user'")
+            .Shared("account_id", ArrayInsert<LedgerCommitGroup, UsageReceipt>.Owner)
             .Column("cost", "numeric", u => u.Cost)
             .Column("currency", "text", u => u.Currency)
             .Column("input_tokens", "bigint", u => u.InputTokens)
             .Column("output_tokens", "bigint", u => u.OutputTokens)
             .Column("balance_after", "numeric", u => u.BalanceAfter)
             .Column("quota_used", "numeric", u => u.QuotaUsed)
-            .Shared("created_at", now)
+            .Shared("created_at", CommitNow)
             .Sql(gate: "acct");
 
-    /// <summary>The account's open insufficient-balance errors, resolved when the commit says so (read by the events part).</summary>
-    private static string ResolveErrors(SqlParameters<LedgerCommit> p, AccountTable table, string account, string now)
+    /// <summary>The accounts' open insufficient-balance errors, resolved where the commit says so (read by the events part).</summary>
+    private static string ResolveErrors(SqlParameters<LedgerCommitGroup> p, AccountTable table)
     {
-        var resolving = p.Value("resolve_insufficient_balance_errors", "boolean", c => c.ResolveInsufficientBalanceErrors);
         var scope = p.Value("scope", "text", _ => table.Scope);
         return $"""
-            UPDATE billing_error SET resolved = true, resolved_at = {now}
+            UPDATE billing_error SET resolved = true, resolved_at = acct.now
             FROM acct
-            WHERE {resolving} AND scope = {scope} AND scope_id = {account}
+            WHERE acct.resolve_errors AND scope = {scope} AND scope_id = acct.account_id
               AND error_type = 'insufficient_balance' AND NOT resolved
-            RETURNING billing_error.id, billing_error.scope, billing_error.scope_id, billing_error.error_type
+            RETURNING billing_error.id, billing_error.scope, billing_error.scope_id, billing_error.error_type,
+                      acct.now, acct.event_available AS available, acct.event_balance AS balance, acct.event_currency AS currency
             """;
     }
 
-    private static SqlStatement<AccountCreation> BuildCreation(AccountTable table)
+    private static SqlStatement<LedgerCommitGroup> BuildCreation(AccountTable table)
     {
-        var p = new SqlParameters<AccountCreation>();
-        var account = p.Value("account_id", "uuid", c => c.Account.Id);
-        var columns = AccountColumns(p, c => c.Account).ToList();
-        columns.Add(("created_at", p.Value("created_at", "timestamptz", c => c.Account.CreatedAt)));
+        var p = new SqlParameters<LedgerCommitGroup>();
+        var account = p.Value("account_id", "uuid", g => g.Commits[0].After.Id);
+        var sink = new ScalarSink(p);
+        AccountColumns(sink);
+        var columns = sink.Columns;
+        var createdAt = p.Value("created_at", "timestamptz", g => g.Commits[0].After.CreatedAt);
+        columns.Add(("created_at", createdAt));
         if (table.Kind == AccountKind.Project)
         {
-            columns.Add(("\"user\"", p.Nullable("creator_id", "uuid", NpgsqlDbType.Uuid, c => c.Account.CreatorId)));
-            columns.Add(("initial_credit_granted", p.Value("initial_credit_granted", "boolean", c => c.Account.InitialCreditGranted)));
+            columns.Add(("\"user\"", p.Nullable("creator_id", "uuid", NpgsqlDbType.Uuid, g => g.Commits[0].After.CreatorId)));
+            columns.Add(("initial_credit_granted", p.Value("initial_credit_granted", "boolean", g => g.Commits[0].After.InitialCreditGranted)));
         }
 
-        columns.Add(("currency", p.Value("currency", "text", c => c.Account.Currency)));
+        columns.Add(("currency", p.Value("currency", "text", g => g.Commits[0].After.Currency)));
         var names = string.Join(", ", columns.Select(c => c.Column));
         var values = string.Join(", ", columns.Select(c => c.Value));
         var accountInsert = $"""
             INSERT INTO {table.Accounts} ({table.Key}, {names})
             VALUES ({account}, {values})
-            ON CONFLICT DO NOTHING RETURNING 1 AS created
+            ON CONFLICT DO NOTHING RETURNING {table.Key} AS account_id
             """;
-        var createdAt = columns.First(c => c.Column == "created_at").Value;
         return p.Build(With(
-            [("acct", accountInsert), ("hist", HistoryRows(p, table, account, c => c.Rows).Sql(gate: "acct")),
-             .. GrantStatements.Parts(p, table, account, createdAt, c => c.Grants, gate: "acct", withChanges: false)],
+            [("acct", accountInsert), ("hist", HistoryRows(p, table, g => g.Rows("history", c => c.Rows)).Sql(gate: "acct")),
+             .. GrantStatements.Parts(p, table, createdAt, gate: "acct", withChanges: false)],
             "SELECT count(*) AS created FROM acct"));
     }
 
-    private static SqlStatement<ProjectCreation> BuildProjectCreation()
+    private static SqlStatement<LedgerCommitGroup> BuildProjectCreation()
     {
         var table = AccountTable.Projects;
-        var p = new SqlParameters<ProjectCreation>();
-        var project = p.Value("account_id", "uuid", c => c.Account.Id);
-        var creator = p.Value("creator_id", "uuid", c => c.Account.CreatorId!.Value);
-        var createdAt = p.Value("created_at", "timestamptz", c => c.Account.CreatedAt);
-        var credit = p.Value("credit", "numeric", c => c.CreditRow.BalanceAfter);
-        var currency = p.Value("currency", "text", c => c.Account.Currency);
+        var p = new SqlParameters<LedgerCommitGroup>();
+        var project = p.Value("account_id", "uuid", g => g.Commits[0].After.Id);
+        var creator = p.Value("creator_id", "uuid", g => g.Commits[0].After.CreatorId!.Value);
+        var createdAt = p.Value("created_at", "timestamptz", g => g.Commits[0].After.CreatedAt);
+        var credit = p.Value("credit", "numeric", g => g.Commits[0].Rows[0].BalanceAfter);
+        var currency = p.Value("currency", "text", g => g.Commits[0].After.Currency);
         var claim = $"""
             INSERT INTO first_project_credit (creator, project, claimed_at)
             SELECT {creator}, {project}, {createdAt} WHERE NOT EXISTS (SELECT 1 FROM {table.Accounts} WHERE project = {project})
@@ -214,35 +278,35 @@ public static class LedgerStatements
                    CASE WHEN d.granted THEN 1 ELSE 0 END, {createdAt}, {createdAt}
             FROM decided d
             ON CONFLICT DO NOTHING
-            RETURNING initial_credit_granted AS granted
+            RETURNING project AS account_id, initial_credit_granted AS granted
             """;
-        var history = HistoryRows(p, table, project, c => c.Rows).Sql(gate: "acct", condition: "acct.granted");
+        var history = HistoryRows(p, table, g => g.Rows("history", c => c.Rows)).Sql(gate: "acct", condition: "acct.granted");
         return p.Build(With(
             [("claim", claim), ("decided", decided), ("acct", accountInsert), ("hist", history),
-             .. GrantStatements.Parts(p, table, project, createdAt, c => c.Grants, gate: "acct", condition: "acct.granted", withChanges: false)],
+             .. GrantStatements.Parts(p, table, createdAt, gate: "acct", condition: "acct.granted", withChanges: false)],
             "SELECT count(*) AS created, COALESCE(bool_or(granted), false) AS first_project FROM acct"));
     }
 
     /// <summary>The account row's columns that a commit moves; a creation writes them too.</summary>
-    private static (string Column, string Value)[] AccountColumns<TInput>(SqlParameters<TInput> p, Func<TInput, AccountState> account) =>
-    [
-        ("balance", p.Value("balance", "numeric", c => account(c).Balance)),
-        ("is_pro", p.Value("is_pro", "boolean", c => account(c).IsPro)),
-        ("monthly_quota", p.Value("monthly_quota", "numeric", c => account(c).MonthlyQuota)),
-        ("month_used", p.Value("month_used", "numeric", c => account(c).MonthUsed)),
-        ("cycle_start", p.Nullable("cycle_start", "timestamptz", NpgsqlDbType.TimestampTz, c => account(c).CycleStart)),
-        ("cycle_end", p.Nullable("cycle_end", "timestamptz", NpgsqlDbType.TimestampTz, c => account(c).CycleEnd)),
-        ("cycle_anchor", p.Nullable("cycle_anchor", "timestamptz", NpgsqlDbType.TimestampTz, c => account(c).CycleAnchor)),
-        ("version", p.Value("version", "bigint", c => account(c).Version)),
-        ("holds_seq", p.Value("holds_seq", "bigint", c => account(c).HoldsVersion)),
-        ("updated_at", p.Value("updated_at", "timestamptz", c => account(c).UpdatedAt)),
-    ];
+    private static void AccountColumns(IAccountColumnSink sink)
+    {
+        sink.Add("balance", "numeric", a => a.Balance);
+        sink.Add("is_pro", "boolean", a => a.IsPro);
+        sink.Add("monthly_quota", "numeric", a => a.MonthlyQuota);
+        sink.Add("month_used", "numeric", a => a.MonthUsed);
+        sink.Add("cycle_start", "timestamptz", a => a.CycleStart?.UtcDateTime);
+        sink.Add("cycle_end", "timestamptz", a => a.CycleEnd?.UtcDateTime);
+        sink.Add("cycle_anchor", "timestamptz", a => a.CycleAnchor?.UtcDateTime);
+        sink.Add("version", "bigint", a => a.Version);
+        sink.Add("holds_seq", "bigint", a => a.HoldsVersion);
+        sink.Add("updated_at", "timestamptz", a => a.UpdatedAt.UtcDateTime);
+    }
 
     /// <summary>History rows, one array per column.</summary>
-    private static ArrayInsert<TInput, LedgerRow> HistoryRows<TInput>(
-        SqlParameters<TInput> p, AccountTable table, string account, Func<TInput, IReadOnlyList<LedgerRow>> rows) =>
-        new ArrayInsert<TInput, LedgerRow>(p, table.History, "history", rows)
-            .Shared(table.Key, account)
+    private static ArrayInsert<LedgerCommitGroup, LedgerRow> HistoryRows(
+        SqlParameters<LedgerCommitGroup> p, AccountTable table, Func<LedgerCommitGroup, IReadOnlyList<Owned<LedgerRow>>> rows) =>
+        new ArrayInsert<LedgerCommitGroup, LedgerRow>(p, table.History, "history", rows)
+            .Shared(table.Key, ArrayInsert<LedgerCommitGroup, LedgerRow>.Owner)
             .Column("uid", "uuid", r => r.Id)
             .Column("seq", "bigint", r => r.Sequence)
             .Column("amount", "numeric", r => r.Amount)
@@ -261,7 +325,7 @@ public static class LedgerStatements
             .Column("hold_id", "uuid", r => r.HoldId)
             .Column("created_at", "timestamptz", r => r.CreatedAt.UtcDateTime);
 
-    /// <summary>One statement: each part a CTE (later parts may read earlier ones, e.g. the account update's row), then the result.</summary>
+    /// <summary>One statement: each part a CTE (later parts may read earlier ones, e.g. the account update's rows), then the result.</summary>
     private static string With((string Name, string Sql)[] parts, string result)
     {
         var commonTableExpressions = string.Join(",\n", parts.Select(part => part.Name + " AS (\n" + part.Sql + ")"));
@@ -269,5 +333,87 @@ public static class LedgerStatements
             WITH {commonTableExpressions}
             {result}
             """;
+    }
+
+    /// <summary>Where <see cref="AccountColumns"/> go: one array per column (the commit) or one value (a creation).</summary>
+    private interface IAccountColumnSink
+    {
+        void Add<T>(string column, string type, Func<AccountState, T> value);
+    }
+
+    private sealed class ArraySink(AccountArrays accounts) : IAccountColumnSink
+    {
+        public void Add<T>(string column, string type, Func<AccountState, T> value) => accounts.Set(column, type, c => value(c.After));
+    }
+
+    private sealed class ScalarSink(SqlParameters<LedgerCommitGroup> p) : IAccountColumnSink
+    {
+        public List<(string Column, string Value)> Columns { get; } = [];
+
+        public void Add<T>(string column, string type, Func<AccountState, T> value) =>
+            Columns.Add((column, p.Value(column, type, g => value(g.Commits[0].After))));
+    }
+
+    /// <summary>
+    /// The account part of the commit statement: one array per column over the group's commits,
+    /// <c>UPDATE accounts SET … FROM unnest(…) a WHERE key = a.account_id AND version = a.expected_version …</c>,
+    /// returning each moved account's id and what later parts read of its commit.
+    /// </summary>
+    private sealed class AccountArrays(SqlParameters<LedgerCommitGroup> p)
+    {
+        private readonly List<(string Alias, string Array)> arrays = [];
+        private readonly List<(string Column, string Alias)> guards = [];
+        private readonly List<string> assignments = [];
+        private readonly List<string> returned = ["a.account_id"];
+
+        public AccountArrays Key<T>(string alias, string type, Func<LedgerCommit, T> value) => Array(alias, type, value);
+
+        /// <summary>The row is moved only where its <paramref name="column"/> equals this value.</summary>
+        public AccountArrays Guard<T>(string alias, string type, string column, Func<LedgerCommit, T> value)
+        {
+            guards.Add((column, alias));
+            return Array(alias, type, value);
+        }
+
+        public AccountArrays Set<T>(string column, string type, Func<LedgerCommit, T> value)
+        {
+            assignments.Add($"{column} = a.{column}");
+            return Array(column, type, value);
+        }
+
+        /// <summary>A value of the commit the statement's later parts read from the account part's result (<c>acct.alias</c>).</summary>
+        public AccountArrays Extra<T>(string alias, string type, Func<LedgerCommit, T> value)
+        {
+            returned.Add("a." + alias);
+            return Array(alias, type, value);
+        }
+
+        /// <summary>An array already declared, returned under another name (e.g. updated_at as the commit's now).</summary>
+        public AccountArrays Returned(string alias, string column)
+        {
+            returned.Add($"a.{column} AS {alias}");
+            return this;
+        }
+
+        public string Update(AccountTable table)
+        {
+            var conditions = string.Join(" AND ", [$"t.{table.Key} = a.account_id", .. guards.Select(g => $"t.{g.Column} = a.{g.Alias}")]);
+            var setList = string.Join(", ", assignments);
+            var arrayPlaceholders = string.Join(", ", arrays.Select(a => a.Array));
+            var arrayColumns = string.Join(", ", arrays.Select(a => a.Alias));
+            var returnedColumns = string.Join(", ", returned);
+            return $"""
+                UPDATE {table.Accounts} t SET {setList}
+                FROM unnest({arrayPlaceholders}) AS a({arrayColumns})
+                WHERE {conditions}
+                RETURNING {returnedColumns}
+                """;
+        }
+
+        private AccountArrays Array<T>(string alias, string type, Func<LedgerCommit, T> value)
+        {
+            arrays.Add((alias, p.Array("account." + alias, type, g => g.Accounts, o => value(o.Row))));
+            return this;
+        }
     }
 }

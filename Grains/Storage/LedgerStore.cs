@@ -63,7 +63,7 @@ public sealed class LedgerStore(NpgsqlDataSource dataSource)
     /// <summary>Creates an account with its opening row (if any) in one statement; false when it already existed.</summary>
     public async Task<bool> CreateAsync(AccountState account, LedgerRow? openingRow, CancellationToken cancellationToken = default)
     {
-        await using var command = LedgerStatements.Create(account.Kind).Command(dataSource, new AccountCreation(account, openingRow));
+        await using var command = LedgerStatements.Create(account.Kind).Command(dataSource, new AccountCreation(account, openingRow).ToGroup());
         return (long)(await command.ExecuteScalarAsync(cancellationToken))! == 1;
     }
 
@@ -75,7 +75,7 @@ public sealed class LedgerStore(NpgsqlDataSource dataSource)
     /// </summary>
     public async Task<(bool Created, bool FirstProject)> CreateProjectAsync(AccountState account, LedgerRow creditRow, CancellationToken cancellationToken = default)
     {
-        await using var command = LedgerStatements.CreateProject.Command(dataSource, new ProjectCreation(account, creditRow));
+        await using var command = LedgerStatements.CreateProject.Command(dataSource, new ProjectCreation(account, creditRow).ToGroup());
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         await reader.ReadAsync(cancellationToken);
         return (reader.Get<long>("created") == 1, reader.Get<bool>("first_project"));
@@ -88,15 +88,16 @@ public sealed class LedgerStore(NpgsqlDataSource dataSource)
     public async Task<bool> CommitAsync(LedgerCommit commit, CancellationToken cancellationToken = default)
     {
         await using var batch = dataSource.CreateBatch();
-        batch.BatchCommands.Add(CommitCommand(commit));
-        return (long)(await batch.ExecuteScalarAsync(cancellationToken))! == 1;
+        batch.BatchCommands.Add(CommitCommand(new LedgerCommitGroup([commit])));
+        return await batch.ExecuteScalarAsync(cancellationToken) is Guid;
     }
 
     /// <summary>
-    /// The statement of <see cref="CommitAsync"/>, to run alone or beside other accounts' in one transaction
-    /// (<see cref="LedgerWriter"/>). It returns one row: 1 when written, 0 on a version conflict.
+    /// The statement that writes a group of commits, to run alone or beside others in one transaction
+    /// (<see cref="LedgerWriter"/>). It returns one row (<c>account_id</c>) per account written; an account without a
+    /// row was not at its expected version.
     /// </summary>
-    public static NpgsqlBatchCommand CommitCommand(LedgerCommit commit) => LedgerStatements.Commit(commit).BatchCommand(commit);
+    public static NpgsqlBatchCommand CommitCommand(LedgerCommitGroup group) => LedgerStatements.Commit(group).BatchCommand(group);
 
     /// <summary>Which of <paramref name="usageIds"/> already have a row in this account's history.</summary>
     public Task<HashSet<Guid>> ExistingUsageIdsAsync(AccountTable table, Guid id, Guid[] usageIds, CancellationToken cancellationToken = default) =>

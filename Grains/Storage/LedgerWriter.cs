@@ -16,9 +16,11 @@ namespace Billing.Storage;
 /// WAL flush are most of PostgreSQL's work per write, and this shares them (figures: README, "Benchmark").
 /// <para>
 /// Accounts are partitioned over a few writer loops, so one account is always written by the same connection
-/// and statements are sorted by account, so two transactions never wait on each other's rows in opposite order.
-/// Every statement keeps its own version guard; a caller learns its outcome only after the shared transaction
-/// has committed (I4). A statement that fails (a usage id stored before) is failed alone and the others retried.
+/// and writes are sorted by account, so two transactions never wait on each other's rows in opposite order.
+/// The commits of one kind of account in a transaction are one statement (<see cref="LedgerCommitGroup"/>): PostgreSQL's
+/// fixed cost per statement is most of its work for one usage. Every account keeps its own version guard; a caller
+/// learns its outcome only after the shared transaction has committed (I4). A statement that fails (a usage id
+/// stored before) is retried with each of its commits on its own, and the one that fails then is failed alone.
 /// </para>
 /// <para>
 /// Each partition's queue is bounded (<see cref="BillingLimits.LedgerWriterQueue"/>): when the database falls
@@ -28,7 +30,6 @@ namespace Billing.Storage;
 /// </summary>
 public sealed class LedgerWriter : IAsyncDisposable
 {
-    private const int Partitions = 4;
     private const int MaxWritesPerTransaction = 64;
     private const int MaxAttempts = 5;
 
@@ -42,10 +43,12 @@ public sealed class LedgerWriter : IAsyncDisposable
     {
         this.dataSource = dataSource;
         this.logger = logger;
-        var capacity = (limits?.Value ?? new BillingLimits()).LedgerWriterQueue;
+        var settings = limits?.Value ?? new BillingLimits();
+        var capacity = settings.LedgerWriterQueue;
         if (capacity < 1) throw new ArgumentOutOfRangeException(nameof(limits), capacity, $"{BillingLimits.Section}:LedgerWriterQueue must be at least 1.");
+        if (settings.LedgerWriters is < 1 or > 64) throw new ArgumentOutOfRangeException(nameof(limits), settings.LedgerWriters, $"{BillingLimits.Section}:LedgerWriters must be 1–64.");
         // FullMode.Wait with TryWrite: a full queue makes TryWrite return false (nothing dropped silently).
-        queues = Enumerable.Range(0, Partitions).Select(_ => Channel.CreateBounded<PendingWrite>(new BoundedChannelOptions(capacity)
+        queues = Enumerable.Range(0, settings.LedgerWriters).Select(_ => Channel.CreateBounded<PendingWrite>(new BoundedChannelOptions(capacity)
         {
             SingleReader = true,
             FullMode = BoundedChannelFullMode.Wait,
@@ -59,8 +62,8 @@ public sealed class LedgerWriter : IAsyncDisposable
     /// </summary>
     public Task<bool> CommitAsync(LedgerCommit commit)
     {
-        var write = new PendingWrite(commit.After.Id, () => LedgerStore.CommitCommand(commit));
-        var partition = (commit.After.Id.GetHashCode() & int.MaxValue) % Partitions;
+        var write = new PendingWrite(commit);
+        var partition = (commit.After.Id.GetHashCode() & int.MaxValue) % queues.Length;
         if (!queues[partition].Writer.TryWrite(write))
         {
             if (disposed) throw new ObjectDisposedException(nameof(LedgerWriter));
@@ -95,20 +98,34 @@ public sealed class LedgerWriter : IAsyncDisposable
         using var span = BillingTracing.Source.StartActivity("ledger commit", ActivityKind.Internal, writes[0].Caller,
             links: writes.Where(w => w.Caller != default).Select(w => new ActivityLink(w.Caller)));
         span?.SetTag("billing.ledger.writes", writes.Count);
-        for (var attempt = 1; writes.Count > 0; attempt++)
+        var statements = Statements(writes);
+        for (var attempt = 1; statements.Count > 0; attempt++)
         {
             try
             {
-                var written = await Execute(writes);
-                for (var i = 0; i < writes.Count; i++) writes[i].Completion.TrySetResult(written[i]);
+                var written = await Execute(statements);
+                for (var i = 0; i < statements.Count; i++)
+                {
+                    foreach (var write in statements[i].Writes) write.Completion.TrySetResult(written[i].Contains(write.AccountId));
+                }
+
                 return;
             }
-            catch (StatementFailedException failure) when (failure.Index < writes.Count && failure.Error.SqlState is not (PostgresErrorCodes.DeadlockDetected or PostgresErrorCodes.SerializationFailure))
+            catch (StatementFailedException failure) when (failure.Index < statements.Count && failure.Error.SqlState is not (PostgresErrorCodes.DeadlockDetected or PostgresErrorCodes.SerializationFailure))
             {
-                // One statement failed and took the shared transaction with it: fail that one, retry the others.
-                logger.LogDebug("Statement {Index} of a shared ledger commit of {WriteCount} failed ({SqlState}); retrying the others", failure.Index, writes.Count, failure.Error.SqlState);
-                writes[failure.Index].Completion.TrySetException(failure.Error);
-                writes.RemoveAt(failure.Index);
+                // One statement failed and took the shared transaction with it: retry its commits one by one to find
+                // the one at fault, and fail that one alone.
+                var failed = statements[failure.Index];
+                statements.RemoveAt(failure.Index);
+                if (failed.Writes.Count == 1)
+                {
+                    logger.LogDebug("A commit in a shared ledger transaction of {WriteCount} write(s) failed ({SqlState}); retrying the others", writes.Count, failure.Error.SqlState);
+                    failed.Writes[0].Completion.TrySetException(failure.Error);
+                }
+                else
+                {
+                    statements.InsertRange(failure.Index, failed.Writes.Select(w => new CommitStatement([w])));
+                }
             }
             catch (StatementFailedException failure) when (attempt < MaxAttempts)
             {
@@ -117,39 +134,56 @@ public sealed class LedgerWriter : IAsyncDisposable
             catch (Exception exception)
             {
                 var error = exception is StatementFailedException failure ? failure.Error : exception;
-                foreach (var write in writes) write.Completion.TrySetException(error);
+                foreach (var write in statements.SelectMany(s => s.Writes)) write.Completion.TrySetException(error);
                 return;
             }
         }
     }
 
-    /// <summary>One round trip, one implicit transaction; results only count once the reader has seen it commit.</summary>
-    private async Task<bool[]> Execute(List<PendingWrite> writes)
+    /// <summary>One statement per kind of account, with at most one commit per account (a second goes to a statement after it).</summary>
+    private static List<CommitStatement> Statements(List<PendingWrite> writes)
+    {
+        var statements = new List<CommitStatement>(2);
+        foreach (var write in writes)
+        {
+            var statement = statements.Find(s => s.Kind == write.Commit.After.Kind && !s.Writes.Exists(w => w.AccountId == write.AccountId));
+            if (statement is null) statements.Add(new CommitStatement([write]));
+            else statement.Writes.Add(write);
+        }
+
+        return statements;
+    }
+
+    /// <summary>
+    /// One round trip, one implicit transaction; the accounts each statement wrote (an account may be in two statements:
+    /// the second then finds it moved), which only count once the reader has seen the transaction commit.
+    /// </summary>
+    private async Task<HashSet<Guid>[]> Execute(List<CommitStatement> statements)
     {
         await using var connection = await dataSource.OpenConnectionAsync();
         await using var batch = new NpgsqlBatch(connection);
-        foreach (var write in writes) batch.BatchCommands.Add(write.NewCommand());
-        var written = new bool[writes.Count];
-        var statement = 0; // the statement whose result is being read: the one that failed, on an error
+        foreach (var statement in statements) batch.BatchCommands.Add(LedgerStore.CommitCommand(statement.Group));
+        var written = new HashSet<Guid>[statements.Count];
+        var index = 0; // the statement whose result is being read: the one that failed, on an error
         try
         {
             await using var reader = await batch.ExecuteReaderAsync();
-            for (; statement < writes.Count; statement++)
+            for (; index < statements.Count; index++)
             {
-                if (statement > 0) await reader.NextResultAsync(); // a statement's error surfaces as its result is reached
-                await reader.ReadAsync();
-                written[statement] = reader.GetInt64(0) == 1;
+                if (index > 0) await reader.NextResultAsync(); // a statement's error surfaces as its result is reached
+                written[index] = [];
+                while (await reader.ReadAsync()) written[index].Add(reader.GetGuid(0));
             }
         }
         catch (PostgresException error)
         {
-            throw new StatementFailedException(statement, error);
+            throw new StatementFailedException(index, error);
         }
 
         return written;
     }
 
-    /// <summary>A statement of a shared transaction failed (<see cref="Index"/> = writes.Count: the commit itself).</summary>
+    /// <summary>A statement of a shared transaction failed (<see cref="Index"/> = the statements' count: the commit itself).</summary>
     private sealed class StatementFailedException(int index, PostgresException error) : Exception(error.Message, error)
     {
         public int Index { get; } = index;
@@ -157,17 +191,29 @@ public sealed class LedgerWriter : IAsyncDisposable
         public PostgresException Error { get; } = error;
     }
 
-    private sealed class PendingWrite(Guid accountId, Func<NpgsqlBatchCommand> build)
+    /// <summary>The writes one statement commits: accounts of one kind, each once.</summary>
+    private sealed class CommitStatement(List<PendingWrite> writes)
     {
-        public Guid AccountId { get; } = accountId;
+        private LedgerCommitGroup? group;
+
+        public List<PendingWrite> Writes { get; } = writes;
+
+        public AccountKind Kind => Writes[0].Commit.After.Kind;
+
+        /// <summary>Gathered when first executed, and kept for a retry of the same writes.</summary>
+        public LedgerCommitGroup Group => group ??= new LedgerCommitGroup(Writes.ConvertAll(w => w.Commit));
+    }
+
+    private sealed class PendingWrite(LedgerCommit commit)
+    {
+        public LedgerCommit Commit { get; } = commit;
+
+        public Guid AccountId => Commit.After.Id;
 
         public TaskCompletionSource<bool> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
         /// <summary>The trace of the grain call that queued this write (none while nobody traces).</summary>
         public ActivityContext Caller { get; } = Activity.Current?.Context ?? default;
-
-        /// <summary>A fresh command for each attempt: a batch command belongs to one batch.</summary>
-        public NpgsqlBatchCommand NewCommand() => build();
     }
 }
 

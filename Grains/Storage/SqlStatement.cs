@@ -13,9 +13,9 @@ public sealed class SqlParameters<TInput>
 {
     private readonly List<Binding> bindings = [];
 
-    /// <summary>A scalar (reference types may be null).</summary>
+    /// <summary>A scalar; a null (of a reference or nullable type) is sent as SQL NULL of the declared type.</summary>
     public string Value<T>(string name, string type, Func<TInput, T> value) =>
-        Declare(name, type, input => new NpgsqlParameter<T> { TypedValue = value(input) });
+        Declare(name, type, input => value(input) is { } v ? new NpgsqlParameter<T> { TypedValue = v } : new NpgsqlParameter { Value = DBNull.Value });
 
     /// <summary>A nullable value-type scalar (Npgsql's generic parameter cannot send a null <c>T?</c>).</summary>
     public string Nullable<T>(string name, string type, NpgsqlDbType dbType, Func<TInput, T?> value) where T : struct =>
@@ -82,25 +82,33 @@ public sealed class SqlStatement<TInput>
     }
 }
 
+/// <summary>A row of a statement that writes several accounts at once, with the account it belongs to.</summary>
+public readonly record struct Owned<TRow>(Guid AccountId, TRow Row);
+
 /// <summary>
 /// One part of a statement that inserts many rows sent as one array per column:
-/// <c>INSERT INTO t (a, b) SELECT r.a, r.b FROM gate, unnest($1::uuid[], $2::numeric[]) AS r(a, b)</c>.
-/// A column is one <see cref="Column{T}"/> line; a value shared by every row is one <see cref="Shared"/> line.
+/// <c>INSERT INTO t (a, b) SELECT r.a, r.b FROM unnest($1::uuid[], $2::numeric[], $3::uuid[]) AS r(a, b, owner_id) JOIN gate …</c>.
+/// A column is one <see cref="Column{T}"/> line; a value shared by every row is one <see cref="Shared"/> line. Each row
+/// belongs to an account (<see cref="Owned{TRow}"/>), and with a gate (the account update) only the rows of the accounts
+/// the gate wrote are inserted: one statement writes the rows of many accounts, each under its own version guard.
 /// </summary>
-public sealed class ArrayInsert<TInput, TRow>(SqlParameters<TInput> parameters, string table, string name, Func<TInput, IReadOnlyList<TRow>> rows)
+public sealed class ArrayInsert<TInput, TRow>(SqlParameters<TInput> parameters, string table, string name, Func<TInput, IReadOnlyList<Owned<TRow>>> rows)
 {
+    /// <summary>The SQL expression of a row's account, for <see cref="Shared"/> (e.g. the history row's account column).</summary>
+    public const string Owner = "r.owner_id";
+
     private readonly List<(string Column, string Expression)> columns = [];
     private readonly List<(string Alias, string Array)> arrays = [];
 
     /// <summary>A column taken from each row; <paramref name="cast"/> converts it on the way in (e.g. text → jsonb).</summary>
     public ArrayInsert<TInput, TRow> Column<T>(string column, string type, Func<TRow, T> value, string? cast = null)
     {
-        arrays.Add((column, parameters.Array($"{name}.{column.Trim('"')}", type, rows, value)));
+        arrays.Add((column, parameters.Array($"{name}.{column.Trim('"')}", type, rows, o => value(o.Row))));
         columns.Add((column, cast is null ? $"r.{column}" : $"r.{column}::{cast}"));
         return this;
     }
 
-    /// <summary>A column whose value is the same for every row: a placeholder or a SQL literal.</summary>
+    /// <summary>A column whose value is not an array of its own: a placeholder, a SQL literal, <see cref="Owner"/> or a gate column.</summary>
     public ArrayInsert<TInput, TRow> Shared(string column, string expression)
     {
         columns.Add((column, expression));
@@ -108,21 +116,22 @@ public sealed class ArrayInsert<TInput, TRow>(SqlParameters<TInput> parameters, 
     }
 
     /// <summary>
-    /// The INSERT; rows are written only when <paramref name="gate"/> (a CTE such as the account update) returned a
-    /// row and, when given, <paramref name="condition"/> (on the gate's columns) holds.
+    /// The INSERT; rows are written only for the accounts <paramref name="gate"/> (a CTE such as the account update,
+    /// returning <c>account_id</c>) returned and, when given, where <paramref name="condition"/> (on the gate's columns) holds.
     /// </summary>
     public string Sql(string? gate = null, string? condition = null)
     {
+        var sourceArrays = gate is null ? arrays : [.. arrays, ("owner_id", parameters.Array($"{name}.owner_id", "uuid", rows, o => o.AccountId))];
         var targetColumns = string.Join(", ", columns.Select(c => c.Column));
         var sourceValues = string.Join(", ", columns.Select(c => c.Expression));
-        var gateSource = gate is null ? "" : gate + ", ";
-        var arrayPlaceholders = string.Join(", ", arrays.Select(a => a.Array));
-        var arrayColumns = string.Join(", ", arrays.Select(a => a.Alias));
+        var arrayPlaceholders = string.Join(", ", sourceArrays.Select(a => a.Array));
+        var arrayColumns = string.Join(", ", sourceArrays.Select(a => a.Alias));
+        var join = gate is null ? "" : $"JOIN {gate} ON {gate}.account_id = {Owner}";
         var filter = condition is null ? "" : $"WHERE {condition}";
         return $"""
             INSERT INTO {table} ({targetColumns})
             SELECT {sourceValues}
-            FROM {gateSource}unnest({arrayPlaceholders}) AS r({arrayColumns})
+            FROM unnest({arrayPlaceholders}) AS r({arrayColumns}) {join}
             {filter}
             """;
     }

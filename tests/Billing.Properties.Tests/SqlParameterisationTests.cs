@@ -20,8 +20,8 @@ public partial class SqlParameterisationTests
         // column names, all built from constants in code.
         new(@"^BillingEventTypes\.\w+$"),                                           // event type constants (Grains.Interfaces/Events.cs)
         new(@"^(available|balance)$"),                                               // EventStatements: placeholders from SqlParameters
-        new(@"^(ids|remaining|states)$"),                                           // GrantStatements: array placeholders of changed grants
-        new(@"^(account|now|expectedVersion|expectedHoldsVersion|table|gate|gateSource|filter|condition|project|creator|createdAt|credit|currency|claim|decided|accountInsert|history|assignments|resolving|scope|names|values|targetColumns|sourceValues|arrayPlaceholders|arrayColumns|result|commonTableExpressions)$"),
+        new(@"^(ids|remaining|states|owners)$"),                                    // GrantStatements: array placeholders of changed grants
+        new(@"^(account|now|expectedVersion|expectedHoldsVersion|table|gate|gateSource|filter|condition|project|creator|createdAt|credit|currency|claim|decided|accountInsert|history|assignments|resolving|scope|names|values|targetColumns|sourceValues|arrayPlaceholders|arrayColumns|result|commonTableExpressions|join|conditions|setList|returnedColumns)$"),
     ];
 
     [GeneratedRegex(@"\$""""""(?<body>.*?)""""""", RegexOptions.Singleline)]

@@ -49,21 +49,34 @@ public class LedgerStatementTests
     }
 
     [Fact]
-    public void Array_insert_binds_one_array_per_column_in_row_order()
+    public void Array_insert_binds_one_array_per_column_in_row_order_and_joins_each_row_to_its_account()
     {
-        var parameters = new SqlParameters<(decimal Amount, string Reason)[]>();
-        var sql = new ArrayInsert<(decimal Amount, string Reason)[], (decimal Amount, string Reason)>(parameters, "t", "rows", rows => rows)
+        var parameters = new SqlParameters<Owned<(decimal Amount, string Reason)>[]>();
+        var sql = new ArrayInsert<Owned<(decimal Amount, string Reason)>[], (decimal Amount, string Reason)>(parameters, "t", "rows", rows => rows)
             .Column("amount", "numeric", r => r.Amount)
             .Column("reason", "text", r => r.Reason)
             .Shared("fixed", "'x'")
+            .Shared("account", ArrayInsert<Owned<(decimal, string)>[], (decimal, string)>.Owner)
             .Sql(gate: "acct");
         var statement = parameters.Build(sql);
-        Assert.Contains("unnest($1::numeric[], $2::text[]) AS r(amount, reason)", statement.Sql);
-        Assert.Contains("INSERT INTO t (amount, reason, fixed)", statement.Sql);
+        Assert.Contains("unnest($1::numeric[], $2::text[], $3::uuid[]) AS r(amount, reason, owner_id) JOIN acct ON acct.account_id = r.owner_id", statement.Sql);
+        Assert.Contains("INSERT INTO t (amount, reason, fixed, account)", statement.Sql);
+        Assert.Contains("SELECT r.amount, r.reason, 'x', r.owner_id", statement.Sql);
 
-        var command = statement.BatchCommand([(1.5m, "a"), (2.25m, "b")]);
+        Guid first = Guid.NewGuid(), second = Guid.NewGuid();
+        var command = statement.BatchCommand([new(first, (1.5m, "a")), new(second, (2.25m, "b"))]);
         Assert.Equal([1.5m, 2.25m], (decimal[])command.Parameters[0].Value!);
         Assert.Equal(["a", "b"], (string[])command.Parameters[1].Value!);
+        Assert.Equal([first, second], (Guid[])command.Parameters[2].Value!);
+    }
+
+    [Fact]
+    public void The_commit_statement_moves_each_account_under_its_own_guards_and_returns_the_ids_it_moved()
+    {
+        var sql = LedgerStatements.Commit(AccountKind.Project, LedgerStatements.CommitShape.Charges).Sql;
+        Assert.Contains("WHERE t.project = a.account_id AND t.version = a.expected_version AND t.holds_seq = a.expected_holds_seq", sql);
+        Assert.Contains("RETURNING a.account_id", sql);
+        Assert.EndsWith("SELECT account_id FROM acct", sql.TrimEnd());
     }
 
     private static void AssertPlaceholders(string sql, IReadOnlyList<string> names)

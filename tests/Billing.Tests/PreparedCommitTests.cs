@@ -33,8 +33,8 @@ public sealed class PreparedCommitTests(ClusterFixture fixture) : BillingTestBas
             // The statement with every part, so that commits of every shape run the same text.
             var commit = new LedgerCommit(AccountLedger.Apply(account, row!), account.Version, [row!], receipt is null ? [] : [receipt], false);
             await using var batch = dataSource.CreateBatch();
-            batch.BatchCommands.Add(LedgerStatements.Commit(AccountKind.Project, LedgerStatements.CommitShape.All).BatchCommand(commit));
-            Assert.Equal(1L, (long)(await batch.ExecuteScalarAsync())!);
+            batch.BatchCommands.Add(LedgerStatements.Commit(AccountKind.Project, LedgerStatements.CommitShape.All).BatchCommand(new LedgerCommitGroup([commit])));
+            Assert.Equal(account.Id, (Guid)(await batch.ExecuteScalarAsync())!);
             account = (await store.LoadAsync(AccountTable.Projects, project))!;
         }
 

@@ -8,7 +8,7 @@ namespace Billing.Bench.Workload;
 /// db-shared: what "account grains of one silo share round trips" does at the database, with writer loops the bench
 /// sizes (--xp-writers) and counts. Account writes (the grains' statement, <see cref="LedgerStore.CommitCommand"/>)
 /// queue here; each writer loop takes everything queued (up to <see cref="MaxBatch"/>) and sends it as one
-/// NpgsqlBatch — one round trip, one implicit transaction, one commit and WAL flush — then answers all.
+/// statement — one round trip, one implicit transaction, one commit and WAL flush — then answers all.
 /// </summary>
 public sealed class SharedCommitter : IAsyncDisposable
 {
@@ -52,20 +52,17 @@ public sealed class SharedCommitter : IAsyncDisposable
             if (pending.Count == 0) continue;
             try
             {
+                // As the silo's writer: one statement for the accounts of the batch (each account is in flight once).
+                var group = new LedgerCommitGroup(pending.ConvertAll(p => p.Commit));
                 await using var batch = db.CreateBatch();
-                foreach (var (commit, _) in pending) batch.BatchCommands.Add(LedgerStore.CommitCommand(commit));
-                var results = new bool[pending.Count];
+                batch.BatchCommands.Add(LedgerStore.CommitCommand(group));
+                var written = new HashSet<Guid>();
                 await using (var reader = await batch.ExecuteReaderAsync())
                 {
-                    var i = 0;
-                    do
-                    {
-                        if (await reader.ReadAsync()) results[i] = reader.GetInt64(0) == 1;
-                        i++;
-                    }
-                    while (await reader.NextResultAsync());
+                    while (await reader.ReadAsync()) written.Add(reader.GetGuid(0));
                 }
 
+                var results = pending.ConvertAll(p => written.Contains(p.Commit.After.Id));
                 Interlocked.Increment(ref batches);
                 Interlocked.Add(ref writes, pending.Count);
                 for (var i = 0; i < pending.Count; i++) pending[i].Done.TrySetResult(results[i]);
