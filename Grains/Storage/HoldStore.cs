@@ -45,10 +45,19 @@ public sealed class HoldStore(NpgsqlDataSource dataSource)
         return found is { } f ? (f.Item1, f.Item2, f.Item3.ToImmutable()) : null;
     }
 
+    /// <summary>
+    /// One hold by its key (every capture reads its hold). An equality, not <c>= ANY</c>: PostgreSQL keeps the plan of a
+    /// prepared statement, and for <c>= ANY</c> on a small table (a new database) that plan scans every hold, read for
+    /// every capture from then on.
+    /// </summary>
+    public const string ByIdSql = $"SELECT {Columns} FROM billing_hold WHERE hold_id = $1";
+
     public async Task<HoldView?> GetAsync(Guid holdId, CancellationToken cancellationToken = default)
     {
-        var found = await GetManyAsync([holdId], cancellationToken);
-        return found.GetValueOrDefault(holdId);
+        await using var command = dataSource.CreateCommand(ByIdSql);
+        command.Parameters.Add(new NpgsqlParameter<Guid> { TypedValue = holdId });
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        return await reader.ReadAsync(cancellationToken) ? Read(reader) : null;
     }
 
     public async Task<Dictionary<Guid, HoldView>> GetManyAsync(Guid[] holdIds, CancellationToken cancellationToken = default)
