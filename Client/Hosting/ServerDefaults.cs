@@ -78,6 +78,7 @@ public static class ServerDefaults
         options.ReadCommentHandling = JsonCommentHandling.Disallow;
         options.AllowDuplicateProperties = false;
         options.Converters.Add(new JsonStringEnumConverter(JsonNamingPolicy.CamelCase, allowIntegerValues: false));
+        options.TypeInfoResolverChain.Insert(0, Contracts.UsageJsonContext.Default);
     }
 
     /// <summary>Exceptions and bare error status codes become application/problem+json.</summary>

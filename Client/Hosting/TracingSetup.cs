@@ -20,6 +20,9 @@ public sealed class TracingOptions
 
     public bool IsOn => Enabled || !string.IsNullOrWhiteSpace(OtlpEndpoint);
 
+    /// <summary>The section as configured (defaults when absent): read at start-up, before the services exist.</summary>
+    public static TracingOptions From(IConfiguration configuration) => configuration.GetSection(Section).Get<TracingOptions>() ?? new TracingOptions();
+
     /// <summary>The OTLP exporter's settings from these options (the endpoint as given; over HTTP the traces path added to a bare address).</summary>
     public void ConfigureOtlp(OtlpExporterOptions exporter)
     {
@@ -43,7 +46,7 @@ public static class TracingSetup
     /// </summary>
     public static WebApplicationBuilder AddBillingTracing(this WebApplicationBuilder builder)
     {
-        var tracing = builder.Configuration.GetSection(TracingOptions.Section).Get<TracingOptions>() ?? new TracingOptions();
+        var tracing = TracingOptions.From(builder.Configuration);
         if (!tracing.IsOn) return builder;
 
         builder.Services.AddOpenTelemetry()

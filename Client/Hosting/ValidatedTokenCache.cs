@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Diagnostics.CodeAnalysis;
 using System.Security.Claims;
 using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;
@@ -30,10 +31,9 @@ internal sealed class CachingJsonWebTokenHandler : JsonWebTokenHandler
 
     public override async Task<TokenValidationResult> ValidateTokenAsync(string token, TokenValidationParameters validationParameters)
     {
-        var now = time.GetUtcNow().UtcDateTime;
-        if (validated.TryGetValue(token, out var hit) && now < hit.Until && ReferenceEquals(hit.Key, validationParameters.IssuerSigningKey))
-            return hit.Copy();
+        if (TryGetValidated(token, validationParameters.IssuerSigningKey, out var hit)) return hit.Copy();
 
+        var now = time.GetUtcNow().UtcDateTime;
         var result = await base.ValidateTokenAsync(token, validationParameters);
         if (!result.IsValid || result.SecurityToken is not JsonWebToken jwt) return result;
 
@@ -44,8 +44,18 @@ internal sealed class CachingJsonWebTokenHandler : JsonWebTokenHandler
         return result;
     }
 
-    private sealed record Validated(TokenValidationResult Result, DateTime Until, SecurityKey Key)
+    /// <summary>
+    /// A token validated with <paramref name="signingKey"/> before and still trusted (not past its <c>exp</c> nor
+    /// <see cref="MaxAge"/>); <see cref="CachedJwtBearerHandler"/> asks this before any of the bearer handler's own work.
+    /// </summary>
+    internal bool TryGetValidated(string token, SecurityKey? signingKey, [NotNullWhen(true)] out Validated? hit) =>
+        validated.TryGetValue(token, out hit) && time.GetUtcNow().UtcDateTime < hit.Until && ReferenceEquals(hit.Key, signingKey);
+
+    internal sealed record Validated(TokenValidationResult Result, DateTime Until, SecurityKey Key)
     {
+        /// <summary>A principal of its own for one request (the identity copied, as in <see cref="Copy"/>).</summary>
+        public ClaimsPrincipal NewPrincipal() => new(Result.ClaimsIdentity.Clone());
+
         /// <summary>A result of its own for one request: the identity is copied, so no request sees another's changes.</summary>
         public TokenValidationResult Copy() => new()
         {
