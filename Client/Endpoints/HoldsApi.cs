@@ -62,10 +62,9 @@ public static class HoldsApi
         if (!RequestInput.TryResolveId(body.HoldId, idempotencyKey, HoldIdMember, out var holdId, out invalid)) return invalid;
         OperationIds.Remember(http, HoldIdMember, holdId); // a 503 must still name the id to retry with
 
-        var usage = usageGrains.Any();
         // 201 for a new hold, 200 for a retry of one that exists: only an id the caller chose can exist already.
-        var existed = given && (await usage.GetHold(holdId)).IsOk;
-        var result = await usage.PlaceHold(new HoldRequest(holdId, projectId, userId, modelId, input, maxOutput, body.TtlSeconds));
+        var existed = given && (await usageGrains.CallAsync(grain => grain.GetHold(holdId))).IsOk;
+        var result = await usageGrains.CallAsync(grain => grain.PlaceHold(new HoldRequest(holdId, projectId, userId, modelId, input, maxOutput, body.TtlSeconds)));
         if (result.Problem is { } problem) return ApiProblems.Problem(problem);
         var hold = HoldResponse.From(result.Value!);
         return existed ? TypedResults.Ok(hold) : TypedResults.Created($"/v1/holds/{holdId}", hold);
@@ -89,21 +88,21 @@ public static class HoldsApi
         }
 
         OperationIds.Remember(http, OperationIds.UsageId, usageId ?? hold); // without a usage id, the hold id is the capture's
-        var result = await usage.Any().CaptureHold(new HoldCapture(hold, input, output, usageId));
+        var result = await usage.CallAsync(grain => grain.CaptureHold(new HoldCapture(hold, input, output, usageId)));
         return result.Problem is { } problem ? ApiProblems.Problem(problem) : TypedResults.Ok(HoldCaptureResponse.From(result.Value!));
     }
 
     private static async Task<Results<Ok<HoldResponse>, ProblemHttpResult>> VoidHold(string holdId, UsageGrains usage)
     {
         if (!RequestInput.TryParseId(holdId, "holdId", out var hold, out var invalid)) return invalid;
-        var result = await usage.Any().VoidHold(hold);
+        var result = await usage.CallAsync(grain => grain.VoidHold(hold));
         return result.Problem is { } problem ? ApiProblems.Problem(problem) : TypedResults.Ok(HoldResponse.From(result.Value!));
     }
 
     private static async Task<Results<Ok<HoldResponse>, ProblemHttpResult>> GetHold(string holdId, UsageGrains usage)
     {
         if (!RequestInput.TryParseId(holdId, "holdId", out var hold, out var invalid)) return invalid;
-        var result = await usage.Any().GetHold(hold);
+        var result = await usage.CallAsync(grain => grain.GetHold(hold));
         return result.Problem is { } problem ? ApiProblems.Problem(problem) : TypedResults.Ok(HoldResponse.From(result.Value!));
     }
 

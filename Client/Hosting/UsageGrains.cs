@@ -1,3 +1,5 @@
+using Orleans.Runtime;
+
 namespace Billing.Client.Hosting;
 
 /// <summary>
@@ -13,6 +15,32 @@ public sealed class UsageGrains(IClusterClient cluster)
 
     /// <summary>One of the usage grains, at random (see <see cref="ClusterClientSetup.UsageGrainKey"/> for why not one).</summary>
     public IUsageGrain Any() => (grains ??= Create())[ClusterClientSetup.UsageGrainKey()];
+
+    /// <summary>
+    /// One call to a usage grain. Every usage grain call is idempotent (by usage id or hold id) or a read, so when the
+    /// silo the call went to leaves during it (a silo shutting down, or lost), the same call goes again, to another
+    /// usage grain, 250 ms and then 500 ms later, and the caller gets its answer instead of a 503. Overload and
+    /// other faults are not retried here.
+    /// </summary>
+    public async Task<T> CallAsync<T>(Func<IUsageGrain, Task<T>> call)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await call(Any());
+            }
+            catch (Exception exception) when (attempt < SiloLossAttempts && IsSiloLoss(exception))
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(250 * attempt));
+            }
+        }
+    }
+
+    private const int SiloLossAttempts = 3;
+
+    private static bool IsSiloLoss(Exception exception) =>
+        exception is SiloUnavailableException or OrleansMessageRejectionException or Orleans.Runtime.Messaging.ConnectionFailedException;
 
     private IUsageGrain[] Create() => Enumerable.Range(0, ClusterClientSetup.UsageGrainKeys).Select(key => cluster.GetGrain<IUsageGrain>(key)).ToArray();
 }
