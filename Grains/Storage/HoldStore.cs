@@ -60,21 +60,9 @@ public sealed class HoldStore(NpgsqlDataSource dataSource)
         return await reader.ReadAsync(cancellationToken) ? Read(reader) : null;
     }
 
-    public async Task<Dictionary<Guid, HoldView>> GetManyAsync(Guid[] holdIds, CancellationToken cancellationToken = default)
-    {
-        var found = new Dictionary<Guid, HoldView>();
-        if (holdIds.Length == 0) return found;
-        await using var command = dataSource.CreateCommand($"SELECT {Columns} FROM billing_hold WHERE hold_id = ANY($1)");
-        command.Parameters.Add(new NpgsqlParameter<Guid[]> { TypedValue = holdIds });
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        while (await reader.ReadAsync(cancellationToken))
-        {
-            var hold = Read(reader);
-            found[hold.HoldId] = hold;
-        }
-
-        return found;
-    }
+    /// <summary>The stored holds among <paramref name="holdIds"/> (settling after a fault), each read by its key (<see cref="KeyReads"/>).</summary>
+    public async Task<Dictionary<Guid, HoldView>> GetManyAsync(Guid[] holdIds, CancellationToken cancellationToken = default) =>
+        (await KeyReads.ReadByKeysAsync(dataSource, ByIdSql, holdIds, Read, cancellationToken)).ToDictionary(h => h.HoldId);
 
     /// <summary>The holds <paramref name="accountId"/> pays, newest first; the status filter reads holds as seen at <paramref name="now"/>.</summary>
     public async Task<HoldPage> ListAsync(Guid accountId, HoldQuery query, DateTimeOffset now, CancellationToken cancellationToken = default)

@@ -9,31 +9,25 @@ namespace Billing.Storage;
 /// </summary>
 public sealed class UsageRecordStore(NpgsqlDataSource dataSource)
 {
-    /// <summary>The stored answers for those of <paramref name="usageIds"/> that have one.</summary>
-    public async Task<Dictionary<Guid, BillingResult<UsageReceipt>>> ReadAsync(Guid[] usageIds, CancellationToken cancellationToken = default)
-    {
-        var found = new Dictionary<Guid, BillingResult<UsageReceipt>>();
-        if (usageIds.Length == 0) return found;
-        await using var command = dataSource.CreateCommand("""
-            SELECT usage_id, outcome, paid_by, account_id, cost, currency, input_tokens, output_tokens, balance_after,
-                   quota_used, billing_error_id, message
-            FROM usage_record WHERE usage_id = ANY($1)
-            """);
-        command.Parameters.Add(new NpgsqlParameter<Guid[]> { TypedValue = usageIds });
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        while (await reader.ReadAsync(cancellationToken))
-        {
-            var usageId = reader.GetGuid(0);
-            found[usageId] = reader.GetString(1) == "charged"
-                ? BillingResult<UsageReceipt>.Ok(new UsageReceipt(
-                    usageId, reader.GetDecimal(4), reader.GetString(5), reader.GetInt64(6), reader.GetInt64(7),
-                    reader.GetString(2) == "project" ? PayingAccount.Project : PayingAccount.User,
-                    reader.GetGuid(3), reader.GetDecimal(8), reader.GetDecimal(9)))
-                : BillingResult<UsageReceipt>.Fail(BillingStatus.InsufficientBalance, reader.GetString(11), reader.GetGuid(10));
-        }
+    /// <summary>One usage's answer by its key (an equality, not <c>= ANY</c>: <see cref="KeyReads"/>).</summary>
+    public const string ByIdSql = """
+        SELECT usage_id, outcome, paid_by, account_id, cost, currency, input_tokens, output_tokens, balance_after,
+               quota_used, billing_error_id, message
+        FROM usage_record WHERE usage_id = $1
+        """;
 
-        return found;
-    }
+    /// <summary>The stored answers for those of <paramref name="usageIds"/> that have one.</summary>
+    public async Task<Dictionary<Guid, BillingResult<UsageReceipt>>> ReadAsync(Guid[] usageIds, CancellationToken cancellationToken = default) =>
+        (await KeyReads.ReadByKeysAsync(dataSource, ByIdSql, usageIds, reader => (UsageId: reader.GetGuid(0), Answer: Read(reader)), cancellationToken))
+        .ToDictionary(r => r.UsageId, r => r.Answer);
+
+    private static BillingResult<UsageReceipt> Read(NpgsqlDataReader reader) =>
+        reader.GetString(1) == "charged"
+            ? BillingResult<UsageReceipt>.Ok(new UsageReceipt(
+                reader.GetGuid(0), reader.GetDecimal(4), reader.GetString(5), reader.GetInt64(6), reader.GetInt64(7),
+                reader.GetString(2) == "project" ? PayingAccount.Project : PayingAccount.User,
+                reader.GetGuid(3), reader.GetDecimal(8), reader.GetDecimal(9)))
+            : BillingResult<UsageReceipt>.Fail(BillingStatus.InsufficientBalance, reader.GetString(11), reader.GetGuid(10));
 
     /// <summary>
     /// Stores a refusal and its one billing error, unless the usage id already has an answer: then that answer
