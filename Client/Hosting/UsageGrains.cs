@@ -9,6 +9,9 @@ namespace Billing.Client.Hosting;
 /// </summary>
 public sealed class UsageGrains(IClusterClient cluster)
 {
+    // A call whose silo left is tried this many times in all (250 ms, then 500 ms apart).
+    private const int SiloLossAttempts = 3;
+
     // Made on first use, inside the request: a client that is not connected yet throws from GetGrain, and the request
     // must have remembered its usage id by then (its 503 names it). A failed attempt is not kept; the next call retries.
     private IUsageGrain[]? grains;
@@ -36,8 +39,6 @@ public sealed class UsageGrains(IClusterClient cluster)
             }
         }
     }
-
-    private const int SiloLossAttempts = 3;
 
     private static bool IsSiloLoss(Exception exception) =>
         exception is SiloUnavailableException or OrleansMessageRejectionException or Orleans.Runtime.Messaging.ConnectionFailedException;

@@ -53,23 +53,10 @@ public sealed class ConsoleFixture : IAsyncLifetime
 
         ConnectionString = await PostgresServer.Instance.CreateDatabaseAsync("console");
         var clusterId = $"con-{Guid.NewGuid():N}"[..16];
-        silo = await StartSiloAsync(ConnectionString, clusterId);
-
+        silo = await BillingStack.StartSiloAsync(ConnectionString, clusterId);
         var port = PostgresServer.FreePort();
         BaseAddress = new Uri($"http://127.0.0.1:{port}");
-        gateway = Billing.Client.Program.BuildGateway([
-            "--environment=Testing", $"--urls={BaseAddress}", $"--ConnectionStrings:Billing={ConnectionString}",
-            $"--Orleans:ClusterId={clusterId}", "--Orleans:ServiceId=billing", $"--Auth:SigningKey={SigningKey}",
-            "--Logging:LogLevel:Default=Warning",
-        ]);
-        await gateway.StartAsync().WaitAsync(TimeSpan.FromMinutes(2));
-        Http = new HttpClient { BaseAddress = BaseAddress, Timeout = TimeSpan.FromSeconds(60) };
-        var deadline = DateTime.UtcNow.AddMinutes(1);
-        while ((await Http.GetAsync("/health/ready")).StatusCode != HttpStatusCode.OK)
-        {
-            if (DateTime.UtcNow > deadline) throw new TimeoutException("The gateway did not become ready.");
-            await Task.Delay(250);
-        }
+        (gateway, Http) = await BillingStack.StartGatewayAsync(BaseAddress, BillingStack.GatewayArgs(port, ConnectionString, clusterId, SigningKey));
 
         playwright = await Playwright.CreateAsync();
         Browser = await playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
@@ -85,18 +72,7 @@ public sealed class ConsoleFixture : IAsyncLifetime
     {
         if (Browser is not null) await Browser.CloseAsync();
         playwright?.Dispose();
-        Http?.Dispose();
-        if (gateway is not null)
-        {
-            await gateway.StopAsync(CancellationToken.None);
-            await gateway.DisposeAsync();
-        }
-
-        if (silo is not null)
-        {
-            await silo.StopAsync(CancellationToken.None);
-            silo.Dispose();
-        }
+        await BillingStack.StopAsync(gateway, Http, silo);
     }
 
     /// <summary>A fresh browser page (own storage) on the console.</summary>
@@ -109,30 +85,6 @@ public sealed class ConsoleFixture : IAsyncLifetime
         page.PageError += (_, error) => errors.Add(error);
         await page.GotoAsync("/console/");
         return page;
-    }
-
-    private static async Task<IHost> StartSiloAsync(string connectionString, string clusterId)
-    {
-        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { EnvironmentName = "Testing", DisableDefaults = true });
-        builder.Logging.SetMinimumLevel(LogLevel.Warning).AddFilter("Polly", LogLevel.Error).AddConsole();
-        builder.UseOrleans(silo =>
-        {
-            silo.UseAdoNetClustering(o =>
-            {
-                o.Invariant = "Npgsql";
-                o.ConnectionString = connectionString;
-            });
-            silo.Configure<ClusterOptions>(o =>
-            {
-                o.ClusterId = clusterId;
-                o.ServiceId = "billing";
-            });
-            silo.ConfigureEndpoints(IPAddress.Loopback, PostgresServer.FreePort(), PostgresServer.FreePort());
-            silo.AddBillingGrains(connectionString);
-        });
-        var host = builder.Build();
-        await host.StartAsync().WaitAsync(TimeSpan.FromMinutes(2));
-        return host;
     }
 }
 

@@ -44,81 +44,20 @@ public sealed class GatewayFixture : IAsyncLifetime
     {
         ConnectionString = await PostgresServer.Instance.CreateDatabaseAsync("gateway");
         silo = await StartSiloAsync(ConnectionString, ClusterId);
-
         var port = PostgresServer.FreePort();
         BaseAddress = new Uri($"http://127.0.0.1:{port}");
-        gateway = Program.BuildGateway(GatewayArgs(port, ConnectionString, ClusterId));
-        await gateway.StartAsync().WaitAsync(TimeSpan.FromMinutes(2));
-        Http = new HttpClient { BaseAddress = BaseAddress, Timeout = TimeSpan.FromSeconds(60) };
-
-        var deadline = DateTime.UtcNow.AddMinutes(1);
-        while (true)
-        {
-            using var ready = await Http.GetAsync("/health/ready");
-            if (ready.StatusCode == HttpStatusCode.OK) break;
-            if (DateTime.UtcNow > deadline) throw new TimeoutException("The gateway did not become ready.");
-            await Task.Delay(250);
-        }
+        (gateway, Http) = await BillingStack.StartGatewayAsync(BaseAddress, GatewayArgs(port, ConnectionString, ClusterId));
     }
 
-    public async Task DisposeAsync()
-    {
-        Http?.Dispose();
-        if (gateway is not null)
-        {
-            await gateway.StopAsync(CancellationToken.None);
-            await gateway.DisposeAsync();
-        }
+    public Task DisposeAsync() => BillingStack.StopAsync(gateway, Http, silo);
 
-        if (silo is not null)
-        {
-            await silo.StopAsync(CancellationToken.None);
-            silo.Dispose();
-        }
-    }
-
-    /// <summary>The gateway's configuration, as command-line arguments (the way an operator would override it).</summary>
-    public static string[] GatewayArgs(int port, string connectionString, string clusterId, string? signingKey = SigningKey, string environment = "Testing")
-    {
-        var args = new List<string>
-        {
-            $"--environment={environment}",
-            $"--urls=http://127.0.0.1:{port}",
-            $"--ConnectionStrings:Billing={connectionString}",
-            $"--Orleans:ClusterId={clusterId}",
-            $"--Orleans:ServiceId=billing",
-            "--Logging:LogLevel:Default=Warning",
-            "--Logging:LogLevel:Billing=Warning",
-        };
-        if (signingKey is not null) args.Add($"--Auth:SigningKey={signingKey}");
-        return args.ToArray();
-    }
+    /// <summary>The gateway's configuration, as command-line arguments, signed with this fixture's key unless told otherwise.</summary>
+    public static string[] GatewayArgs(int port, string connectionString, string clusterId, string? signingKey = SigningKey, string environment = "Testing") =>
+        BillingStack.GatewayArgs(port, connectionString, clusterId, signingKey, environment);
 
     /// <summary>A silo with the billing grains; membership in PostgreSQL (ADO.NET clustering).</summary>
-    public static async Task<IHost> StartSiloAsync(string connectionString, string clusterId, Action<ISiloBuilder>? configure = null)
-    {
-        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { EnvironmentName = "Testing", DisableDefaults = true });
-        builder.Logging.SetMinimumLevel(LogLevel.Warning).AddFilter("Polly", LogLevel.Error).AddConsole();
-        builder.UseOrleans(silo =>
-        {
-            silo.UseAdoNetClustering(o =>
-            {
-                o.Invariant = "Npgsql";
-                o.ConnectionString = connectionString;
-            });
-            silo.Configure<ClusterOptions>(o =>
-            {
-                o.ClusterId = clusterId;
-                o.ServiceId = "billing";
-            });
-            silo.ConfigureEndpoints(IPAddress.Loopback, PostgresServer.FreePort(), PostgresServer.FreePort());
-            silo.AddBillingGrains(connectionString);
-            configure?.Invoke(silo);
-        });
-        var host = builder.Build();
-        await host.StartAsync().WaitAsync(TimeSpan.FromMinutes(2));
-        return host;
-    }
+    public static Task<IHost> StartSiloAsync(string connectionString, string clusterId, Action<ISiloBuilder>? configure = null) =>
+        BillingStack.StartSiloAsync(connectionString, clusterId, configure);
 }
 
 /// <summary>Tokens for the tests, signed like the gateway expects (or deliberately not).</summary>
