@@ -63,6 +63,9 @@ public sealed class BenchOptions
     /// <summary>Drop the usage summary's indexes (0008) before the cases: the write path as it was without them.</summary>
     public bool DropSummaryIndex { get; private set; }
 
+    /// <summary>--xp-sql: SQL run on the bench database after its migrations, before seeding (a schema experiment).</summary>
+    public string? ExperimentSql { get; private set; }
+
     /// <summary>Balance alerts on every project (five thresholds, the top one crossed early), to measure what they cost.</summary>
     public bool Alerts { get; private set; }
 
@@ -108,6 +111,7 @@ public sealed class BenchOptions
                 case "--summary-rows": o.SummaryRows = int.Parse(Next()); break;
                 case "--summary-days": o.SummaryDays = int.Parse(Next()); break;
                 case "--drop-summary-index": o.DropSummaryIndex = true; break;
+                case "--xp-sql": o.ExperimentSql = Next(); break;
                 case "--smoke":
                     o.Seconds = 2; o.WarmupSeconds = 1; o.Clients = [8]; o.SpreadProjects = 1000;
                     break;
@@ -159,6 +163,7 @@ public sealed class BenchOptions
           --summary           only the usage summary: 31 daily buckets of one account (rollup, and straight from the rows)
           --summary-rows N    history rows of that account (1000000); --summary-days N: the days they span (365)
           --drop-summary-index  drop 0008's triggers and indexes first (the write path before the usage summary)
+          --xp-sql SQL        run SQL on the bench database after its migrations (a schema experiment)
           --xp-writers N      writer connections of db-shared, accounts partitioned over them (2)
           --xp-fk             the experiment's history table gets the real one's foreign key to the account
           --xp-db-options S   extra Npgsql settings for the db-single/db-shared connections

@@ -51,6 +51,7 @@ static async Task<int> RunAsync(BenchOptions options)
     await using var database = await BenchDatabase.StartAsync(options);
     if (options.Summary) return await UsageSummaryBench.RunAsync(options, database);
     if (options.DropSummaryIndex) await UsageSummaryBench.DropIndexesAsync(database);
+    if (options.ExperimentSql is { } schemaExperiment) await BenchDatabase.ExecuteAsync(database.Bench, schemaExperiment);
     var report = new BenchReport(options);
     BenchAccounts? accounts = null;
     var siloCounts = options.Modes.Contains("orleans") || options.Modes.Contains("hold") ? options.Silos.Cast<int?>().ToArray() : [null];
