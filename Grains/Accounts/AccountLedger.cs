@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Billing.Storage;
 
 namespace Billing.Accounts;
 
@@ -151,7 +152,7 @@ public static class AccountLedger
     {
         if (ExactDecimal.TryAdd(state.Balance, amount) is not { } balanceAfter) return null;
         if (ExactDecimal.TryAdd(state.MonthUsed, quotaUsed) is not { } monthUsedAfter) return null;
-        return new(Guid.NewGuid(), state.Version + 1, amount, quotaUsed, state.Currency, reason,
+        return new(RowIds.New(), state.Version + 1, amount, quotaUsed, state.Currency, reason,
             balanceAfter, monthUsedAfter, usageId, counterpartyId, modelId, inputTokens, outputTokens, creditId, extra, now);
     }
 

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Billing.Accounts;
+using Billing.Storage;
 
 namespace Billing.Events;
 
@@ -83,6 +84,6 @@ public static class BillingEvents
         if (threshold is { } t) data["threshold"] = t;
         if (billingErrorId is { } e) data["billingErrorId"] = e;
         foreach (var (key, value) in extra ?? []) data[key] = value;
-        return new BillingEventRow(Guid.NewGuid(), type, scope, accountId, accountSeq, billingErrorId, threshold, JsonSerializer.Serialize(data), now);
+        return new BillingEventRow(RowIds.New(), type, scope, accountId, accountSeq, billingErrorId, threshold, JsonSerializer.Serialize(data), now);
     }
 }

@@ -119,7 +119,7 @@ public sealed class HoldStore(NpgsqlDataSource dataSource)
     public async Task<Guid> RecordRefusalAsync(Guid holdId, string scope, Guid scopeId, string message, object details, DateTimeOffset now,
         Func<Guid, IReadOnlyList<Billing.Events.BillingEventRow>>? events = null, CancellationToken cancellationToken = default)
     {
-        var billingErrorId = Guid.NewGuid();
+        var billingErrorId = RowIds.New();
         var eventRows = events?.Invoke(billingErrorId) ?? [];
         await using var command = dataSource.CreateCommand("""
             WITH err AS (

@@ -38,7 +38,7 @@ public sealed class UsageRecordStore(NpgsqlDataSource dataSource)
         string message, object details, DateTimeOffset now, Func<Guid, IReadOnlyList<Billing.Events.BillingEventRow>>? events = null,
         CancellationToken cancellationToken = default)
     {
-        var billingErrorId = Guid.NewGuid();
+        var billingErrorId = RowIds.New();
         var eventRows = events?.Invoke(billingErrorId) ?? [];
         await using var command = dataSource.CreateCommand("""
             WITH rec AS (

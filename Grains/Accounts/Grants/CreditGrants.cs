@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Billing.Storage;
 
 namespace Billing.Accounts;
 
@@ -182,7 +183,7 @@ public static class CreditGrants
         CreditGrant before, CreditGrant after, object details, bool created = false)
     {
         if (ExactDecimal.TryAdd(state.Balance, amount) is not { } balanceAfter) return null;
-        return new LedgerRow(Guid.NewGuid(), state.Version + 1, amount, 0m, state.Currency, reason, balanceAfter, state.MonthUsed,
+        return new LedgerRow(RowIds.New(), state.Version + 1, amount, 0m, state.Currency, reason, balanceAfter, state.MonthUsed,
             null, null, null, null, null, creditId, JsonSerializer.Serialize(details), now)
         {
             GrantChanges = [new GrantChange(before.GrantId, amount, after, created)],

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Billing.Pricing;
+using Billing.Storage;
 
 namespace Billing.Accounts;
 
@@ -116,7 +117,7 @@ public static class HoldLedger
 
         var usageId = capture.UsageId ?? hold.HoldId;
         var (reason, counterparty) = ChargeReason(hold);
-        var row = new LedgerRow(Guid.NewGuid(), state.Version + 1, -fromBalance, fromQuota, state.Currency, reason, balanceAfter, monthUsedAfter,
+        var row = new LedgerRow(RowIds.New(), state.Version + 1, -fromBalance, fromQuota, state.Currency, reason, balanceAfter, monthUsedAfter,
             usageId, counterparty, hold.ModelId, capture.InputTokens, capture.OutputTokens, null,
             JsonSerializer.Serialize(new { holdId = hold.HoldId, held = hold.Amount, cost, charged, shortfall, late }), now)
         {
@@ -124,7 +125,7 @@ public static class HoldLedger
             GrantChanges = draws,
         };
         var receipt = new HoldCaptureReceipt(usageId, cost, hold.Currency, capture.InputTokens, capture.OutputTokens, hold.Payer, state.Id,
-            balanceAfter, fromQuota, hold.HoldId, hold.Amount, charged, released, shortfall, late, shortfall > 0 ? Guid.NewGuid() : null);
+            balanceAfter, fromQuota, hold.HoldId, hold.Amount, charged, released, shortfall, late, shortfall > 0 ? RowIds.New() : null);
         var ended = hold with
         {
             Status = late ? HoldStatus.Expired : HoldStatus.Captured,
