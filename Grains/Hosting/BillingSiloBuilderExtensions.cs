@@ -49,7 +49,12 @@ public static class BillingSiloBuilderExtensions
 
     /// <summary>
     /// The ledger's few statements run constantly: let Npgsql prepare them, and PostgreSQL keep one generic plan
-    /// for each (re-planning the commit statement per call cost more than running it), unless told otherwise.
+    /// for each (re-planning the commit statement per call cost more than running it), unless told otherwise. And no
+    /// session reset when a pooled connection is taken again (<c>No Reset On Close</c>): that reset is seven statements
+    /// (<c>RESET ALL</c>, <c>DISCARD TEMP</c>, …), ≈ 260 µs of PostgreSQL per ledger transaction, as much as a HOT
+    /// usage's rows. The grains' connections leave nothing for it to clear: every command is one statement or one
+    /// batch in an implicit transaction, with no settings, cursors, temporary tables, advisory locks or listeners
+    /// (the schema migrator's lock and transactions use a connection of their own).
     /// </summary>
     private static string WithBillingDefaults(string connectionString, ILocalSiloDetails? silo)
     {
@@ -58,6 +63,7 @@ public static class BillingSiloBuilderExtensions
         if (silo is not null) builder.ApplicationName = DeadSiloFencing.ApplicationName(silo.SiloAddress);
         if (builder.MaxAutoPrepare == 0) builder.MaxAutoPrepare = 32;
         if (string.IsNullOrEmpty(builder.Options)) builder.Options = "-c plan_cache_mode=force_generic_plan";
+        builder.NoResetOnClose = true;
         return builder.ConnectionString;
     }
 }
