@@ -37,34 +37,15 @@ public sealed class WebhooksFixture : IAsyncLifetime
             o.Lease = TimeSpan.FromSeconds(10);
         }));
         var port = PostgresServer.FreePort();
-        gateway = Program.BuildGateway(GatewayFixture.GatewayArgs(port, ConnectionString, clusterId));
-        await gateway.StartAsync().WaitAsync(TimeSpan.FromMinutes(2));
-        Http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(60) };
-        var deadline = DateTime.UtcNow.AddMinutes(1);
-        while ((await Http.GetAsync("/health/ready")).StatusCode != HttpStatusCode.OK)
-        {
-            if (DateTime.UtcNow > deadline) throw new TimeoutException("The gateway did not become ready.");
-            await Task.Delay(250);
-        }
+        (gateway, Http) = await BillingStack.StartGatewayAsync(new Uri($"http://127.0.0.1:{port}"), GatewayFixture.GatewayArgs(port, ConnectionString, clusterId));
 
         Receiver = await WebhookReceiver.StartAsync();
     }
 
     public async Task DisposeAsync()
     {
-        Http?.Dispose();
         if (Receiver is not null) await Receiver.DisposeAsync();
-        if (gateway is not null)
-        {
-            await gateway.StopAsync(CancellationToken.None);
-            await gateway.DisposeAsync();
-        }
-
-        if (silo is not null)
-        {
-            await silo.StopAsync(CancellationToken.None);
-            silo.Dispose();
-        }
+        await BillingStack.StopAsync(gateway, Http, silo);
     }
 }
 
