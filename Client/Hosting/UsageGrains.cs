@@ -7,7 +7,7 @@ namespace Billing.Client.Hosting;
 /// made once: <c>GetGrain</c> resolves the grain interface's type each time, about 5 % of the gateway's CPU per usage
 /// when it was called per request.
 /// </summary>
-public sealed class UsageGrains(IClusterClient cluster)
+public sealed partial class UsageGrains(IClusterClient cluster, ILogger<UsageGrains> logger)
 {
     // A call whose silo left is tried this many times in all (250 ms, then 500 ms apart).
     private const int SiloLossAttempts = 3;
@@ -22,8 +22,10 @@ public sealed class UsageGrains(IClusterClient cluster)
     /// <summary>
     /// One call to a usage grain. Every usage grain call is idempotent (by usage id or hold id) or a read, so when the
     /// silo the call went to leaves during it (a silo shutting down, or lost), the same call goes again, to another
-    /// usage grain, 250 ms and then 500 ms later, and the caller gets its answer instead of a 503. Overload and
-    /// other faults are not retried here.
+    /// usage grain, 250 ms and then 500 ms later, and the caller gets its answer instead of a 503. A call that got no
+    /// answer at all within the cluster-call timeout is tried once more: its silo stopped answering (frozen, or stopping
+    /// with the call inside it), and an Orleans client does not fail calls to a silo declared dead; by the time the
+    /// timeout expires that silo is out of the gateway list. Overload and other faults are not retried here.
     /// </summary>
     public async Task<T> CallAsync<T>(Func<IUsageGrain, Task<T>> call)
     {
@@ -35,7 +37,12 @@ public sealed class UsageGrains(IClusterClient cluster)
             }
             catch (Exception exception) when (attempt < SiloLossAttempts && IsSiloLoss(exception))
             {
+                LogSiloLost(logger, exception.GetType().Name, attempt);
                 await Task.Delay(TimeSpan.FromMilliseconds(250 * attempt));
+            }
+            catch (TimeoutException) when (attempt == 1)
+            {
+                LogUnanswered(logger);
             }
         }
     }
@@ -44,4 +51,10 @@ public sealed class UsageGrains(IClusterClient cluster)
         exception is SiloUnavailableException or OrleansMessageRejectionException or Orleans.Runtime.Messaging.ConnectionFailedException;
 
     private IUsageGrain[] Create() => Enumerable.Range(0, ClusterClientSetup.UsageGrainKeys).Select(key => cluster.GetGrain<IUsageGrain>(key)).ToArray();
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Usage grain call lost its silo ({ExceptionType}) on attempt {Attempt}; calling again (idempotent)")]
+    private static partial void LogSiloLost(ILogger logger, string exceptionType, int attempt);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Usage grain call got no answer within the cluster-call timeout; calling once more (idempotent)")]
+    private static partial void LogUnanswered(ILogger logger);
 }

@@ -160,6 +160,54 @@ public sealed class SiloFreezeTests(ITestOutputHelper output)
     }
 
     /// <summary>
+    /// A usage sent through the gateway port of a silo that then stops answering gets no answer from it at all: Orleans
+    /// clients do not fail calls to a silo declared dead. Before, the HTTP gateway answered those 503 when its cluster-call
+    /// timeout expired (the drain test's intermittent failure: calls inside a stopping silo). Now it calls once more,
+    /// by then without the frozen silo, and every usage is answered 200 and charged once.
+    /// </summary>
+    [Fact]
+    public async Task A_usage_unanswered_by_a_frozen_silo_is_called_again_and_answered_not_503()
+    {
+        await using var cluster = await ProcessCluster.CreateAsync("unanswered");
+        var silos = await cluster.StartActiveSilosAsync(TimeSpan.FromSeconds(20), "silo-a", "silo-b");
+        var client = await cluster.ConnectAsync(silos[0].GatewayPort);
+        var model = await BillingAccounts.CreateModelAsync(client);
+        var accounts = new List<BillingAccounts>();
+        for (var i = 0; i < 4; i++) accounts.Add(await BillingAccounts.CreateAsync(client, model));
+
+        var gateway = cluster.StartGateway();
+        await ProcessCluster.WaitReadyAsync(gateway.Process, new Uri(gateway.Http, "/health/ready"), TimeSpan.FromSeconds(90));
+        var driver = new HttpUsageDriver(gateway.Http, await cluster.MintTokenAsync(gateway, "service", Guid.NewGuid()));
+        // Warm: the gateway has called through both silos' gateway ports (32 usage-grain ids spread over them).
+        foreach (var usage in Enumerable.Range(0, 32).Select(i => accounts[i % accounts.Count].Usage()))
+        {
+            var (charged, error) = await driver.RecordAsync(usage);
+            Assert.True(charged, error);
+        }
+
+        var frozen = silos[1];
+        frozen.Process.Signal(ChildSignal.Stop);
+        var clock = Stopwatch.StartNew();
+        var calls = Enumerable.Range(0, 32).Select(i => accounts[i % accounts.Count].Usage()).Select(async usage =>
+        {
+            var (charged, error) = await driver.RecordAsync(usage);
+            return (usage.UsageId, charged, error, took: clock.Elapsed);
+        }).ToArray();
+        var answers = await Task.WhenAll(calls);
+        frozen.Process.Signal(ChildSignal.Continue); // it finds itself declared dead and stops
+
+        var unanswered = answers.Where(a => a.took >= TimeSpan.FromSeconds(10)).ToArray();
+        output.WriteLine($"{answers.Length} usages during the freeze: {answers.Count(a => a.charged)} charged; " +
+                         $"{unanswered.Length} waited out the 10 s cluster-call timeout (slowest {answers.Max(a => a.took).TotalSeconds:F1} s)");
+        Assert.True(answers.All(a => a.charged), string.Join('\n', answers.Where(a => !a.charged).Select(a => $"{a.UsageId}: {a.error}")));
+        Assert.True(unanswered.Length > 0, "no usage went through the frozen silo's gateway: the test did not exercise the case");
+
+        await Ledger.AssertAcknowledgedUsagesChargedOnceAsync(cluster.ConnectionString, answers.Select(a => a.UsageId).ToArray());
+        await Ledger.AssertBalancesEqualHistoryAsync(cluster.ConnectionString,
+            accounts.Select(a => a.UserId).ToArray(), accounts.Select(a => a.ProjectId).ToArray());
+    }
+
+    /// <summary>
     /// Each silo prices usage from its own price book; a new price answered by one silo's pricing grain is used by
     /// the very next usage through any silo, whichever silo holds the pricing grain.
     /// </summary>
