@@ -13,10 +13,13 @@ namespace Billing.Usage;
 public sealed partial class UsageGrain
 {
     private HoldStore? holdStore;
+    private HoldRoutes? holdRoutes;
     private TimeProvider? holdClock;
     private ILogger? holdLogger;
 
     private HoldStore Holds => holdStore ??= ServiceProvider.GetRequiredService<HoldStore>();
+
+    private HoldRoutes Routes => holdRoutes ??= ServiceProvider.GetRequiredService<HoldRoutes>();
 
     private TimeProvider HoldClock => holdClock ??= ServiceProvider.GetRequiredService<TimeProvider>();
 
@@ -36,17 +39,17 @@ public sealed partial class UsageGrain
         if (hold.ProjectId is { } projectId)
         {
             byProject = await SiloLossRetry.CallAsync(() => GrainFactory.GetGrain<IProjectGrain>(projectId).PlaceHold(placement));
-            if (byProject.IsOk || byProject.Problem!.Status != BillingStatus.InsufficientBalance) return Answered(byProject);
+            if (byProject.IsOk || byProject.Problem!.Status != BillingStatus.InsufficientBalance) return Placed(byProject);
         }
 
         var byUser = await SiloLossRetry.CallAsync(() => GrainFactory.GetGrain<IUserGrain>(hold.UserId).PlaceHold(placement));
-        if (byUser.IsOk || byUser.Problem!.Status != BillingStatus.InsufficientBalance) return Answered(byUser);
+        if (byUser.IsOk || byUser.Problem!.Status != BillingStatus.InsufficientBalance) return Placed(byUser);
 
         // The accounts decide against their active holds only: a retry whose hold has ended since (captured, voided,
         // expired) is answered with that stored hold, not refused again against today's balance.
         if (await Holds.GetAsync(hold.HoldId) is { } stored)
         {
-            return Answered(stored.SameRequest(hold)
+            return Placed(stored.SameRequest(hold)
                 ? BillingResult<HoldView>.Ok(stored.AsSeenAt(HoldClock.GetDatabaseNow()))
                 : BillingResult<HoldView>.Fail(BillingStatus.HoldConflict, $"Hold {stored.HoldId} exists with another request; use a new hold id."));
         }
@@ -70,11 +73,12 @@ public sealed partial class UsageGrain
         if (capture.HoldId == Guid.Empty) return HoldRefused<HoldCaptureReceipt>(new BillingProblem(BillingStatus.InvalidInput, "holdId must not be the nil UUID."));
         if (capture.UsageId == Guid.Empty) return HoldRefused<HoldCaptureReceipt>(new BillingProblem(BillingStatus.InvalidInput, "usageId must not be the nil UUID."));
         if (capture.InputTokens < 0 || capture.OutputTokens < 0) return HoldRefused<HoldCaptureReceipt>(new BillingProblem(BillingStatus.InvalidInput, "Token counts must not be negative."));
-        if (await Holds.GetAsync(capture.HoldId) is not { } hold) return HoldNotFound<HoldCaptureReceipt>(capture.HoldId);
+        if (await RouteOf(capture.HoldId) is not { } hold) return HoldNotFound<HoldCaptureReceipt>(capture.HoldId);
 
         var captured = await SiloLossRetry.CallAsync(() => Payer(hold).CaptureHold(capture));
         if (captured.IsOk)
         {
+            Routes.Forget(hold.HoldId);
             // As for usage: when the user paid for a project, the project's history gets its zero-amount row.
             if (hold.ProjectId is { } projectId && hold.Payer == PayingAccount.User)
                 await SiloLossRetry.CallAsync(() => GrainFactory.GetGrain<IProjectGrain>(projectId).RecordUserFallback(captured.Value!.ToUsageReceipt(), hold.ModelId));
@@ -94,8 +98,10 @@ public sealed partial class UsageGrain
     public async Task<BillingResult<HoldView>> VoidHold(Guid holdId)
     {
         if (holdId == Guid.Empty) return HoldRefused<HoldView>(new BillingProblem(BillingStatus.InvalidInput, "holdId must not be the nil UUID."));
-        if (await Holds.GetAsync(holdId) is not { } hold) return HoldNotFound<HoldView>(holdId);
-        return Answered(await Payer(hold).VoidHold(holdId));
+        if (await RouteOf(holdId) is not { } hold) return HoldNotFound<HoldView>(holdId);
+        var voided = await Payer(hold).VoidHold(holdId);
+        if (voided.IsOk) Routes.Forget(holdId);
+        return Answered(voided);
     }
 
     public async Task<BillingResult<HoldView>> GetHold(Guid holdId)
@@ -106,7 +112,18 @@ public sealed partial class UsageGrain
             : HoldNotFound<HoldView>(holdId);
     }
 
-    private IHoldingAccountGrain Payer(HoldView hold) => hold.Payer == PayingAccount.Project
+    /// <summary>Who pays the hold: remembered since its placement through this silo, else read from the database.</summary>
+    private async ValueTask<HoldRoute?> RouteOf(Guid holdId) =>
+        Routes.Find(holdId) ?? (await Holds.GetAsync(holdId) is { } stored ? HoldRoute.Of(stored) : null);
+
+    /// <summary>The answer of a placement; a hold placed (or placed before, for a retry) is remembered for its capture.</summary>
+    private BillingResult<HoldView> Placed(BillingResult<HoldView> result)
+    {
+        if (result.Value is { } placed) Routes.Remember(placed);
+        return Answered(result);
+    }
+
+    private IHoldingAccountGrain Payer(HoldRoute hold) => hold.Payer == PayingAccount.Project
         ? GrainFactory.GetGrain<IProjectGrain>(hold.AccountId)
         : GrainFactory.GetGrain<IUserGrain>(hold.AccountId);
 

@@ -88,6 +88,7 @@ public static class HoldSiloBuilderExtensions
     {
         silo.Services.AddOptions<HoldOptions>().Bind(silo.Configuration.GetSection(HoldOptions.Section));
         silo.Services.AddSingleton<HoldStore>();
+        silo.Services.AddSingleton<Billing.Usage.HoldRoutes>(); // captures and voids go straight to the payer
         silo.Services.AddHostedService<HoldExpiryScanner>();
         return silo;
     }
