@@ -26,31 +26,45 @@ internal sealed class HoldRoutes(TimeProvider clock)
     private readonly ConcurrentDictionary<Guid, HoldRoute> routes = new();
     private long nextSweepTicks;
 
-    public int Count => routes.Count;
+    // Kept beside the dictionary: ConcurrentDictionary.Count takes every one of its locks.
+    private int count;
+    private int sweeping;
+
+    public int Count => Volatile.Read(ref count);
 
     public void Remember(HoldView hold)
     {
         if (routes.ContainsKey(hold.HoldId)) return;
-        if (routes.Count >= Capacity && !TrySweep()) return;
-        routes.TryAdd(hold.HoldId, HoldRoute.Of(hold));
+        if (Count >= Capacity && !TrySweep()) return;
+        if (routes.TryAdd(hold.HoldId, HoldRoute.Of(hold))) Interlocked.Increment(ref count);
     }
 
     public HoldRoute? Find(Guid holdId) => routes.TryGetValue(holdId, out var route) ? route : null;
 
-    public void Forget(Guid holdId) => routes.TryRemove(holdId, out _);
+    public void Forget(Guid holdId)
+    {
+        if (routes.TryRemove(holdId, out _)) Interlocked.Decrement(ref count);
+    }
 
-    /// <summary>Drops the routes of holds past their expiry; false when the bound is still reached.</summary>
+    /// <summary>Drops the routes of holds past their expiry; false when the bound is still reached (or another caller sweeps).</summary>
     private bool TrySweep()
     {
         var now = clock.GetUtcNow();
-        if (now.UtcTicks < Interlocked.Read(ref nextSweepTicks)) return false;
-        foreach (var (holdId, route) in routes)
+        if (now.UtcTicks < Interlocked.Read(ref nextSweepTicks) || Interlocked.Exchange(ref sweeping, 1) == 1) return false;
+        try
         {
-            if (route.ExpiresAt <= now) routes.TryRemove(holdId, out _);
-        }
+            foreach (var (holdId, route) in routes)
+            {
+                if (route.ExpiresAt <= now) Forget(holdId);
+            }
 
-        if (routes.Count < Capacity) return true;
-        Interlocked.Exchange(ref nextSweepTicks, (now + SweepBackoff).UtcTicks);
-        return false;
+            if (Count < Capacity) return true;
+            Interlocked.Exchange(ref nextSweepTicks, (now + SweepBackoff).UtcTicks);
+            return false;
+        }
+        finally
+        {
+            Volatile.Write(ref sweeping, 0);
+        }
     }
 }
