@@ -42,7 +42,7 @@ public static class UsageApi
         if (!RequestInput.TryResolveId(body.UsageId, idempotencyKey, OperationIds.UsageId, out var usageId, out invalid)) return invalid;
         OperationIds.Remember(http, OperationIds.UsageId, usageId); // a 503 must still name the id to retry with
 
-        var result = await usage.CallAsync(grain => grain.RecordAiUsage(new AiUsage(usageId, projectId, userId, modelId, input, output)));
+        var result = await usage.CallAsync(grain => grain.RecordAiUsage(new AiUsage(usageId, projectId, userId, modelId, input, output)), retryUnanswered: true);
         return result.Problem is { } problem ? ApiProblems.Problem(problem) : TypedResults.Ok(UsageResponse.From(result.Value!));
     }
 
@@ -60,7 +60,7 @@ public static class UsageApi
         if (!RequestInput.TryResolveId(body.UsageId, idempotencyKey, OperationIds.UsageId, out var usageId, out invalid)) return invalid;
         OperationIds.Remember(http, OperationIds.UsageId, usageId); // a 503 must still name the id to retry with
 
-        var result = await usage.CallAsync(grain => grain.RecordPersonalUsage(new PersonalUsage(usageId, user, modelId, input, output)));
+        var result = await usage.CallAsync(grain => grain.RecordPersonalUsage(new PersonalUsage(usageId, user, modelId, input, output)), retryUnanswered: true);
         return result.Problem is { } problem ? ApiProblems.Problem(problem) : TypedResults.Ok(UsageResponse.From(result.Value!));
     }
 
@@ -78,7 +78,7 @@ public static class UsageApi
         if (!RequestInput.RequireTokens(body.EstimatedInputTokens, "estimatedInputTokens", out var input, out invalid)) return invalid;
         if (!RequestInput.RequireTokens(body.EstimatedOutputTokens, "estimatedOutputTokens", out var output, out invalid)) return invalid;
 
-        var result = await usage.CallAsync(grain => grain.CheckBalance(new BalanceCheck(projectId, userId, modelId, input, output)));
+        var result = await usage.CallAsync(grain => grain.CheckBalance(new BalanceCheck(projectId, userId, modelId, input, output)), retryUnanswered: true);
         return result.Problem is { } problem ? ApiProblems.Problem(problem) : TypedResults.Ok(BalanceCheckResponse.From(result.Value!));
     }
 }

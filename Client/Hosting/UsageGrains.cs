@@ -22,12 +22,19 @@ public sealed partial class UsageGrains(IClusterClient cluster, ILogger<UsageGra
     /// <summary>
     /// One call to a usage grain. Every usage grain call is idempotent (by usage id or hold id) or a read, so when the
     /// silo the call went to leaves during it (a silo shutting down, or lost), the same call goes again, to another
-    /// usage grain, 250 ms and then 500 ms later, and the caller gets its answer instead of a 503. A call that got no
-    /// answer at all within the cluster-call timeout is tried once more: its silo stopped answering (frozen, or stopping
-    /// with the call inside it), and an Orleans client does not fail calls to a silo declared dead; by the time the
-    /// timeout expires that silo is out of the gateway list. Overload and other faults are not retried here.
+    /// usage grain, 250 ms and then 500 ms later, and the caller gets its answer instead of a 503. Overload and other
+    /// faults are not retried here.
     /// </summary>
-    public async Task<T> CallAsync<T>(Func<IUsageGrain, Task<T>> call)
+    /// <param name="call">The grain call.</param>
+    /// <param name="retryUnanswered">
+    /// A call that got no answer at all within the cluster-call timeout went to a silo that stopped answering (frozen,
+    /// or stopping with the call inside it; an Orleans client does not fail such calls), and it may still be running
+    /// there. True: send it once more, for calls where that is safe — usage, whose first stored outcome (a charge or a
+    /// refusal, both claim the usage id in <c>usage_record</c>) is the answer of every copy, and reads. Not holds: a
+    /// refused placement does not claim its hold id (a retry may succeed later), so a copy still running elsewhere
+    /// could place the hold after this one answered 402; those answer 503 "retry with the same id" instead.
+    /// </param>
+    public async Task<T> CallAsync<T>(Func<IUsageGrain, Task<T>> call, bool retryUnanswered = false)
     {
         for (var attempt = 1; ; attempt++)
         {
@@ -40,7 +47,7 @@ public sealed partial class UsageGrains(IClusterClient cluster, ILogger<UsageGra
                 LogSiloLost(logger, exception.GetType().Name, attempt);
                 await Task.Delay(TimeSpan.FromMilliseconds(250 * attempt));
             }
-            catch (TimeoutException) when (attempt == 1)
+            catch (TimeoutException) when (retryUnanswered && attempt == 1)
             {
                 LogUnanswered(logger);
             }

@@ -116,10 +116,10 @@ public sealed partial class UsageGrain
     private async ValueTask<HoldRoute?> RouteOf(Guid holdId) =>
         Routes.Find(holdId) ?? (await Holds.GetAsync(holdId) is { } stored ? HoldRoute.Of(stored) : null);
 
-    /// <summary>The answer of a placement; a hold placed (or placed before, for a retry) is remembered for its capture.</summary>
+    /// <summary>The answer of a placement; an active hold (placed now, or before for a retry) is remembered for its capture.</summary>
     private BillingResult<HoldView> Placed(BillingResult<HoldView> result)
     {
-        if (result.Value is { } placed) Routes.Remember(placed);
+        if (result.Value is { Status: HoldStatus.Active } placed) Routes.Remember(placed);
         return Answered(result);
     }
 
