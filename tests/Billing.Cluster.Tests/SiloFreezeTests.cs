@@ -169,15 +169,8 @@ public sealed class SiloFreezeTests(ITestOutputHelper output)
     public async Task A_usage_unanswered_by_a_frozen_silo_is_called_again_and_answered_not_503()
     {
         await using var cluster = await ProcessCluster.CreateAsync("unanswered");
-        var silos = await cluster.StartActiveSilosAsync(TimeSpan.FromSeconds(20), "silo-a", "silo-b");
-        var client = await cluster.ConnectAsync(silos[0].GatewayPort);
-        var model = await BillingAccounts.CreateModelAsync(client);
-        var accounts = new List<BillingAccounts>();
-        for (var i = 0; i < 4; i++) accounts.Add(await BillingAccounts.CreateAsync(client, model));
-
-        var gateway = cluster.StartGateway();
-        await ProcessCluster.WaitReadyAsync(gateway.Process, new Uri(gateway.Http, "/health/ready"), TimeSpan.FromSeconds(90));
-        var driver = new HttpUsageDriver(gateway.Http, await cluster.MintTokenAsync(gateway, "service", Guid.NewGuid()));
+        var (silos, accounts, gateway, token) = await TwoSilosAndTheGatewayAsync(cluster);
+        var driver = new HttpUsageDriver(gateway.Http, token);
         // Warm: the gateway has called through both silos' gateway ports (32 usage-grain ids spread over them).
         foreach (var usage in Enumerable.Range(0, 32).Select(i => accounts[i % accounts.Count].Usage()))
         {
@@ -205,6 +198,89 @@ public sealed class SiloFreezeTests(ITestOutputHelper output)
         await Ledger.AssertAcknowledgedUsagesChargedOnceAsync(cluster.ConnectionString, answers.Select(a => a.UsageId).ToArray());
         await Ledger.AssertBalancesEqualHistoryAsync(cluster.ConnectionString,
             accounts.Select(a => a.UserId).ToArray(), accounts.Select(a => a.ProjectId).ToArray());
+    }
+
+    /// <summary>
+    /// A hold placement through a frozen silo is not sent again by the gateway after the cluster-call timeout: a refused
+    /// placement does not claim its hold id, so a resend could answer 402 while the first copy still places the hold
+    /// (the bank test's H3 failure). It answers 503 naming the hold id; the caller's retry with that id places the hold
+    /// once. (With the resend, these placements were answered 201 after the timeout.)
+    /// </summary>
+    [Fact]
+    public async Task A_hold_placement_unanswered_by_a_frozen_silo_answers_503_with_its_hold_id_and_the_retry_places_it_once()
+    {
+        await using var cluster = await ProcessCluster.CreateAsync("unanswered-holds");
+        var (silos, accounts, gateway, token) = await TwoSilosAndTheGatewayAsync(cluster);
+        using var http = new HttpClient { BaseAddress = gateway.Http, Timeout = TimeSpan.FromSeconds(60) };
+        async Task<(int Status, string Body)> PlaceAsync(Guid holdId, BillingAccounts account)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/holds")
+            {
+                Content = System.Net.Http.Json.JsonContent.Create(new
+                {
+                    holdId, projectId = account.ProjectId, userId = account.UserId, modelId = account.ModelId, inputTokens = 100, maxOutputTokens = 100,
+                }),
+            };
+            request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", token);
+            using var response = await http.SendAsync(request);
+            return ((int)response.StatusCode, await response.Content.ReadAsStringAsync());
+        }
+
+        // Warm: placements through both silos' gateway ports.
+        foreach (var i in Enumerable.Range(0, 16)) Assert.Equal(201, (await PlaceAsync(Guid.NewGuid(), accounts[i % accounts.Count])).Status);
+
+        silos[1].Process.Signal(ChildSignal.Stop);
+        var clock = Stopwatch.StartNew();
+        var placements = Enumerable.Range(0, 32).Select(i => (HoldId: Guid.NewGuid(), Account: accounts[i % accounts.Count])).ToArray();
+        var answers = await Task.WhenAll(placements.Select(async p =>
+        {
+            var (status, body) = await PlaceAsync(p.HoldId, p.Account);
+            return (p.HoldId, p.Account, status, body, took: clock.Elapsed);
+        }));
+        silos[1].Process.Signal(ChildSignal.Continue); // it finds itself declared dead and stops
+
+        var unavailable = answers.Where(a => a.status == 503).ToArray();
+        output.WriteLine($"{answers.Length} placements during the freeze: {string.Join(", ", answers.GroupBy(a => a.status).Select(g => $"{g.Count()} x {g.Key}"))}");
+        Assert.All(answers, a => Assert.True(a.status is 201 or 503, $"{a.HoldId}: {a.status} {a.body}"));
+        // 32 placements spread over both silos' gateway ports: some went through the frozen one. All 201 means the
+        // gateway sent them again after the timeout (or, very unlikely, none went through the frozen silo).
+        Assert.True(unavailable.Length > 0, "no placement answered 503 after the cluster-call timeout: the gateway re-sent them");
+        Assert.All(unavailable, a =>
+        {
+            Assert.True(a.took >= TimeSpan.FromSeconds(9), $"{a.HoldId}: 503 after {a.took.TotalSeconds:F1} s, not after the cluster-call timeout");
+            Assert.Contains(a.HoldId.ToString(), a.body);
+        });
+
+        // The caller's retry with the same id: each hold placed once (201 if the first copy never placed it, else 200).
+        foreach (var a in unavailable)
+        {
+            var (status, body) = await PlaceAsync(a.HoldId, a.Account);
+            Assert.True(status is 200 or 201, $"retry of {a.HoldId}: {status} {body}");
+        }
+
+        await using var connection = new Npgsql.NpgsqlConnection(cluster.ConnectionString);
+        await connection.OpenAsync();
+        await using var count = new Npgsql.NpgsqlCommand("SELECT count(*) FROM billing_hold WHERE hold_id = ANY($1)", connection)
+        {
+            Parameters = { new Npgsql.NpgsqlParameter { Value = answers.Select(a => a.HoldId).ToArray() } },
+        };
+        Assert.Equal((long)answers.Length, (long)(await count.ExecuteScalarAsync())!);
+        await Ledger.AssertBalancesEqualHistoryAsync(cluster.ConnectionString,
+            accounts.Select(a => a.UserId).ToArray(), accounts.Select(a => a.ProjectId).ToArray());
+    }
+
+    /// <summary>Two active silos, four accounts on one model, the HTTP gateway ready, and a service token for it.</summary>
+    private static async Task<(SiloProcess[] Silos, List<BillingAccounts> Accounts, GatewayProcess Gateway, string Token)> TwoSilosAndTheGatewayAsync(ProcessCluster cluster)
+    {
+        var silos = await cluster.StartActiveSilosAsync(TimeSpan.FromSeconds(20), "silo-a", "silo-b");
+        var client = await cluster.ConnectAsync(silos[0].GatewayPort);
+        var model = await BillingAccounts.CreateModelAsync(client);
+        var accounts = new List<BillingAccounts>();
+        for (var i = 0; i < 4; i++) accounts.Add(await BillingAccounts.CreateAsync(client, model));
+
+        var gateway = cluster.StartGateway();
+        await ProcessCluster.WaitReadyAsync(gateway.Process, new Uri(gateway.Http, "/health/ready"), TimeSpan.FromSeconds(90));
+        return (silos, accounts, gateway, await cluster.MintTokenAsync(gateway, "service", Guid.NewGuid()));
     }
 
     /// <summary>
