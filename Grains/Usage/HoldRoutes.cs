@@ -9,11 +9,12 @@ internal sealed record HoldRoute(Guid HoldId, PayingAccount Payer, Guid AccountI
 }
 
 /// <summary>
-/// The routes of the holds placed through this silo, so that their capture or void goes straight to the paying account:
-/// reading the hold from the database only to learn its payer was 17 % of the silo's CPU samples in the hold
-/// benchmark, and a round trip per capture. A route never changes once the hold is placed, so a remembered one cannot be stale; a hold
-/// not remembered here (placed through another silo, or after a restart, or past the bound) is read from the database.
-/// Captured and voided holds are forgotten; expired ones (a late capture is still allowed) are swept when the bound is reached.
+/// The routes of the holds placed through this silo, so that their capture or void goes straight to the paying
+/// account: reading the hold from the database only to learn its payer was 17 % of the silo's CPU samples in the hold
+/// benchmark, and a round trip per capture. A route never changes once the hold is placed, so a remembered one cannot
+/// be stale; a hold not remembered here (placed through another silo, or after a restart, or past the bound) is read
+/// from the database. Captured and voided holds are forgotten; expired ones (a late capture is still allowed) are
+/// swept when the bound is reached.
 /// </summary>
 internal sealed class HoldRoutes(TimeProvider clock)
 {

@@ -1,6 +1,9 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
 using System.Text.RegularExpressions;
+using Npgsql;
 using Orleans.Runtime;
 
 namespace Billing.Cluster.Tests;
@@ -216,12 +219,12 @@ public sealed class SiloFreezeTests(ITestOutputHelper output)
         {
             using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/holds")
             {
-                Content = System.Net.Http.Json.JsonContent.Create(new
+                Content = JsonContent.Create(new
                 {
                     holdId, projectId = account.ProjectId, userId = account.UserId, modelId = account.ModelId, inputTokens = 100, maxOutputTokens = 100,
                 }),
             };
-            request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", token);
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
             using var response = await http.SendAsync(request);
             return ((int)response.StatusCode, await response.Content.ReadAsStringAsync());
         }
@@ -258,11 +261,11 @@ public sealed class SiloFreezeTests(ITestOutputHelper output)
             Assert.True(status is 200 or 201, $"retry of {a.HoldId}: {status} {body}");
         }
 
-        await using var connection = new Npgsql.NpgsqlConnection(cluster.ConnectionString);
+        await using var connection = new NpgsqlConnection(cluster.ConnectionString);
         await connection.OpenAsync();
-        await using var count = new Npgsql.NpgsqlCommand("SELECT count(*) FROM billing_hold WHERE hold_id = ANY($1)", connection)
+        await using var count = new NpgsqlCommand("SELECT count(*) FROM billing_hold WHERE hold_id = ANY($1)", connection)
         {
-            Parameters = { new Npgsql.NpgsqlParameter { Value = answers.Select(a => a.HoldId).ToArray() } },
+            Parameters = { new NpgsqlParameter { Value = answers.Select(a => a.HoldId).ToArray() } },
         };
         Assert.Equal((long)answers.Length, (long)(await count.ExecuteScalarAsync())!);
         await Ledger.AssertBalancesEqualHistoryAsync(cluster.ConnectionString,
