@@ -142,10 +142,10 @@ public sealed class ReviewDefectTests(GatewayFixture fixture, ITestOutputHelper 
             }
         })).ToArray();
 
-        // A restart fails the calls whose statements were in flight; one that found none in flight (every call was
-        // between round trips, or answered after the gateway's resend) proves nothing about 503s, so restart again
-        // (at most three times). After each, keep the load on until the cluster has recovered: 20 successes sent
-        // after the restart, or give up after a minute.
+        // A restart fails the calls whose statements were in flight; one that found none in flight proves nothing
+        // about 503s, so restart again (at most three times). After each, keep the load on until the cluster has
+        // recovered: 20 successes sent after that restart, or give up after a minute.
+        bool RecoveredFrom(int restart) => answers.Count(a => a.Restarts == restart && a.Response.Code == 200) >= 20;
         var recovered = true;
         do
         {
@@ -153,8 +153,7 @@ public sealed class ReviewDefectTests(GatewayFixture fixture, ITestOutputHelper 
             await Task.Run(PostgresServer.Instance.RestartImmediate);
             var restart = Interlocked.Increment(ref restarts);
             var deadline = DateTime.UtcNow.AddMinutes(1);
-            while (!(recovered = answers.Count(a => a.Restarts == restart && a.Response.Status == HttpStatusCode.OK) >= 20) && DateTime.UtcNow < deadline)
-                await Task.Delay(200);
+            while (!(recovered = RecoveredFrom(restart)) && DateTime.UtcNow < deadline) await Task.Delay(200);
         }
         while (recovered && restarts < 3 && !answers.Any(a => a.Response.Code == 503));
 
