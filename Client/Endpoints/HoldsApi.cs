@@ -63,8 +63,8 @@ public static class HoldsApi
         OperationIds.Remember(http, HoldIdMember, holdId); // a 503 must still name the id to retry with
 
         // 201 for a new hold, 200 for a retry of one that exists: only an id the caller chose can exist already.
-        var existed = given && (await usageGrains.CallAsync(grain => grain.GetHold(holdId))).IsOk;
-        var result = await usageGrains.CallAsync(grain => grain.PlaceHold(new HoldRequest(holdId, projectId, userId, modelId, input, maxOutput, body.TtlSeconds)));
+        var existed = given && (await usageGrains.CallAsync(grain => grain.GetHold(holdId), retryUnanswered: true)).IsOk;
+        var result = await usageGrains.CallAsync(grain => grain.PlaceHold(new HoldRequest(holdId, projectId, userId, modelId, input, maxOutput, body.TtlSeconds)), retryUnanswered: true);
         if (result.Problem is { } problem) return ApiProblems.Problem(problem);
         var hold = HoldResponse.From(result.Value!);
         return existed ? TypedResults.Ok(hold) : TypedResults.Created($"/v1/holds/{holdId}", hold);
@@ -95,14 +95,14 @@ public static class HoldsApi
     private static async Task<Results<Ok<HoldResponse>, ProblemHttpResult>> VoidHold(string holdId, UsageGrains usage)
     {
         if (!RequestInput.TryParseId(holdId, "holdId", out var hold, out var invalid)) return invalid;
-        var result = await usage.CallAsync(grain => grain.VoidHold(hold));
+        var result = await usage.CallAsync(grain => grain.VoidHold(hold), retryUnanswered: true);
         return result.Problem is { } problem ? ApiProblems.Problem(problem) : TypedResults.Ok(HoldResponse.From(result.Value!));
     }
 
     private static async Task<Results<Ok<HoldResponse>, ProblemHttpResult>> GetHold(string holdId, UsageGrains usage)
     {
         if (!RequestInput.TryParseId(holdId, "holdId", out var hold, out var invalid)) return invalid;
-        var result = await usage.CallAsync(grain => grain.GetHold(hold));
+        var result = await usage.CallAsync(grain => grain.GetHold(hold), retryUnanswered: true);
         return result.Problem is { } problem ? ApiProblems.Problem(problem) : TypedResults.Ok(HoldResponse.From(result.Value!));
     }
 

@@ -29,10 +29,12 @@ public sealed partial class UsageGrains(IClusterClient cluster, ILogger<UsageGra
     /// <param name="retryUnanswered">
     /// A call that got no answer at all within the cluster-call timeout went to a silo that stopped answering (frozen,
     /// or stopping with the call inside it; an Orleans client does not fail such calls), and it may still be running
-    /// there. True: send it once more, for calls where that is safe — usage, whose first stored outcome (a charge or a
-    /// refusal, both claim the usage id in <c>usage_record</c>) is the answer of every copy, and reads. Not holds: a
-    /// refused placement does not claim its hold id (a retry may succeed later), so a copy still running elsewhere
-    /// could place the hold after this one answered 402; those answer 503 "retry with the same id" instead.
+    /// there. True: send it once more, for calls where that is safe: usage and hold placements, whose first stored
+    /// outcome (a charge or a refusal, each claims the usage id in <c>usage_record</c>; a hold or a refusal, each claims
+    /// the hold id in <c>billing_hold</c>) is the answer of every copy; voids, which end a hold once and answer every
+    /// copy with that end; and reads. Not captures: a late capture refused for balance claims nothing (it may succeed
+    /// once the payer has money), so a copy still running elsewhere could charge after this one answered 402; those
+    /// answer 503 "retry with the same id" instead.
     /// </param>
     public async Task<T> CallAsync<T>(Func<IUsageGrain, Task<T>> call, bool retryUnanswered = false)
     {

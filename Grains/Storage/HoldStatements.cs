@@ -14,6 +14,9 @@ public sealed record HoldWrites(
 /// <summary>The parts of <see cref="LedgerStatements"/>' commit statement that write holds, gated on the account update.</summary>
 internal static class HoldStatements
 {
+    /// <summary>The status of a refused placement's row: it claims the hold id and is never a hold (migration 0010).</summary>
+    public const string RefusedStatus = "refused";
+
     public static string StatusName(HoldStatus status) => status switch
     {
         HoldStatus.Active => "active",

@@ -6,15 +6,16 @@ using NpgsqlTypes;
 namespace Billing.Storage;
 
 /// <summary>
-/// Reads of <c>billing_hold</c> (it is written only by the payer account's commit statement, HoldStatements), and the
-/// billing errors of refused holds.
+/// Reads of <c>billing_hold</c> (holds are written only by the payer account's commit statement, HoldStatements), and
+/// the refusals of placements: each claims its hold id with a <c>refused</c> row and its billing error
+/// (<see cref="ClaimRefusalAsync"/>), which no read of holds returns.
 /// </summary>
 public sealed class HoldStore(NpgsqlDataSource dataSource)
 {
     private const string Columns = """
         hold_id, seq, scope, account_id, project_id, user_id, model_id, input_tokens, max_output_tokens, input_price_per_million,
         output_price_per_million, amount, currency, ttl_seconds, status, expires_at, created_at, ended_at, usage_id, used_input_tokens,
-        used_output_tokens, cost, charged, released, shortfall, late, balance_after, quota_used, shortfall_error_id
+        used_output_tokens, cost, charged, released, shortfall, late, balance_after, quota_used, shortfall_error_id, billing_error_id
         """;
 
     /// <summary>
@@ -37,7 +38,7 @@ public sealed class HoldStore(NpgsqlDataSource dataSource)
             found ??= (reader.Get<long>("account_version"), reader.Get<long>("account_holds_seq"), ImmutableDictionary.CreateBuilder<Guid, HoldView>());
             if (reader.Get<Guid?>("hold_id") is not null)
             {
-                var hold = Read(reader);
+                var hold = ReadHold(reader);
                 found.Value.Item3[hold.HoldId] = hold;
             }
         }
@@ -52,24 +53,29 @@ public sealed class HoldStore(NpgsqlDataSource dataSource)
     /// </summary>
     public const string ByIdSql = $"SELECT {Columns} FROM billing_hold WHERE hold_id = $1";
 
-    public async Task<HoldView?> GetAsync(Guid holdId, CancellationToken cancellationToken = default)
+    /// <summary>The hold stored under <paramref name="holdId"/>; null when there is none (or its placement was refused).</summary>
+    public async Task<HoldView?> GetAsync(Guid holdId, CancellationToken cancellationToken = default) =>
+        (await GetClaimAsync(holdId, cancellationToken))?.Hold;
+
+    /// <summary>What is stored under <paramref name="holdId"/>: its hold or its placement's refusal; null when neither.</summary>
+    public async Task<HoldClaim?> GetClaimAsync(Guid holdId, CancellationToken cancellationToken = default)
     {
         await using var command = dataSource.CreateCommand(ByIdSql);
         command.Parameters.Add(new NpgsqlParameter<Guid> { TypedValue = holdId });
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        return await reader.ReadAsync(cancellationToken) ? Read(reader) : null;
+        return await reader.ReadAsync(cancellationToken) ? ReadClaim(reader) : null;
     }
 
-    /// <summary>The stored holds among <paramref name="holdIds"/> (settling after a fault), each read by its key (<see cref="KeyReads"/>).</summary>
-    public async Task<Dictionary<Guid, HoldView>> GetManyAsync(Guid[] holdIds, CancellationToken cancellationToken = default) =>
-        (await KeyReads.ReadByKeysAsync(dataSource, ByIdSql, holdIds, Read, cancellationToken)).ToDictionary(h => h.HoldId);
+    /// <summary>What is stored under each of <paramref name="holdIds"/> (settling after a fault), each read by its key (<see cref="KeyReads"/>).</summary>
+    public async Task<Dictionary<Guid, HoldClaim>> GetManyAsync(Guid[] holdIds, CancellationToken cancellationToken = default) =>
+        (await KeyReads.ReadByKeysAsync(dataSource, ByIdSql, holdIds, ReadClaim, cancellationToken)).ToDictionary(c => c.Hold?.HoldId ?? c.Refusal!.Request.HoldId);
 
     /// <summary>The holds <paramref name="accountId"/> pays, newest first; the status filter reads holds as seen at <paramref name="now"/>.</summary>
     public async Task<HoldPage> ListAsync(Guid accountId, HoldQuery query, DateTimeOffset now, CancellationToken cancellationToken = default)
     {
         await using var command = dataSource.CreateCommand($"""
             SELECT {Columns} FROM billing_hold
-            WHERE account_id = $1 AND ($2::bigint IS NULL OR seq < $2)
+            WHERE account_id = $1 AND status <> 'refused' AND ($2::bigint IS NULL OR seq < $2)
               AND CASE $3::text
                     WHEN 'active' THEN status = 'active' AND expires_at > $4
                     WHEN 'expired' THEN status = 'expired' OR (status = 'active' AND expires_at <= $4)
@@ -88,7 +94,7 @@ public sealed class HoldStore(NpgsqlDataSource dataSource)
         var items = new List<(HoldView Hold, long Seq)>();
         await using (var reader = await command.ExecuteReaderAsync(cancellationToken))
         {
-            while (await reader.ReadAsync(cancellationToken)) items.Add((Read(reader).AsSeenAt(now), reader.Get<long>("seq")));
+            while (await reader.ReadAsync(cancellationToken)) items.Add((ReadHold(reader).AsSeenAt(now), reader.Get<long>("seq")));
         }
 
         var page = items.Take(query.Limit).ToArray();
@@ -113,8 +119,8 @@ public sealed class HoldStore(NpgsqlDataSource dataSource)
     }
 
     /// <summary>
-    /// Stores the one billing error of a hold refused for balance (placement or late capture), unless it has one
-    /// already: then that one's id is returned and nothing is written.
+    /// Stores the one billing error of a late capture refused for balance, unless the hold has one already: then that
+    /// one's id is returned and nothing is written. (A refused placement claims its hold id: <see cref="ClaimRefusalAsync"/>.)
     /// </summary>
     public async Task<Guid> RecordRefusalAsync(Guid holdId, string scope, Guid scopeId, string message, object details, DateTimeOffset now,
         Func<Guid, IReadOnlyList<Billing.Events.BillingEventRow>>? events = null, CancellationToken cancellationToken = default)
@@ -135,7 +141,64 @@ public sealed class HoldStore(NpgsqlDataSource dataSource)
             SELECT id FROM billing_error WHERE hold_id = $6 AND error_type = 'insufficient_balance'
             LIMIT 1
             """);
+        AddRefusalParameters(command.Parameters, billingErrorId, scope, scopeId, message, details, holdId, now, eventRows);
+        // A concurrent refusal of the same hold may commit between this statement's snapshot and its insert: read again.
+        for (var attempt = 0; ; attempt++)
+        {
+            if (await command.ExecuteScalarAsync(cancellationToken) is Guid id) return id;
+            if (attempt == 2) throw new InvalidOperationException($"The billing error of hold {holdId} was neither stored nor found.");
+        }
+    }
+
+    /// <summary>
+    /// Claims <paramref name="placement"/>'s hold id for its refusal: in one statement, a <c>refused</c> row under the
+    /// hold id (nothing if the id is taken), and only with it the billing error and its events. Returns the billing
+    /// error's id, or null when the hold id was taken first (by the hold itself, placed by a copy of this placement,
+    /// or by another refusal): the caller reads what is stored (<see cref="GetClaimAsync"/>) and answers with it.
+    /// </summary>
+    public async Task<Guid?> ClaimRefusalAsync(HoldPlacement placement, string scope, Guid scopeId, string message, object details, DateTimeOffset now,
+        Func<Guid, IReadOnlyList<Billing.Events.BillingEventRow>>? events = null, CancellationToken cancellationToken = default)
+    {
+        var request = placement.Request;
+        var billingErrorId = RowIds.New();
+        var eventRows = events?.Invoke(billingErrorId) ?? [];
+        // ON CONFLICT DO NOTHING waits for a placement of the same id still being committed, and then does nothing if it committed.
+        await using var command = dataSource.CreateCommand("""
+            WITH claim AS (
+                INSERT INTO billing_hold (hold_id, scope, account_id, project_id, user_id, model_id, input_tokens, max_output_tokens,
+                                          input_price_per_million, output_price_per_million, amount, currency, ttl_seconds, status,
+                                          expires_at, created_at, ended_at, billing_error_id)
+                VALUES ($6, $2, $3, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, 'refused', $7, $7, $7, $1)
+                ON CONFLICT (hold_id) DO NOTHING
+                RETURNING billing_error_id),
+            err AS (
+                INSERT INTO billing_error (id, scope, scope_id, error_type, message, details, hold_id, created_at)
+                SELECT billing_error_id, $2, $3, 'insufficient_balance', $4, $5::jsonb, $6, $7 FROM claim
+                RETURNING id),
+            ev AS (
+                INSERT INTO billing_event (id, type, scope, scope_id, billing_error_id, data, created_at)
+                SELECT e.id, e.type, $2, $3, err.id, e.data::jsonb, $7 FROM err, unnest($8::uuid[], $9::text[], $10::text[]) AS e(id, type, data))
+            SELECT id FROM err
+            """);
         var p = command.Parameters;
+        AddRefusalParameters(p, billingErrorId, scope, scopeId, message, details, request.HoldId, now, eventRows);
+        p.Add(new NpgsqlParameter { Value = (object?)request.ProjectId ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Uuid });
+        p.Add(new NpgsqlParameter<Guid> { TypedValue = request.UserId });
+        p.Add(new NpgsqlParameter<Guid> { TypedValue = request.ModelId });
+        p.Add(new NpgsqlParameter<long> { TypedValue = request.InputTokens });
+        p.Add(new NpgsqlParameter<long> { TypedValue = request.MaxOutputTokens });
+        p.Add(new NpgsqlParameter<decimal> { TypedValue = placement.InputPricePerMillion });
+        p.Add(new NpgsqlParameter<decimal> { TypedValue = placement.OutputPricePerMillion });
+        p.Add(new NpgsqlParameter<decimal> { TypedValue = placement.Amount });
+        p.Add(new NpgsqlParameter<string> { TypedValue = placement.Currency });
+        p.Add(new NpgsqlParameter<int> { TypedValue = request.TtlSeconds ?? HoldRequest.DefaultTtlSeconds });
+        return await command.ExecuteScalarAsync(cancellationToken) is Guid id ? id : null;
+    }
+
+    /// <summary>$1–$10 of both refusal statements: the billing error, the hold id, the time, and the refusal's events.</summary>
+    private static void AddRefusalParameters(NpgsqlParameterCollection p, Guid billingErrorId, string scope, Guid scopeId, string message, object details,
+        Guid holdId, DateTimeOffset now, IReadOnlyList<Billing.Events.BillingEventRow> eventRows)
+    {
         p.Add(new NpgsqlParameter<Guid> { TypedValue = billingErrorId });
         p.Add(new NpgsqlParameter<string> { TypedValue = scope });
         p.Add(new NpgsqlParameter<Guid> { TypedValue = scopeId });
@@ -147,17 +210,23 @@ public sealed class HoldStore(NpgsqlDataSource dataSource)
         p.Add(new NpgsqlParameter<Guid[]> { TypedValue = eventRows.Select(e => e.Id).ToArray() });
         p.Add(new NpgsqlParameter<string[]> { TypedValue = eventRows.Select(e => e.Type).ToArray() });
         p.Add(new NpgsqlParameter<string[]> { TypedValue = eventRows.Select(e => e.Data).ToArray() });
-        // A concurrent refusal of the same hold may commit between this statement's snapshot and its insert: read again.
-        for (var attempt = 0; ; attempt++)
-        {
-            if (await command.ExecuteScalarAsync(cancellationToken) is Guid id) return id;
-            if (attempt == 2) throw new InvalidOperationException($"The billing error of hold {holdId} was neither stored nor found.");
-        }
     }
 
-    private static HoldView Read(NpgsqlDataReader reader)
+    /// <summary>A row of <c>billing_hold</c> that is a hold (not a refusal).</summary>
+    private static HoldView ReadHold(NpgsqlDataReader reader) =>
+        ReadClaim(reader).Hold ?? throw new InvalidOperationException($"Hold {reader.Get<Guid>("hold_id")} is a refused placement, not a hold.");
+
+    private static HoldClaim ReadClaim(NpgsqlDataReader reader)
     {
         var holdId = reader.Get<Guid>("hold_id");
+        var status = reader.Get<string>("status");
+        if (status == HoldStatements.RefusedStatus)
+        {
+            var request = new HoldRequest(holdId, reader.Get<Guid?>("project_id"), reader.Get<Guid>("user_id"), reader.Get<Guid>("model_id"),
+                reader.Get<long>("input_tokens"), reader.Get<long>("max_output_tokens"), reader.Get<int>("ttl_seconds"));
+            return new HoldClaim(null, new RefusedHoldPlacement(request, reader.Get<Guid>("billing_error_id")));
+        }
+
         var payer = reader.Get<string>("scope") == BillingScopes.Project ? PayingAccount.Project : PayingAccount.User;
         var accountId = reader.Get<Guid>("account_id");
         var amount = reader.Get<decimal>("amount");
@@ -168,11 +237,11 @@ public sealed class HoldStore(NpgsqlDataSource dataSource)
                 reader.Get<decimal>("charged"), reader.Get<decimal>("released"), reader.Get<decimal>("shortfall"), reader.Get<bool>("late"),
                 reader.Get<Guid?>("shortfall_error_id"))
             : null;
-        return new HoldView(
-            holdId, HoldStatements.ParseStatus(reader.Get<string>("status")), payer, accountId, reader.Get<Guid?>("project_id"),
+        return new HoldClaim(new HoldView(
+            holdId, HoldStatements.ParseStatus(status), payer, accountId, reader.Get<Guid?>("project_id"),
             reader.Get<Guid>("user_id"), reader.Get<Guid>("model_id"), reader.Get<long>("input_tokens"), reader.Get<long>("max_output_tokens"),
             amount, currency, reader.Get<decimal>("input_price_per_million"), reader.Get<decimal>("output_price_per_million"),
             reader.Get<int>("ttl_seconds"), reader.Get<DateTimeOffset>("expires_at"), reader.Get<DateTimeOffset>("created_at"),
-            reader.Get<DateTimeOffset?>("ended_at"), capture);
+            reader.Get<DateTimeOffset?>("ended_at"), capture), null);
     }
 }

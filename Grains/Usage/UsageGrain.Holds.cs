@@ -40,32 +40,44 @@ public sealed partial class UsageGrain
         {
             byProject = await SiloLossRetry.CallAsync(() => GrainFactory.GetGrain<IProjectGrain>(projectId).PlaceHold(placement));
             if (byProject.IsOk || byProject.Problem!.Status != BillingStatus.InsufficientBalance) return Placed(byProject);
+            // The hold id's refusal was stored first (the account met it placing the hold): that is the answer.
+            if (byProject.Problem.BillingErrorId is not null) return await RefusedAgain(hold, price, byProject.Problem);
         }
 
         var byUser = await SiloLossRetry.CallAsync(() => GrainFactory.GetGrain<IUserGrain>(hold.UserId).PlaceHold(placement));
         if (byUser.IsOk || byUser.Problem!.Status != BillingStatus.InsufficientBalance) return Placed(byUser);
+        if (byUser.Problem.BillingErrorId is not null) return await RefusedAgain(hold, price, byUser.Problem);
 
-        // The accounts decide against their active holds only: a retry whose hold has ended since (captured, voided,
-        // expired) is answered with that stored hold, not refused again against today's balance.
-        if (await Holds.GetAsync(hold.HoldId) is { } stored)
-        {
-            return Placed(stored.SameRequest(hold)
-                ? BillingResult<HoldView>.Ok(stored.AsSeenAt(HoldClock.GetDatabaseNow()))
-                : BillingResult<HoldView>.Fail(BillingStatus.HoldConflict, $"Hold {stored.HoldId} exists with another request; use a new hold id."));
-        }
-
-        // Neither account alone can cover it: one billing error (of the project for a project hold), and how far the
-        // caller could go instead.
+        // Neither account can cover it: the refusal claims the hold id, with one billing error (of the project for a
+        // project hold), unless something is stored under the id already: the first stored outcome, a hold or a
+        // refusal, answers every copy of the placement. The accounts decide against their active holds only, so a
+        // retry whose hold has ended since (captured, voided, expired) is answered here with that hold.
         var (scope, scopeId) = hold.ProjectId is { } project ? (BillingScopes.Project, project) : (BillingScopes.User, hold.UserId);
         var message = byProject is null ? byUser.Problem.Detail : $"{byProject.Problem!.Detail} The user's personal account could not cover it.";
-        var now = HoldClock.GetDatabaseNow();
-        var errorId = await Holds.RecordRefusalAsync(hold.HoldId, scope, scopeId, message,
-            new { holdId = hold.HoldId, userId = hold.UserId, modelId = hold.ModelId, inputTokens = hold.InputTokens, maxOutputTokens = hold.MaxOutputTokens, amount, currency = price.Currency },
-            now, await Billing.Events.RefusalEvents.ForAsync(GrainFactory, scope, scopeId, now));
-        var affordable = await MaxAffordableOutputTokens(hold, price);
-        HoldLogger.LogWarning("Hold {HoldId} refused for insufficient balance ({Scope} {ScopeId}, amount {Amount} {Currency}); billing error {BillingErrorId}",
-            hold.HoldId, scope, scopeId, amount, price.Currency, errorId);
-        return HoldRefused<HoldView>(new BillingProblem(BillingStatus.InsufficientBalance, message, errorId, affordable));
+        for (var attempt = 1; ; attempt++)
+        {
+            switch (await Holds.GetClaimAsync(hold.HoldId))
+            {
+                case { Hold: { } stored }:
+                    return Placed(stored.SameRequest(hold)
+                        ? BillingResult<HoldView>.Ok(stored.AsSeenAt(HoldClock.GetDatabaseNow()))
+                        : BillingResult<HoldView>.Fail(BillingStatus.HoldConflict, $"Hold {stored.HoldId} exists with another request; use a new hold id."));
+                case { Refusal: { } refused }:
+                    return await RefusedAgain(hold, price, refused.ProblemFor(hold));
+            }
+
+            // Only an insert that lost a race to another one of the same id (committed after this read) comes round again.
+            if (attempt == 3) throw new InvalidOperationException($"Hold {hold.HoldId}: its refusal was neither stored nor found.");
+            var now = HoldClock.GetDatabaseNow();
+            var errorId = await Holds.ClaimRefusalAsync(placement, scope, scopeId, message,
+                new { holdId = hold.HoldId, userId = hold.UserId, modelId = hold.ModelId, inputTokens = hold.InputTokens, maxOutputTokens = hold.MaxOutputTokens, amount, currency = price.Currency },
+                now, await Billing.Events.RefusalEvents.ForAsync(GrainFactory, scope, scopeId, now));
+            if (errorId is null) continue;
+            var affordable = await MaxAffordableOutputTokens(hold, price);
+            HoldLogger.LogWarning("Hold {HoldId} refused for insufficient balance ({Scope} {ScopeId}, amount {Amount} {Currency}); billing error {BillingErrorId}",
+                hold.HoldId, scope, scopeId, amount, price.Currency, errorId);
+            return HoldRefused<HoldView>(new BillingProblem(BillingStatus.InsufficientBalance, message, errorId, affordable));
+        }
     }
 
     public async Task<BillingResult<HoldCaptureReceipt>> CaptureHold(HoldCapture capture)
@@ -111,6 +123,12 @@ public sealed partial class UsageGrain
             ? BillingResult<HoldView>.Ok(hold.AsSeenAt(HoldClock.GetDatabaseNow()))
             : HoldNotFound<HoldView>(holdId);
     }
+
+    /// <summary>A copy of a placement whose refusal is stored: that refusal (or a conflict), with how far the caller could go now.</summary>
+    private async Task<BillingResult<HoldView>> RefusedAgain(HoldRequest hold, ModelPrice price, BillingProblem stored) =>
+        HoldRefused<HoldView>(stored.Status == BillingStatus.InsufficientBalance
+            ? stored with { MaxAffordableOutputTokens = await MaxAffordableOutputTokens(hold, price) }
+            : stored);
 
     /// <summary>Who pays the hold: remembered since its placement through this silo, else read from the database.</summary>
     private async ValueTask<HoldRoute?> RouteOf(Guid holdId) =>

@@ -19,6 +19,7 @@ public static class HoldChecks
         var voids = ops.Where(o => o.Type == OpType.VoidHold).ToLookup(o => o.HoldId);
         var errorsByHold = db.HoldErrors.ToLookup(e => e.HoldId);
         var rowsByHold = db.Rows.Where(r => r.HoldId is not null).ToLookup(r => r.HoldId!.Value);
+        var claims = db.RefusedHolds.ToDictionary(r => r.HoldId);
 
         foreach (var op in placements.Values)
         {
@@ -34,6 +35,8 @@ public static class HoldChecks
                     break;
                 case OutcomeKind.Refused:
                     if (hold is not null) violation($"H3 hold refused (402) but stored as {hold.Status} on {hold.Kind} {hold.AccountId}: {op}");
+                    if (!claims.TryGetValue(op.Key, out var claim) || claim.BillingErrorId != op.Answer.BillingErrorId)
+                        violation($"refused hold's id not claimed by its refusal (claim {claim?.BillingErrorId}, answered {op.Answer.BillingErrorId}): {op}");
                     var scopeId = op.HoldProject ?? op.User;
                     if (refusals.Count != 1 || refusals[0].Id != op.Answer.BillingErrorId || refusals[0].ScopeId != scopeId)
                         violation($"I5 refused hold has {refusals.Count} insufficient_balance errors ({string.Join(", ", refusals.Select(e => $"{e.Id} of {e.ScopeId}"))}), answered {op.Answer.BillingErrorId} of {scopeId}: {op}");
@@ -53,6 +56,7 @@ public static class HoldChecks
             }
         }
 
+        foreach (var claim in db.RefusedHolds.Where(r => !placements.ContainsKey(r.HoldId))) violation($"refused hold {claim.HoldId} that no client placed");
         foreach (var hold in db.Holds.Where(h => !placements.ContainsKey(h.HoldId))) violation($"H3 hold {hold.HoldId} ({hold.Status}, {hold.Amount}) that no client placed");
         foreach (var error in db.HoldErrors.Where(e => !placements.ContainsKey(e.HoldId))) violation($"billing error {error.Id} ({error.Type}) of hold {error.HoldId} that no client placed");
     }

@@ -204,13 +204,14 @@ public sealed class SiloFreezeTests(ITestOutputHelper output)
     }
 
     /// <summary>
-    /// A hold placement through a frozen silo is not sent again by the gateway after the cluster-call timeout: a refused
-    /// placement does not claim its hold id, so a resend could answer 402 while the first copy still places the hold
-    /// (the bank test's H3 failure). It answers 503 naming the hold id; the caller's retry with that id places the hold
-    /// once. (With the resend, these placements were answered 201 after the timeout.)
+    /// A hold placement through a frozen silo is sent again by the gateway after the cluster-call timeout, as a usage
+    /// is: the first stored outcome of a hold id (the hold, or a refusal, which claims the id too) answers every copy,
+    /// so the copy still inside the frozen silo cannot place a hold the resend was refused, nor a second one. Before
+    /// refusals claimed their hold id, these placements answered 503 (a resend could answer 402 while the first copy
+    /// still placed the hold: the bank test's H3 failure). Every placement is answered 201 and placed once.
     /// </summary>
     [Fact]
-    public async Task A_hold_placement_unanswered_by_a_frozen_silo_answers_503_with_its_hold_id_and_the_retry_places_it_once()
+    public async Task A_hold_placement_unanswered_by_a_frozen_silo_is_called_again_and_placed_once_not_503()
     {
         await using var cluster = await ProcessCluster.CreateAsync("unanswered-holds");
         var (silos, accounts, gateway, token) = await TwoSilosAndTheGatewayAsync(cluster);
@@ -242,28 +243,22 @@ public sealed class SiloFreezeTests(ITestOutputHelper output)
         }));
         silos[1].Process.Signal(ChildSignal.Continue); // it finds itself declared dead and stops
 
-        var unavailable = answers.Where(a => a.status == 503).ToArray();
-        output.WriteLine($"{answers.Length} placements during the freeze: {string.Join(", ", answers.GroupBy(a => a.status).Select(g => $"{g.Count()} x {g.Key}"))}");
-        Assert.All(answers, a => Assert.True(a.status is 201 or 503, $"{a.HoldId}: {a.status} {a.body}"));
-        // 32 placements spread over both silos' gateway ports: some went through the frozen one. All 201 means the
-        // gateway sent them again after the timeout (or, very unlikely, none went through the frozen silo).
-        Assert.True(unavailable.Length > 0, "no placement answered 503 after the cluster-call timeout: the gateway re-sent them");
-        Assert.All(unavailable, a =>
-        {
-            Assert.True(a.took >= TimeSpan.FromSeconds(9), $"{a.HoldId}: 503 after {a.took.TotalSeconds:F1} s, not after the cluster-call timeout");
-            Assert.Contains(a.HoldId.ToString(), a.body);
-        });
+        var unanswered = answers.Where(a => a.took >= TimeSpan.FromSeconds(10)).ToArray();
+        output.WriteLine($"{answers.Length} placements during the freeze: {string.Join(", ", answers.GroupBy(a => a.status).Select(g => $"{g.Count()} x {g.Key}"))}; " +
+                         $"{unanswered.Length} waited out the 10 s cluster-call timeout (slowest {answers.Max(a => a.took).TotalSeconds:F1} s)");
+        Assert.All(answers, a => Assert.True(a.status == 201, $"{a.HoldId}: {a.status} {a.body}"));
+        Assert.True(unanswered.Length > 0, "no placement went through the frozen silo's gateway: the test did not exercise the case");
 
-        // The caller's retry with the same id: each hold placed once (201 if the first copy never placed it, else 200).
-        foreach (var a in unavailable)
+        // The caller's own retry with the same id answers the hold placed (200), never a second one.
+        foreach (var a in unanswered)
         {
             var (status, body) = await PlaceAsync(a.HoldId, a.Account);
-            Assert.True(status is 200 or 201, $"retry of {a.HoldId}: {status} {body}");
+            Assert.True(status == 200, $"retry of {a.HoldId}: {status} {body}");
         }
 
         await using var connection = new NpgsqlConnection(cluster.ConnectionString);
         await connection.OpenAsync();
-        await using var count = new NpgsqlCommand("SELECT count(*) FROM billing_hold WHERE hold_id = ANY($1)", connection)
+        await using var count = new NpgsqlCommand("SELECT count(*) FROM billing_hold WHERE hold_id = ANY($1) AND status = 'active'", connection)
         {
             Parameters = { new NpgsqlParameter { Value = answers.Select(a => a.HoldId).ToArray() } },
         };

@@ -82,6 +82,29 @@ public sealed class HoldsTests(GatewayFixture fixture)
         (await http.PostAsync("/v1/holds", Tokens.Service(), HoldBody(project, user, model, 4, 8))).ShouldBe(HttpStatusCode.Created);
     }
 
+    /// <summary>A hold id keeps its first answer: after a 402 and a top-up that would cover it, the same id is still 402, with the same billing error.</summary>
+    [Fact]
+    public async Task A_refused_hold_id_stays_402_after_a_top_up_and_a_new_hold_id_is_201()
+    {
+        var user = await NewUserAsync(http); // 10
+        var model = await NewModelAsync(http, "1000000", "1000000"); // 1 per token
+        var holdId = Guid.NewGuid();
+        var refused = await http.PostAsync("/v1/holds", Tokens.Service(), HoldBody(null, user, model, 12, 0, holdId));
+        (await http.PostAsync($"/v1/users/{user}/credits", Tokens.Admin(), Json(new { amount = 5, reason = "top_up" }))).ShouldBe(HttpStatusCode.OK);
+
+        var again = await http.PostAsync("/v1/holds", Tokens.Service(), HoldBody(null, user, model, 12, 0, holdId));
+        var get = await http.GetAsync($"/v1/holds/{holdId}", Tokens.Service());
+        var fresh = await http.PostAsync("/v1/holds", Tokens.Service(), HoldBody(null, user, model, 12, 0));
+
+        refused.ShouldBe(HttpStatusCode.PaymentRequired);
+        again.ShouldBe(HttpStatusCode.PaymentRequired);
+        Assert.Equal(refused.Json.GetProperty("billingErrorId").GetGuid(), again.Json.GetProperty("billingErrorId").GetGuid());
+        Assert.Equal(3, again.Json.GetProperty("maxAffordableOutputTokens").GetInt64()); // 15 available − 12 input
+        get.ShouldBe(HttpStatusCode.NotFound);
+        fresh.ShouldBe(HttpStatusCode.Created);
+        Assert.Equal(3.0000m, (await http.GetAsync($"/v1/users/{user}/billing", Tokens.Service())).Json.GetProperty("available").GetDecimal());
+    }
+
     [Fact]
     public async Task Capture_after_void_and_void_after_capture_are_409_and_void_is_idempotent()
     {

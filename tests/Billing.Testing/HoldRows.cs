@@ -2,19 +2,28 @@ using Npgsql;
 
 namespace Billing.Testing;
 
-/// <summary>A row of <c>billing_hold</c>, as the hold invariants (H1–H3) need it.</summary>
+/// <summary>A hold (a row of <c>billing_hold</c> that is not a refused placement's claim), as the hold invariants (H1–H3) need it.</summary>
 public sealed record HoldRow(
     Guid HoldId, AccountKind Kind, Guid AccountId, decimal Amount, string Status, DateTimeOffset ExpiresAt, DateTimeOffset? EndedAt,
     Guid? UsageId, decimal? Cost, decimal? Charged, decimal? Released, decimal? Shortfall, bool? Late, Guid? ShortfallErrorId)
 {
     internal static Task<List<HoldRow>> ReadAsync(NpgsqlConnection db, LedgerScope? scope) => LedgerSnapshot.Query(db, """
         SELECT hold_id, scope, account_id, amount, status, expires_at, ended_at, usage_id, cost, charged, released, shortfall, late, shortfall_error_id
-        FROM billing_hold WHERE $1::uuid[] IS NULL OR account_id = ANY($1)
+        FROM billing_hold WHERE status <> 'refused' AND ($1::uuid[] IS NULL OR account_id = ANY($1))
         """, r => new HoldRow(r.GetGuid(0), r.GetString(1) == "project" ? AccountKind.Project : AccountKind.User, r.GetGuid(2), r.GetDecimal(3), r.GetString(4),
             r.GetFieldValue<DateTimeOffset>(5), r.IsDBNull(6) ? null : r.GetFieldValue<DateTimeOffset>(6), r.IsDBNull(7) ? null : r.GetGuid(7),
             r.IsDBNull(8) ? null : r.GetDecimal(8), r.IsDBNull(9) ? null : r.GetDecimal(9), r.IsDBNull(10) ? null : r.GetDecimal(10),
             r.IsDBNull(11) ? null : r.GetDecimal(11), r.IsDBNull(12) ? null : r.GetBoolean(12), r.IsDBNull(13) ? null : r.GetGuid(13)),
         scope?.Users.Concat(scope.Projects).ToArray());
+}
+
+/// <summary>A refused placement's claim of its hold id (a <c>billing_hold</c> row with status <c>refused</c>) and the billing error it names.</summary>
+public sealed record RefusedHoldRow(Guid HoldId, Guid AccountId, Guid BillingErrorId)
+{
+    internal static Task<List<RefusedHoldRow>> ReadAsync(NpgsqlConnection db, LedgerScope? scope) => LedgerSnapshot.Query(db, """
+        SELECT hold_id, account_id, billing_error_id FROM billing_hold
+        WHERE status = 'refused' AND ($1::uuid[] IS NULL OR account_id = ANY($1))
+        """, r => new RefusedHoldRow(r.GetGuid(0), r.GetGuid(1), r.GetGuid(2)), scope?.Users.Concat(scope.Projects).ToArray());
 }
 
 /// <summary>A billing error that names a hold.</summary>
@@ -72,6 +81,15 @@ public static class HoldInvariants
                     violation($"H2 hold {hold.HoldId}: shortfall {hold.Shortfall} with {errors.Count} capture_shortfall errors");
             }
             else if (rows.Count > 0) violation($"H2 hold {hold.HoldId}: {hold.Status}, not captured, yet {rows.Count} rows name it");
+        }
+
+        // A refused placement's claim: its one insufficient_balance error, of the same account (the answer of every copy).
+        var refusalErrors = db.HoldErrors.Where(e => e.Type == "insufficient_balance").ToLookup(e => e.HoldId);
+        foreach (var refused in db.RefusedHolds)
+        {
+            var errors = refusalErrors[refused.HoldId].ToList();
+            if (errors.Count != 1 || errors[0].Id != refused.BillingErrorId || errors[0].ScopeId != refused.AccountId)
+                violation($"H3 refused hold {refused.HoldId} of {refused.AccountId} names billing error {refused.BillingErrorId}, found {errors.Count} insufficient_balance error(s)");
         }
 
         foreach (var group in rowsByHold.Where(g => !holds.ContainsKey(g.Key)))

@@ -38,6 +38,9 @@ public sealed class LedgerSnapshot
     /// <summary>When a hold past its expiry stops counting as held: the silos' clock (a test's may be moved), else the database's.</summary>
     public DateTimeOffset Now { get; init; }
 
+    /// <summary>The refused placements' claims of their hold ids, of the accounts in scope.</summary>
+    public IReadOnlyList<RefusedHoldRow> RefusedHolds { get; init; } = [];
+
     /// <summary>The billing errors of holds (those without a usage id), of the accounts in scope.</summary>
     public IReadOnlyList<HoldErrorRow> HoldErrors { get; init; } = [];
 
@@ -56,6 +59,7 @@ public sealed class LedgerSnapshot
         var snapshot = await ReadAsync(db, scope);
         var holds = await HoldRow.ReadAsync(db, scope);
         var holdErrors = await HoldErrorRow.ReadAsync(db, scope);
+        var refusedHolds = await RefusedHoldRow.ReadAsync(db, scope);
         await using var clock = new NpgsqlCommand("SELECT now()", db);
         var databaseNow = (DateTime)(await clock.ExecuteScalarAsync())!;
         await transaction.CommitAsync();
@@ -64,7 +68,7 @@ public sealed class LedgerSnapshot
             Scope = snapshot.Scope, Accounts = snapshot.Accounts, Rows = snapshot.Rows, ChargesOutOfScope = snapshot.ChargesOutOfScope,
             UsageRecords = snapshot.UsageRecords, BillingErrors = snapshot.BillingErrors, FirstProjectClaims = snapshot.FirstProjectClaims,
             Grants = snapshot.Grants, GrantEntries = snapshot.GrantEntries,
-            Holds = holds, HoldErrors = holdErrors, Now = now ?? new DateTimeOffset(DateTime.SpecifyKind(databaseNow, DateTimeKind.Utc)),
+            Holds = holds, HoldErrors = holdErrors, RefusedHolds = refusedHolds, Now = now ?? new DateTimeOffset(DateTime.SpecifyKind(databaseNow, DateTimeKind.Utc)),
         };
     }
 

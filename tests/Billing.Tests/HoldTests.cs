@@ -52,6 +52,93 @@ public sealed class HoldTests(ClusterFixture fixture) : BillingTestBase(fixture)
         Assert.Equal(4m, (await View(AccountKind.User, user)).Balance);
     }
 
+    /// <summary>
+    /// Found by the bank test: a refused placement claimed nothing, so a copy of the same placement still on its way to
+    /// the account (the client's retry after a timeout, while the first copy ran) could place the hold after the caller
+    /// had been answered 402: money reserved for a hold its caller believes refused. The copy is sent here as the usage
+    /// grain sends it, after the refusal and a top-up that would now cover it.
+    /// </summary>
+    [Fact]
+    public async Task ReviewDefect_APlacementCopyArrivingAfterItsRefusalWasAnsweredCannotPlaceTheHold()
+    {
+        var model = await NewModel(1_000_000m, 1_000_000m); // 1 per token
+        var user = await NewUser(); // 10
+        var project = await NewProject(creator: user, balance: 0m);
+        var holdId = Guid.NewGuid();
+        var request = new HoldRequest(holdId, project, user, model, 12, 0);
+        var refused = await Usage.PlaceHold(request);
+        Assert.Equal(BillingStatus.InsufficientBalance, refused.Problem!.Status);
+        Assert.True((await Account(AccountKind.Project, project).Credit(new AccountCredit(20m, HistoryReasons.TopUp, Guid.NewGuid()))).IsOk);
+
+        var lateCopy = await Grains.GetGrain<ITestChargerGrain>(0).PlaceHold(AccountKind.Project, project, new HoldPlacement(request, 12m, "USD", 1_000_000m, 1_000_000m));
+
+        Assert.Equal((BillingStatus.InsufficientBalance, refused.Problem.BillingErrorId), (lateCopy.Problem?.Status, lateCopy.Problem?.BillingErrorId));
+        var account = await View(AccountKind.Project, project);
+        Assert.Equal((20m, 0m, 20m), (account.Balance, account.Held, account.Available));
+        Assert.Equal(0, await Scalar("SELECT count(*) FROM billing_hold WHERE hold_id = $1 AND status <> 'refused'", holdId));
+        Assert.Equal(1, await BillingErrorCount(project));
+    }
+
+    /// <summary>
+    /// The first stored outcome of a hold id answers every copy of its placement, as for a usage id: a refused hold id
+    /// stays refused (same billing error, none added) after the account could cover it; a new hold id is placed.
+    /// </summary>
+    [Fact]
+    public async Task A_refused_hold_id_answers_its_refusal_after_a_top_up_and_a_new_hold_id_is_placed()
+    {
+        var model = await NewModel(1_000_000m, 1_000_000m);
+        var user = await NewUser(); // 10
+        var holdId = Guid.NewGuid();
+        var refused = await Place(null, user, model, 11, 0, holdId: holdId);
+        await Account(AccountKind.User, user).Credit(new AccountCredit(5m, HistoryReasons.TopUp, Guid.NewGuid())); // 15
+
+        var retries = await Task.WhenAll(Enumerable.Range(0, 5).Select(_ => Place(null, user, model, 11, 0, holdId: holdId)));
+        var otherBody = await Place(null, user, model, 1, 0, holdId: holdId);
+        var newId = await Place(null, user, model, 11, 0);
+
+        Assert.Equal(BillingStatus.InsufficientBalance, refused.Problem!.Status);
+        Assert.All(retries, r =>
+        {
+            Assert.Equal((BillingStatus.InsufficientBalance, refused.Problem.BillingErrorId), (r.Problem!.Status, r.Problem.BillingErrorId));
+            Assert.Equal(4, r.Problem.MaxAffordableOutputTokens); // how far a new hold could go now: 15 − 11 input
+        });
+        Assert.Equal(BillingStatus.HoldConflict, otherBody.Problem!.Status);
+        Assert.True(newId.IsOk, newId.Problem?.Detail);
+        Assert.Equal(1, await BillingErrorCount(user));
+        Assert.Equal(BillingStatus.HoldNotFound, (await Usage.GetHold(holdId)).Problem!.Status);
+        Assert.Equal(BillingStatus.HoldNotFound, (await Usage.CaptureHold(new HoldCapture(holdId, 1, 0))).Problem!.Status);
+        Assert.Equal(BillingStatus.HoldNotFound, (await Usage.VoidHold(holdId)).Problem!.Status);
+        var listed = await Grains.GetGrain<IUserGrain>(user).ListHolds(new HoldQuery(null, 50, null));
+        Assert.Equal([newId.Value!.HoldId], listed.Value!.Items.Select(h => h.HoldId));
+        Assert.Equal((15m, 11m, 4m), ((await View(AccountKind.User, user)).Balance, (await View(AccountKind.User, user)).Held, (await View(AccountKind.User, user)).Available));
+    }
+
+    /// <summary>
+    /// The other order of the same race: a copy was refused at both accounts while another copy placed the hold; its
+    /// refusal's claim meets the hold and stores nothing (no billing error, no event), and the placement answers the hold.
+    /// </summary>
+    [Fact]
+    public async Task A_refusal_claimed_after_its_hold_was_placed_stores_nothing_and_the_placement_answers_the_hold()
+    {
+        var model = await NewModel(1_000_000m, 1_000_000m);
+        var user = await NewUser(); // 10
+        var request = new HoldRequest(Guid.NewGuid(), null, user, model, 4, 0);
+        var placed = await Usage.PlaceHold(request);
+        Assert.True(placed.IsOk, placed.Problem?.Detail);
+        await using var dataSource = Npgsql.NpgsqlDataSource.Create(Fixture.ConnectionString);
+        var store = new Billing.Storage.HoldStore(dataSource);
+
+        var claimed = await store.ClaimRefusalAsync(new HoldPlacement(request, 4m, "USD", 1_000_000m, 1_000_000m), "user", user, "refused", new { },
+            DateTimeOffset.UtcNow, errorId => [new Billing.Events.BillingEventRow(Guid.NewGuid(), "balance.depleted", "user", user, null, errorId, null, "{}", DateTimeOffset.UtcNow)]);
+        var again = await Usage.PlaceHold(request);
+
+        Assert.Null(claimed);
+        Assert.Equal(0, await BillingErrorCount(user));
+        Assert.Equal(0, await Scalar("SELECT count(*) FROM billing_event WHERE scope_id = $1 AND type = 'balance.depleted'", user));
+        Assert.Equal((request.HoldId, HoldStatus.Active), (again.Value!.HoldId, again.Value.Status));
+        Assert.Equal(6m, (await View(AccountKind.User, user)).Available);
+    }
+
     [Fact]
     public async Task A_hold_and_a_usage_race_for_the_same_money_and_only_one_gets_it()
     {

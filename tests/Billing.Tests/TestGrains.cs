@@ -62,13 +62,17 @@ public sealed class RogueAgentGrain : Grain, IRogueAgentGrain
 
 /// <summary>
 /// The test silo's billing grain (declared with <see cref="Billing.Accounts.TrustedBillingGrain"/> in the test
-/// cluster only): it hands an account a charge as it is, to test the account's own validation.
+/// cluster only): it hands an account a charge or a hold placement as it is, to test the account's own decisions.
 /// </summary>
 [Alias("Billing.Tests.ITestChargerGrain")]
 public interface ITestChargerGrain : IGrainWithIntegerKey
 {
     [Alias("Charge")]
     Task<BillingResult<UsageReceipt>> Charge(AccountKind kind, Guid accountId, AccountCharge charge);
+
+    /// <summary>A placement as the usage grain sends it to the payer it tries (a copy that arrives late, for example).</summary>
+    [Alias("PlaceHold")]
+    Task<BillingResult<HoldView>> PlaceHold(AccountKind kind, Guid accountId, HoldPlacement placement);
 }
 
 public sealed class TestChargerGrain : Grain, ITestChargerGrain
@@ -76,4 +80,8 @@ public sealed class TestChargerGrain : Grain, ITestChargerGrain
     public Task<BillingResult<UsageReceipt>> Charge(AccountKind kind, Guid accountId, AccountCharge charge) => kind == AccountKind.User
         ? GrainFactory.GetGrain<IUserGrain>(accountId).Charge(charge)
         : GrainFactory.GetGrain<IProjectGrain>(accountId).Charge(charge);
+
+    public Task<BillingResult<HoldView>> PlaceHold(AccountKind kind, Guid accountId, HoldPlacement placement) => kind == AccountKind.User
+        ? GrainFactory.GetGrain<IUserGrain>(accountId).PlaceHold(placement)
+        : GrainFactory.GetGrain<IProjectGrain>(accountId).PlaceHold(placement);
 }

@@ -1,3 +1,5 @@
+using Billing.Storage;
+
 namespace Billing.Accounts;
 
 /// <summary>A new hold on this account, decided against its available; a hold id already in the account answers as a retry or a conflict.</summary>
@@ -35,6 +37,13 @@ internal sealed class PlaceHoldOperation(HoldPlacement placement) : PendingOpera
     public void Settle(HoldView stored, DateTimeOffset now)
     {
         Result = Answer(stored, now);
+        Settled = true;
+    }
+
+    /// <summary>A refusal of this hold id was stored first (a copy of this placement): it is the answer, as for a usage id.</summary>
+    public void Settle(RefusedHoldPlacement refusal)
+    {
+        Result = BillingResult<HoldView>.Fail(refusal.ProblemFor(Placement.Request));
         Settled = true;
     }
 

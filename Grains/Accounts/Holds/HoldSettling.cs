@@ -4,7 +4,8 @@ namespace Billing.Accounts;
 
 /// <summary>
 /// Hold operations whose id met a stored one (a unique violation of the batch): a placement whose hold id is stored
-/// answers with that hold (a retry) or as a conflict; a capture whose usage id is stored answers with the hold's
+/// answers with that hold (a retry) or as a conflict, and one whose hold id a refusal claimed first answers with that
+/// refusal (a copy of the placement refused while this one waited) or as a conflict; a capture whose usage id is stored answers with the hold's
 /// receipt when the hold was captured (by another activation), else as a conflict (the usage id belongs to another usage).
 /// </summary>
 internal static class HoldSettling
@@ -19,14 +20,16 @@ internal static class HoldSettling
         var stored = await holds.GetManyAsync(placements.Select(p => p.Placement.Request.HoldId).Concat(captures.Select(c => c.HoldId)).Distinct().ToArray());
         foreach (var placement in placements)
         {
-            if (stored.TryGetValue(placement.Placement.Request.HoldId, out var hold)) placement.Settle(hold, now);
+            if (!stored.TryGetValue(placement.Placement.Request.HoldId, out var claim)) continue;
+            if (claim.Hold is { } hold) placement.Settle(hold, now);
+            else placement.Settle(claim.Refusal!);
         }
 
         var usageIds = captures.Select(c => c.Capture.UsageId ?? c.HoldId).ToArray();
         var usages = await usageRecords.ReadAsync(usageIds);
         foreach (var capture in captures)
         {
-            if (stored.TryGetValue(capture.HoldId, out var hold) && hold.Capture is { } receipt)
+            if (stored.TryGetValue(capture.HoldId, out var claim) && claim.Hold?.Capture is { } receipt)
                 capture.Settle(BillingResult<HoldCaptureReceipt>.Ok(receipt));
             else if (usages.ContainsKey(capture.Capture.UsageId ?? capture.HoldId))
                 capture.Settle(BillingResult<HoldCaptureReceipt>.Fail(BillingStatus.HoldConflict,
