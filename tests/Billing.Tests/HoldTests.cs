@@ -110,7 +110,8 @@ public sealed class HoldTests(ClusterFixture fixture) : BillingTestBase(fixture)
         Assert.Equal(BillingStatus.HoldNotFound, (await Usage.VoidHold(holdId)).Problem!.Status);
         var listed = await Grains.GetGrain<IUserGrain>(user).ListHolds(new HoldQuery(null, 50, null));
         Assert.Equal([newId.Value!.HoldId], listed.Value!.Items.Select(h => h.HoldId));
-        Assert.Equal((15m, 11m, 4m), ((await View(AccountKind.User, user)).Balance, (await View(AccountKind.User, user)).Held, (await View(AccountKind.User, user)).Available));
+        var account = await View(AccountKind.User, user);
+        Assert.Equal((15m, 11m, 4m), (account.Balance, account.Held, account.Available));
     }
 
     /// <summary>
