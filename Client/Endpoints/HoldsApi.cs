@@ -88,7 +88,7 @@ public static class HoldsApi
         }
 
         OperationIds.Remember(http, OperationIds.UsageId, usageId ?? hold); // without a usage id, the hold id is the capture's
-        var result = await usage.CallAsync(grain => grain.CaptureHold(new HoldCapture(hold, input, output, usageId)));
+        var result = await usage.CallAsync(grain => grain.CaptureHold(new HoldCapture(hold, input, output, usageId)), retryUnanswered: true);
         return result.Problem is { } problem ? ApiProblems.Problem(problem) : TypedResults.Ok(HoldCaptureResponse.From(result.Value!));
     }
 

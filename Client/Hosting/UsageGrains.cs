@@ -29,12 +29,10 @@ public sealed partial class UsageGrains(IClusterClient cluster, ILogger<UsageGra
     /// <param name="retryUnanswered">
     /// A call that got no answer at all within the cluster-call timeout went to a silo that stopped answering (frozen,
     /// or stopping with the call inside it; an Orleans client does not fail such calls), and it may still be running
-    /// there. True: send it once more, for calls where that is safe: usage and hold placements, whose first stored
-    /// outcome (a charge or a refusal, each claims the usage id in <c>usage_record</c>; a hold or a refusal, each claims
-    /// the hold id in <c>billing_hold</c>) is the answer of every copy; voids, which end a hold once and answer every
-    /// copy with that end; and reads. Not captures: a late capture refused for balance claims nothing (it may succeed
-    /// once the payer has money), so a copy still running elsewhere could charge after this one answered 402; those
-    /// answer 503 "retry with the same id" instead.
+    /// there. True: send it once more, for calls where that is safe: usage, hold placements and captures, whose first
+    /// stored outcome (a charge or a refusal, each claims the usage id in <c>usage_record</c>, a late capture's refusal
+    /// too; a hold or a refusal, each claims the hold id in <c>billing_hold</c>) is the answer of every copy; voids,
+    /// which end a hold once and answer every copy with that end; and reads.
     /// </param>
     public async Task<T> CallAsync<T>(Func<IUsageGrain, Task<T>> call, bool retryUnanswered = false)
     {

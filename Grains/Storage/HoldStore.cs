@@ -7,8 +7,9 @@ namespace Billing.Storage;
 
 /// <summary>
 /// Reads of <c>billing_hold</c> (holds are written only by the payer account's commit statement, HoldStatements), and
-/// the refusals of placements: each claims its hold id with a <c>refused</c> row and its billing error
-/// (<see cref="ClaimRefusalAsync"/>), which no read of holds returns.
+/// the refusals: a placement's claims its hold id with a <c>refused</c> row and its billing error
+/// (<see cref="ClaimRefusalAsync"/>), which no read of holds returns. (A late capture's refusal claims its usage id,
+/// as a usage's does: <see cref="UsageRecordStore.RecordRefusalAsync"/>.)
 /// </summary>
 public sealed class HoldStore(NpgsqlDataSource dataSource)
 {
@@ -119,35 +120,18 @@ public sealed class HoldStore(NpgsqlDataSource dataSource)
     }
 
     /// <summary>
-    /// Stores the one billing error of a late capture refused for balance, unless the hold has one already: then that
-    /// one's id is returned and nothing is written. (A refused placement claims its hold id: <see cref="ClaimRefusalAsync"/>.)
+    /// Whether <paramref name="billingErrorId"/> is the refusal of a late capture of <paramref name="holdId"/> (stored
+    /// with its claim of the capture's usage id), not of another usage or hold.
     /// </summary>
-    public async Task<Guid> RecordRefusalAsync(Guid holdId, string scope, Guid scopeId, string message, object details, DateTimeOffset now,
-        Func<Guid, IReadOnlyList<Billing.Events.BillingEventRow>>? events = null, CancellationToken cancellationToken = default)
+    public async Task<bool> IsLateCaptureRefusalAsync(Guid holdId, Guid billingErrorId, CancellationToken cancellationToken = default)
     {
-        var billingErrorId = RowIds.New();
-        var eventRows = events?.Invoke(billingErrorId) ?? [];
         await using var command = dataSource.CreateCommand("""
-            WITH err AS (
-                INSERT INTO billing_error (id, scope, scope_id, error_type, message, details, hold_id, created_at)
-                VALUES ($1, $2, $3, 'insufficient_balance', $4, $5::jsonb, $6, $7)
-                ON CONFLICT (hold_id, error_type) WHERE hold_id IS NOT NULL DO NOTHING
-                RETURNING id),
-            ev AS (
-                INSERT INTO billing_event (id, type, scope, scope_id, billing_error_id, data, created_at)
-                SELECT e.id, e.type, $2, $3, err.id, e.data::jsonb, $7 FROM err, unnest($8::uuid[], $9::text[], $10::text[]) AS e(id, type, data))
-            SELECT id FROM err
-            UNION ALL
-            SELECT id FROM billing_error WHERE hold_id = $6 AND error_type = 'insufficient_balance'
-            LIMIT 1
+            SELECT EXISTS (SELECT 1 FROM billing_error
+                           WHERE id = $1 AND hold_id = $2 AND usage_id IS NOT NULL AND error_type = 'insufficient_balance')
             """);
-        AddRefusalParameters(command.Parameters, billingErrorId, scope, scopeId, message, details, holdId, now, eventRows);
-        // A concurrent refusal of the same hold may commit between this statement's snapshot and its insert: read again.
-        for (var attempt = 0; ; attempt++)
-        {
-            if (await command.ExecuteScalarAsync(cancellationToken) is Guid id) return id;
-            if (attempt == 2) throw new InvalidOperationException($"The billing error of hold {holdId} was neither stored nor found.");
-        }
+        command.Parameters.Add(new NpgsqlParameter<Guid> { TypedValue = billingErrorId });
+        command.Parameters.Add(new NpgsqlParameter<Guid> { TypedValue = holdId });
+        return (bool)(await command.ExecuteScalarAsync(cancellationToken))!;
     }
 
     /// <summary>

@@ -31,12 +31,13 @@ public sealed class UsageRecordStore(NpgsqlDataSource dataSource)
 
     /// <summary>
     /// Stores a refusal and its one billing error, unless the usage id already has an answer: then that answer
-    /// (the first call's) is returned instead and nothing is written.
+    /// (the first call's) is returned instead and nothing is written. A late capture's refusal names its hold
+    /// (<paramref name="holdId"/>) in the billing error.
     /// </summary>
     public async Task<BillingResult<UsageReceipt>> RecordRefusalAsync(
         Guid usageId, string scope, Guid scopeId, decimal cost, string currency, long inputTokens, long outputTokens,
         string message, object details, DateTimeOffset now, Func<Guid, IReadOnlyList<Billing.Events.BillingEventRow>>? events = null,
-        CancellationToken cancellationToken = default)
+        Guid? holdId = null, CancellationToken cancellationToken = default)
     {
         var billingErrorId = RowIds.New();
         var eventRows = events?.Invoke(billingErrorId) ?? [];
@@ -47,8 +48,8 @@ public sealed class UsageRecordStore(NpgsqlDataSource dataSource)
                 ON CONFLICT (usage_id) DO NOTHING
                 RETURNING usage_id),
             err AS (
-                INSERT INTO billing_error (id, scope, scope_id, error_type, message, details, usage_id, created_at)
-                SELECT $6, $9, $10, 'insufficient_balance', $7, $11::jsonb, usage_id, $8 FROM rec),
+                INSERT INTO billing_error (id, scope, scope_id, error_type, message, details, usage_id, hold_id, created_at)
+                SELECT $6, $9, $10, 'insufficient_balance', $7, $11::jsonb, usage_id, $15, $8 FROM rec),
             ev AS (
                 INSERT INTO billing_event (id, type, scope, scope_id, billing_error_id, data, created_at)
                 SELECT e.id, e.type, $9, $10, $6, e.data::jsonb, $8 FROM rec, unnest($12::uuid[], $13::text[], $14::text[]) AS e(id, type, data))
@@ -70,6 +71,7 @@ public sealed class UsageRecordStore(NpgsqlDataSource dataSource)
         p.Add(new NpgsqlParameter<Guid[]> { TypedValue = eventRows.Select(e => e.Id).ToArray() });
         p.Add(new NpgsqlParameter<string[]> { TypedValue = eventRows.Select(e => e.Type).ToArray() });
         p.Add(new NpgsqlParameter<string[]> { TypedValue = eventRows.Select(e => e.Data).ToArray() });
+        p.Add(new NpgsqlParameter { Value = (object?)holdId ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Uuid });
         if ((long)(await command.ExecuteScalarAsync(cancellationToken))! == 1)
         {
             foreach (var stored in eventRows) Billing.Diagnostics.EventMetrics.RecordWritten(stored.Type);

@@ -88,24 +88,58 @@ public sealed partial class UsageGrain
         if (await RouteOf(capture.HoldId) is not { } hold) return HoldNotFound<HoldCaptureReceipt>(capture.HoldId);
 
         var captured = await SiloLossRetry.CallAsync(() => Payer(hold).CaptureHold(capture));
-        if (captured.IsOk)
+        if (captured.IsOk) return await Captured(hold, captured);
+
+        // Anything but a late capture its payer cannot cover now is the answer; so is a stored refusal (it names its billing error).
+        if (captured.Problem!.Status != BillingStatus.InsufficientBalance || captured.Problem.BillingErrorId is not null)
+            return HoldRefused<HoldCaptureReceipt>(captured.Problem);
+        return await RefuseLateCapture(hold, capture, captured.Problem);
+    }
+
+    /// <summary>
+    /// A late capture the pinned payer cannot cover: its usage id is claimed for the refusal with one billing error, as a
+    /// refused usage's is, so that this 402 is the answer of every copy of the capture, even one still on its way to the
+    /// payer that would find the money there after a top-up. When the usage id has an answer already (a copy charged or
+    /// was refused first, or another usage took it), that answer.
+    /// </summary>
+    private async Task<BillingResult<HoldCaptureReceipt>> RefuseLateCapture(HoldRoute route, HoldCapture capture, BillingProblem refusal)
+    {
+        if (await Holds.GetAsync(route.HoldId) is not { } hold) return HoldNotFound<HoldCaptureReceipt>(route.HoldId);
+        var usageId = capture.UsageId ?? capture.HoldId;
+        var scope = route.Payer == PayingAccount.Project ? BillingScopes.Project : BillingScopes.User;
+        var cost = UsageCost.TryCompute(capture.InputTokens, capture.OutputTokens, hold.InputPricePerMillion, hold.OutputPricePerMillion)!.Value;
+        var now = HoldClock.GetDatabaseNow();
+        var answer = await usageRecords.RecordRefusalAsync(usageId, scope, hold.AccountId, cost, hold.Currency, capture.InputTokens, capture.OutputTokens, refusal.Detail,
+            new { holdId = hold.HoldId, usageId, late = true, inputTokens = capture.InputTokens, outputTokens = capture.OutputTokens, modelId = hold.ModelId, cost, currency = hold.Currency },
+            now, await Billing.Events.RefusalEvents.ForAsync(GrainFactory, scope, hold.AccountId, now), hold.HoldId);
+
+        if (answer.IsOk)
         {
-            Routes.Forget(hold.HoldId);
-            // As for usage: when the user paid for a project, the project's history gets its zero-amount row.
-            if (hold.ProjectId is { } projectId && hold.Payer == PayingAccount.User)
-                await SiloLossRetry.CallAsync(() => GrainFactory.GetGrain<IProjectGrain>(projectId).RecordUserFallback(captured.Value!.ToUsageReceipt(), hold.ModelId));
-            return captured;
+            // Charged: by a copy of this capture (the payer answers with its receipt), or by another usage (a conflict).
+            var again = await SiloLossRetry.CallAsync(() => Payer(route).CaptureHold(capture));
+            if (again.IsOk) return await Captured(route, again);
+            return again.Problem!.BillingErrorId is not null || again.Problem.Status != BillingStatus.InsufficientBalance
+                ? HoldRefused<HoldCaptureReceipt>(again.Problem)
+                : UsageIdTaken(capture);
         }
 
-        if (captured.Problem!.Status != BillingStatus.InsufficientBalance) return HoldRefused<HoldCaptureReceipt>(captured.Problem);
-        // A late capture the pinned payer cannot cover: one billing error for the hold, as for usage.
-        var scope = hold.Payer == PayingAccount.Project ? BillingScopes.Project : BillingScopes.User;
-        var now = HoldClock.GetDatabaseNow();
-        var errorId = await Holds.RecordRefusalAsync(hold.HoldId, scope, hold.AccountId, captured.Problem.Detail,
-            new { holdId = hold.HoldId, late = true, inputTokens = capture.InputTokens, outputTokens = capture.OutputTokens, modelId = hold.ModelId },
-            now, await Billing.Events.RefusalEvents.ForAsync(GrainFactory, scope, hold.AccountId, now));
-        return HoldRefused<HoldCaptureReceipt>(captured.Problem with { BillingErrorId = errorId });
+        if (answer.Problem!.BillingErrorId is not { } errorId || !await Holds.IsLateCaptureRefusalAsync(hold.HoldId, errorId)) return UsageIdTaken(capture);
+        HoldLogger.LogWarning("Late capture {UsageId} of hold {HoldId} refused for insufficient balance ({Scope} {ScopeId}, cost {Cost} {Currency}); billing error {BillingErrorId}",
+            usageId, hold.HoldId, scope, hold.AccountId, cost, hold.Currency, errorId);
+        return HoldRefused<HoldCaptureReceipt>(answer.Problem);
     }
+
+    /// <summary>A capture's receipt, after what goes with it: the route is forgotten, and when the user paid for a project, the project's history gets its zero-amount row (as for usage; idempotent).</summary>
+    private async Task<BillingResult<HoldCaptureReceipt>> Captured(HoldRoute hold, BillingResult<HoldCaptureReceipt> captured)
+    {
+        Routes.Forget(hold.HoldId);
+        if (hold.ProjectId is { } projectId && hold.Payer == PayingAccount.User)
+            await SiloLossRetry.CallAsync(() => GrainFactory.GetGrain<IProjectGrain>(projectId).RecordUserFallback(captured.Value!.ToUsageReceipt(), hold.ModelId));
+        return captured;
+    }
+
+    private static BillingResult<HoldCaptureReceipt> UsageIdTaken(HoldCapture capture) =>
+        HoldRefused<HoldCaptureReceipt>(Accounts.HoldSettling.UsageIdTaken(capture.HoldId, capture.UsageId ?? capture.HoldId));
 
     public async Task<BillingResult<HoldView>> VoidHold(Guid holdId)
     {

@@ -52,8 +52,11 @@ public static partial class Checks
         foreach (var record in records.Values.Where(r => !usageOps.ContainsKey(r.UsageId) && !captureOps.ContainsKey(r.UsageId))) violation($"usage record {record.UsageId} that no client sent");
         foreach (var record in records.Values.Where(r => usageOps.TryGetValue(r.UsageId, out var op) && op.Answer?.Kind is not (OutcomeKind.Ok or OutcomeKind.Refused)))
             violation($"usage {record.UsageId} stored as {record.Outcome} but the client's answer was {usageOps[record.UsageId].Answer}");
-        foreach (var record in records.Values.Where(r => captureOps.TryGetValue(r.UsageId, out var op) && op.Answer?.Kind != OutcomeKind.Ok))
-            violation($"capture usage {record.UsageId} stored as {record.Outcome} but the client's answer was {captureOps[record.UsageId].Answer}");
+        // A capture's usage record: its charge, answered 200, or a late capture's refusal, answered 402 with that billing error.
+        foreach (var record in records.Values.Where(r => captureOps.TryGetValue(r.UsageId, out var op) && !(
+                     (op.Answer?.Kind == OutcomeKind.Ok && r.Outcome == "charged")
+                     || (op.Answer?.Kind == OutcomeKind.Refused && r.Outcome == "refused" && r.BillingErrorId == op.Answer.BillingErrorId))))
+            violation($"capture usage {record.UsageId} stored as {record.Outcome} ({record.BillingErrorId}) but the client's answer was {captureOps[record.UsageId].Answer}");
 
         HoldChecks.Run(db, ops, violation);
         GrantChecks.Run(db, ops, stats, violation);

@@ -112,9 +112,9 @@ public static class HoldAgent
     }
 
     /// <summary>
-    /// A capture sent again (a racing retry, or the replay after recovery) answers with the first receipt. A refusal
-    /// is final only for the money that was there: a late capture refused may succeed once its payer has money again,
-    /// so a refusal and a late receipt may meet; nothing else may differ.
+    /// A capture sent again (a racing retry, or the replay after recovery) answers with the first receipt, or the first
+    /// refusal: a late capture refused for balance claims its usage id, so it stays refused after its payer has money
+    /// again, and a copy still running when it was refused cannot charge afterwards. Nothing may differ.
     /// </summary>
     public static void CompareCapture(Op op, Outcome again, Stats stats, Action<string> violation, bool live)
     {
@@ -129,8 +129,6 @@ public static class HoldAgent
         {
             (OutcomeKind.Ok, OutcomeKind.Ok) => first.Capture == again.Capture,
             (OutcomeKind.Refused, OutcomeKind.Refused) => first.BillingErrorId == again.BillingErrorId,
-            (OutcomeKind.Refused, OutcomeKind.Ok) => again.Capture?.Late == true,
-            (OutcomeKind.Ok, OutcomeKind.Refused) => first.Capture?.Late == true && live,
             var (a, b) => a == b,
         };
         if (!same)

@@ -117,6 +117,9 @@ public static class HoldChecks
             var refusedWith = captured!.Answer!.BillingErrorId;
             if (!errors.Any(e => e.Id == refusedWith && e.Type == "insufficient_balance"))
                 violation($"I5 late capture refused with billing error {refusedWith}, which hold {hold.HoldId} does not have: {captured}");
+            // Its usage id is claimed by that refusal, so no copy of the capture can charge it later.
+            if (!db.UsageRecords.TryGetValue(captured.Key, out var claim) || claim.Outcome != "refused" || claim.BillingErrorId != refusedWith)
+                violation($"late capture refused, but its usage id {captured.Key} is not claimed by its refusal (stored {claim?.Outcome} {claim?.BillingErrorId}): {captured}");
         }
         else if (captured?.Answer is { } other)
         {

@@ -233,24 +233,11 @@ public sealed class SiloFreezeTests(ITestOutputHelper output)
         // Warm: placements through both silos' gateway ports.
         foreach (var i in Enumerable.Range(0, 16)) Assert.Equal(201, (await PlaceAsync(Guid.NewGuid(), accounts[i % accounts.Count])).Status);
 
-        silos[1].Process.Signal(ChildSignal.Stop);
-        var clock = Stopwatch.StartNew();
         var placements = Enumerable.Range(0, 32).Select(i => (HoldId: Guid.NewGuid(), Account: accounts[i % accounts.Count])).ToArray();
-        var answers = await Task.WhenAll(placements.Select(async p =>
-        {
-            var (status, body) = await PlaceAsync(p.HoldId, p.Account);
-            return (p.HoldId, p.Account, status, body, took: clock.Elapsed);
-        }));
-        silos[1].Process.Signal(ChildSignal.Continue); // it finds itself declared dead and stops
-
-        var unanswered = answers.Where(a => a.took >= TimeSpan.FromSeconds(10)).ToArray();
-        output.WriteLine($"{answers.Length} placements during the freeze: {string.Join(", ", answers.GroupBy(a => a.status).Select(g => $"{g.Count()} x {g.Key}"))}; " +
-                         $"{unanswered.Length} waited out the 10 s cluster-call timeout (slowest {answers.Max(a => a.took).TotalSeconds:F1} s)");
-        Assert.All(answers, a => Assert.True(a.status == 201, $"{a.HoldId}: {a.status} {a.body}"));
-        Assert.True(unanswered.Length > 0, "no placement went through the frozen silo's gateway: the test did not exercise the case");
+        var unanswered = await UnansweredDuringAFreezeAsync(silos[1], placements, p => PlaceAsync(p.HoldId, p.Account), expected: 201, "placements");
 
         // The caller's own retry with the same id answers the hold placed (200), never a second one.
-        foreach (var a in unanswered)
+        foreach (var (a, _) in unanswered)
         {
             var (status, body) = await PlaceAsync(a.HoldId, a.Account);
             Assert.True(status == 200, $"retry of {a.HoldId}: {status} {body}");
@@ -260,11 +247,99 @@ public sealed class SiloFreezeTests(ITestOutputHelper output)
         await connection.OpenAsync();
         await using var count = new NpgsqlCommand("SELECT count(*) FROM billing_hold WHERE hold_id = ANY($1) AND status = 'active'", connection)
         {
-            Parameters = { new NpgsqlParameter { Value = answers.Select(a => a.HoldId).ToArray() } },
+            Parameters = { new NpgsqlParameter { Value = placements.Select(p => p.HoldId).ToArray() } },
         };
-        Assert.Equal((long)answers.Length, (long)(await count.ExecuteScalarAsync())!);
+        Assert.Equal((long)placements.Length, (long)(await count.ExecuteScalarAsync())!);
         await Ledger.AssertBalancesEqualHistoryAsync(cluster.ConnectionString,
             accounts.Select(a => a.UserId).ToArray(), accounts.Select(a => a.ProjectId).ToArray());
+    }
+
+    /// <summary>
+    /// Captures go through a frozen silo's gateway port the same way: the gateway sends an unanswered capture again, which
+    /// is safe because a capture ends its hold once and a refused late capture claims its usage id, so every copy gets
+    /// the first stored answer. Every capture is answered 200 and charged once; the caller's retry gets the same receipt.
+    /// </summary>
+    [Fact]
+    public async Task A_capture_unanswered_by_a_frozen_silo_is_called_again_and_charged_once_not_503()
+    {
+        await using var cluster = await ProcessCluster.CreateAsync("unanswered-captures");
+        var (silos, accounts, gateway, token) = await TwoSilosAndTheGatewayAsync(cluster);
+        using var http = new HttpClient { BaseAddress = gateway.Http, Timeout = TimeSpan.FromSeconds(60) };
+        async Task<(int Status, string Body)> PostAsync(string path, object body)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, path) { Content = JsonContent.Create(body) };
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
+            using var response = await http.SendAsync(request);
+            return ((int)response.StatusCode, await response.Content.ReadAsStringAsync());
+        }
+
+        // Holds placed before the freeze, through both silos' gateway ports.
+        var holds = new List<Guid>();
+        foreach (var i in Enumerable.Range(0, 32))
+        {
+            var account = accounts[i % accounts.Count];
+            var holdId = Guid.NewGuid();
+            var (status, body) = await PostAsync("/v1/holds", new
+            {
+                holdId, projectId = account.ProjectId, userId = account.UserId, modelId = account.ModelId, inputTokens = 100, maxOutputTokens = 100,
+            });
+            Assert.True(status == 201, $"{holdId}: {status} {body}");
+            holds.Add(holdId);
+        }
+
+        Task<(int Status, string Body)> CaptureAsync(Guid holdId) => PostAsync($"/v1/holds/{holdId}/capture", new { inputTokens = 100, outputTokens = 50 });
+        var unanswered = await UnansweredDuringAFreezeAsync(silos[1], holds, CaptureAsync, expected: 200, "captures");
+
+        // The caller's own retry answers the same receipt, never a second charge.
+        foreach (var (holdId, first) in unanswered)
+        {
+            var (status, body) = await CaptureAsync(holdId);
+            Assert.True(status == 200 && body == first, $"retry of {holdId}: {status} {body}, first {first}");
+        }
+
+        await using var connection = new NpgsqlConnection(cluster.ConnectionString);
+        await connection.OpenAsync();
+        await using var count = new NpgsqlCommand("""
+            SELECT (SELECT count(*) FROM billing_hold WHERE hold_id = ANY($1) AND status = 'captured'),
+                   (SELECT count(*) FROM project_billing_history WHERE hold_id = ANY($1)) + (SELECT count(*) FROM user_billing_history WHERE hold_id = ANY($1))
+            """, connection)
+        {
+            Parameters = { new NpgsqlParameter { Value = holds.ToArray() } },
+        };
+        await using (var reader = await count.ExecuteReaderAsync())
+        {
+            Assert.True(await reader.ReadAsync());
+            Assert.Equal(((long)holds.Count, (long)holds.Count), (reader.GetInt64(0), reader.GetInt64(1)));
+        }
+
+        await Ledger.AssertBalancesEqualHistoryAsync(cluster.ConnectionString,
+            accounts.Select(a => a.UserId).ToArray(), accounts.Select(a => a.ProjectId).ToArray());
+    }
+
+    /// <summary>
+    /// Sends a call for every item at once while <paramref name="frozen"/> is stopped (SIGSTOP), then lets it go on (it
+    /// finds itself declared dead and stops). Every call must answer <paramref name="expected"/>, and some must have
+    /// waited out the 10 s cluster-call timeout (gone through the frozen silo's gateway port): those are returned, with
+    /// their answers' bodies, for the caller's own retry.
+    /// </summary>
+    private async Task<(T Item, string Body)[]> UnansweredDuringAFreezeAsync<T>(
+        SiloProcess frozen, IReadOnlyList<T> items, Func<T, Task<(int Status, string Body)>> call, int expected, string calls)
+    {
+        frozen.Process.Signal(ChildSignal.Stop);
+        var clock = Stopwatch.StartNew();
+        var answers = await Task.WhenAll(items.Select(async item =>
+        {
+            var (status, body) = await call(item);
+            return (item, status, body, took: clock.Elapsed);
+        }));
+        frozen.Process.Signal(ChildSignal.Continue);
+
+        var unanswered = answers.Where(a => a.took >= TimeSpan.FromSeconds(10)).ToArray();
+        output.WriteLine($"{answers.Length} {calls} during the freeze: {string.Join(", ", answers.GroupBy(a => a.status).Select(g => $"{g.Count()} x {g.Key}"))}; " +
+                         $"{unanswered.Length} waited out the 10 s cluster-call timeout (slowest {answers.Max(a => a.took).TotalSeconds:F1} s)");
+        Assert.All(answers, a => Assert.True(a.status == expected, $"{a.item}: {a.status} {a.body}"));
+        Assert.True(unanswered.Length > 0, $"none of the {calls} went through the frozen silo's gateway: the test did not exercise the case");
+        return unanswered.Select(a => (a.item, a.body)).ToArray();
     }
 
     /// <summary>Two active silos, four accounts on one model, the HTTP gateway ready, and a service token for it.</summary>

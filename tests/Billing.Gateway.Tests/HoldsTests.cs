@@ -106,6 +106,28 @@ public sealed class HoldsTests(GatewayFixture fixture)
     }
 
     [Fact]
+    public async Task A_refused_late_capture_stays_402_after_a_top_up_and_a_new_usage_id_is_charged()
+    {
+        var user = await NewUserAsync(http); // 10
+        var model = await NewModelAsync(http, "1000000", "1000000"); // 1 per token
+        var hold = await http.PostAsync("/v1/holds", Tokens.Service(), HoldBody(null, user, model, 0, 4, ttl: 1));
+        hold.ShouldBe(HttpStatusCode.Created);
+        var holdId = hold.Json.GetProperty("holdId").GetGuid();
+        await Task.Delay(hold.Json.GetProperty("expiresAt").GetDateTimeOffset() - DateTimeOffset.UtcNow + TimeSpan.FromMilliseconds(500));
+
+        var refused = await http.PostAsync($"/v1/holds/{holdId}/capture", Tokens.Service(), Json(new { inputTokens = 0, outputTokens = 11 }));
+        (await http.PostAsync($"/v1/users/{user}/credits", Tokens.Admin(), Json(new { amount = 5, reason = "top_up" }))).ShouldBe(HttpStatusCode.OK); // 15
+        var again = await http.PostAsync($"/v1/holds/{holdId}/capture", Tokens.Service(), Json(new { inputTokens = 0, outputTokens = 11 }));
+        var newUsageId = await http.PostAsync($"/v1/holds/{holdId}/capture", Tokens.Service(), Json(new { inputTokens = 0, outputTokens = 11, usageId = Guid.NewGuid() }));
+
+        refused.ShouldBe(HttpStatusCode.PaymentRequired);
+        again.ShouldBe(HttpStatusCode.PaymentRequired);
+        Assert.Equal(refused.Json.GetProperty("billingErrorId").GetGuid(), again.Json.GetProperty("billingErrorId").GetGuid());
+        newUsageId.ShouldBe(HttpStatusCode.OK);
+        Assert.Equal((true, 11m, 4.0000m), (newUsageId.Json.GetProperty("late").GetBoolean(), newUsageId.Json.GetProperty("charged").GetDecimal(), await BalanceAsync(http, "users", user)));
+    }
+
+    [Fact]
     public async Task Capture_after_void_and_void_after_capture_are_409_and_void_is_idempotent()
     {
         var user = await NewUserAsync(http);

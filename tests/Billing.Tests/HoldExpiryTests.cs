@@ -93,6 +93,79 @@ public sealed class HoldExpiryTests(ClockClusterFixture fixture) : BillingTestBa
         Assert.Equal((HoldStatus.Expired, true), (stored.Status, stored.Capture!.Late));
     }
 
+    /// <summary>
+    /// Review defect: a late capture refused for balance claimed nothing, so a copy of it still on its way to the payer
+    /// (the caller's retry after a timeout, or the gateway's resend) charged the usage after a top-up, although the
+    /// caller had been answered 402. The refusal now claims the capture's usage id: the copy answers that refusal.
+    /// </summary>
+    [Fact]
+    public async Task ReviewDefect_ALateCaptureCopyArrivingAfterItsRefusalWasAnsweredCannotCharge()
+    {
+        var model = await NewModel(1_000_000m, 1_000_000m); // 1 per token
+        var user = await NewUser(); // 10
+        var hold = (await Place(user, model, 4, ttl: 30)).Value!;
+        Fixture.Clock.Advance(TimeSpan.FromSeconds(31));
+        var capture = new HoldCapture(hold.HoldId, 0, 11);
+        var refused = await Usage.CaptureHold(capture);
+        Assert.Equal(BillingStatus.InsufficientBalance, refused.Problem!.Status);
+        Assert.True((await Account(AccountKind.User, user).Credit(new AccountCredit(5m, HistoryReasons.TopUp, Guid.NewGuid()))).IsOk); // 15
+
+        var lateCopy = await Grains.GetGrain<ITestChargerGrain>(0).CaptureHold(AccountKind.User, user, capture);
+
+        Assert.Equal((BillingStatus.InsufficientBalance, refused.Problem.BillingErrorId), (lateCopy.Problem?.Status, lateCopy.Problem?.BillingErrorId));
+        Assert.Equal(15.0000m, (await View(AccountKind.User, user)).Balance);
+        Assert.Equal(0, await Scalar("SELECT count(*) FROM user_billing_history WHERE \"user\" = $1 AND hold_id IS NOT NULL", user));
+        Assert.Equal(1, await BillingErrorCount(user));
+    }
+
+    /// <summary>
+    /// A late capture's usage id keeps its first answer, as a usage id does: refused, it stays refused (same billing
+    /// error, none added) after the payer could cover it, for concurrent retries too; a new usage id is charged, whole.
+    /// </summary>
+    [Fact]
+    public async Task A_refused_late_capture_answers_its_refusal_after_a_top_up_and_a_new_usage_id_is_charged()
+    {
+        var model = await NewModel(1_000_000m, 1_000_000m);
+        var user = await NewUser(); // 10
+        var hold = (await Place(user, model, 4, ttl: 30)).Value!;
+        Fixture.Clock.Advance(TimeSpan.FromSeconds(31));
+        var refused = await Usage.CaptureHold(new HoldCapture(hold.HoldId, 0, 11));
+        await Account(AccountKind.User, user).Credit(new AccountCredit(5m, HistoryReasons.TopUp, Guid.NewGuid())); // 15
+
+        var retries = await Task.WhenAll(Enumerable.Range(0, 5).Select(_ => Usage.CaptureHold(new HoldCapture(hold.HoldId, 0, 11))));
+        var newUsageId = await Usage.CaptureHold(new HoldCapture(hold.HoldId, 0, 11, Guid.NewGuid()));
+
+        Assert.Equal(BillingStatus.InsufficientBalance, refused.Problem!.Status);
+        Assert.All(retries, r => Assert.Equal((BillingStatus.InsufficientBalance, refused.Problem.BillingErrorId, refused.Problem.Detail),
+            (r.Problem!.Status, r.Problem.BillingErrorId, r.Problem.Detail)));
+        Assert.True(newUsageId.IsOk, newUsageId.Problem?.Detail);
+        Assert.Equal((true, 11m, 4m), (newUsageId.Value!.Late, newUsageId.Value.Charged, newUsageId.Value.BalanceAfter));
+        Assert.Equal(1, await BillingErrorCount(user));
+        Assert.Equal(1, await Scalar("SELECT count(*) FROM usage_record WHERE usage_id = $1 AND outcome = 'refused' AND billing_error_id = $2",
+            hold.HoldId, refused.Problem.BillingErrorId!.Value));
+        Assert.Equal(1, await Scalar("SELECT count(*) FROM billing_error WHERE id = $1 AND hold_id = $2 AND usage_id = $2", refused.Problem.BillingErrorId!.Value, hold.HoldId));
+    }
+
+    /// <summary>A late capture whose usage id answers another usage is a conflict, whether or not the payer could cover it.</summary>
+    [Fact]
+    public async Task A_late_capture_with_the_usage_id_of_another_usage_is_a_conflict()
+    {
+        var model = await NewModel(1_000_000m, 1_000_000m);
+        var user = await NewUser(); // 10
+        var hold = (await Place(user, model, 4, ttl: 30)).Value!;
+        var usageId = Guid.NewGuid();
+        Assert.True((await Usage.RecordPersonalUsage(new PersonalUsage(usageId, user, model, 1, 0))).IsOk); // 9
+        Fixture.Clock.Advance(TimeSpan.FromSeconds(31));
+
+        var affordable = await Usage.CaptureHold(new HoldCapture(hold.HoldId, 0, 2, usageId));
+        var unaffordable = await Usage.CaptureHold(new HoldCapture(hold.HoldId, 0, 20, usageId));
+
+        Assert.Equal(BillingStatus.HoldConflict, affordable.Problem?.Status);
+        Assert.Equal(BillingStatus.HoldConflict, unaffordable.Problem?.Status);
+        Assert.Equal(9.0000m, (await View(AccountKind.User, user)).Balance);
+        Assert.Equal(0, await BillingErrorCount(user));
+    }
+
     [Fact]
     public async Task Expiry_void_and_capture_racing_at_expiry_end_each_hold_once()
     {

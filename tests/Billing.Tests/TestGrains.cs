@@ -73,6 +73,10 @@ public interface ITestChargerGrain : IGrainWithIntegerKey
     /// <summary>A placement as the usage grain sends it to the payer it tries (a copy that arrives late, for example).</summary>
     [Alias("PlaceHold")]
     Task<BillingResult<HoldView>> PlaceHold(AccountKind kind, Guid accountId, HoldPlacement placement);
+
+    /// <summary>A capture as the usage grain sends it to the hold's payer (a copy that arrives late, for example).</summary>
+    [Alias("CaptureHold")]
+    Task<BillingResult<HoldCaptureReceipt>> CaptureHold(AccountKind kind, Guid accountId, HoldCapture capture);
 }
 
 public sealed class TestChargerGrain : Grain, ITestChargerGrain
@@ -84,4 +88,8 @@ public sealed class TestChargerGrain : Grain, ITestChargerGrain
     public Task<BillingResult<HoldView>> PlaceHold(AccountKind kind, Guid accountId, HoldPlacement placement) => kind == AccountKind.User
         ? GrainFactory.GetGrain<IUserGrain>(accountId).PlaceHold(placement)
         : GrainFactory.GetGrain<IProjectGrain>(accountId).PlaceHold(placement);
+
+    public Task<BillingResult<HoldCaptureReceipt>> CaptureHold(AccountKind kind, Guid accountId, HoldCapture capture) => kind == AccountKind.User
+        ? GrainFactory.GetGrain<IUserGrain>(accountId).CaptureHold(capture)
+        : GrainFactory.GetGrain<IProjectGrain>(accountId).CaptureHold(capture);
 }

@@ -6,7 +6,8 @@ namespace Billing.Accounts;
 /// Hold operations whose id met a stored one (a unique violation of the batch): a placement whose hold id is stored
 /// answers with that hold (a retry) or as a conflict, and one whose hold id a refusal claimed first answers with that
 /// refusal (a copy of the placement refused while this one waited) or as a conflict; a capture whose usage id is stored answers with the hold's
-/// receipt when the hold was captured (by another activation), else as a conflict (the usage id belongs to another usage).
+/// receipt when the hold was captured (by another activation), with the refusal a late copy of it claimed the usage id
+/// for (a 402 answered while this copy waited), else as a conflict (the usage id belongs to another usage).
 /// </summary>
 internal static class HoldSettling
 {
@@ -29,11 +30,17 @@ internal static class HoldSettling
         var usages = await usageRecords.ReadAsync(usageIds);
         foreach (var capture in captures)
         {
+            var usageId = capture.Capture.UsageId ?? capture.HoldId;
             if (stored.TryGetValue(capture.HoldId, out var claim) && claim.Hold?.Capture is { } receipt)
                 capture.Settle(BillingResult<HoldCaptureReceipt>.Ok(receipt));
-            else if (usages.ContainsKey(capture.Capture.UsageId ?? capture.HoldId))
-                capture.Settle(BillingResult<HoldCaptureReceipt>.Fail(BillingStatus.HoldConflict,
-                    $"Usage id {capture.Capture.UsageId ?? capture.HoldId} was used by another usage; capture hold {capture.HoldId} with a new usage id."));
+            else if (usages.TryGetValue(usageId, out var answer))
+                capture.Settle(answer.Problem is { BillingErrorId: { } errorId } refusal && await holds.IsLateCaptureRefusalAsync(capture.HoldId, errorId)
+                    ? BillingResult<HoldCaptureReceipt>.Fail(refusal)
+                    : BillingResult<HoldCaptureReceipt>.Fail(UsageIdTaken(capture.HoldId, usageId)));
         }
     }
+
+    /// <summary>A capture whose usage id answers another usage (or another hold's capture).</summary>
+    public static BillingProblem UsageIdTaken(Guid holdId, Guid usageId) =>
+        new(BillingStatus.HoldConflict, $"Usage id {usageId} was used by another usage; capture hold {holdId} with a new usage id.");
 }
