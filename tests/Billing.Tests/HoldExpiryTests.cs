@@ -120,7 +120,8 @@ public sealed class HoldExpiryTests(ClockClusterFixture fixture) : BillingTestBa
 
     /// <summary>
     /// A late capture's usage id keeps its first answer, as a usage id does: refused, it stays refused (same billing
-    /// error, none added) after the payer could cover it, for concurrent retries too; a new usage id is charged, whole.
+    /// error, none added) after the payer could cover it, for concurrent retries too; a new usage id is charged, whole,
+    /// and from then on every capture of the hold answers that receipt (nothing is charged under the refused id).
     /// </summary>
     [Fact]
     public async Task A_refused_late_capture_answers_its_refusal_after_a_top_up_and_a_new_usage_id_is_charged()
@@ -134,12 +135,15 @@ public sealed class HoldExpiryTests(ClockClusterFixture fixture) : BillingTestBa
 
         var retries = await Task.WhenAll(Enumerable.Range(0, 5).Select(_ => Usage.CaptureHold(new HoldCapture(hold.HoldId, 0, 11))));
         var newUsageId = await Usage.CaptureHold(new HoldCapture(hold.HoldId, 0, 11, Guid.NewGuid()));
+        var refusedIdAfterTheCapture = await Usage.CaptureHold(new HoldCapture(hold.HoldId, 0, 11)); // the hold's receipt: nothing more charged
 
         Assert.Equal(BillingStatus.InsufficientBalance, refused.Problem!.Status);
         Assert.All(retries, r => Assert.Equal((BillingStatus.InsufficientBalance, refused.Problem.BillingErrorId, refused.Problem.Detail),
             (r.Problem!.Status, r.Problem.BillingErrorId, r.Problem.Detail)));
         Assert.True(newUsageId.IsOk, newUsageId.Problem?.Detail);
         Assert.Equal((true, 11m, 4m), (newUsageId.Value!.Late, newUsageId.Value.Charged, newUsageId.Value.BalanceAfter));
+        Assert.Equal(newUsageId.Value, refusedIdAfterTheCapture.Value);
+        Assert.Equal(4.0000m, (await View(AccountKind.User, user)).Balance);
         Assert.Equal(1, await BillingErrorCount(user));
         Assert.Equal(1, await Scalar("SELECT count(*) FROM usage_record WHERE usage_id = $1 AND outcome = 'refused' AND billing_error_id = $2",
             hold.HoldId, refused.Problem.BillingErrorId!.Value));
