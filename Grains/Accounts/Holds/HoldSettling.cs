@@ -3,11 +3,12 @@ using Billing.Storage;
 namespace Billing.Accounts;
 
 /// <summary>
-/// Hold operations whose id met a stored one (a unique violation of the batch): a placement whose hold id is stored
-/// answers with that hold (a retry) or as a conflict, and one whose hold id a refusal claimed first answers with that
-/// refusal (a copy of the placement refused while this one waited) or as a conflict; a capture whose usage id is stored answers with the hold's
-/// receipt when the hold was captured (by another activation), with the refusal a late copy of it claimed the usage id
-/// for (a 402 answered while this copy waited), else as a conflict (the usage id belongs to another usage).
+/// Hold operations whose id met a stored one (a unique violation of the batch). A placement whose hold id is stored
+/// answers with that hold (a retry) or as a conflict; one whose hold id a refusal claimed first answers with that
+/// refusal (a copy of the placement refused while this one waited) or as a conflict. A capture whose usage id is
+/// stored answers with the hold's receipt when the hold was captured (by another activation); with the refusal that
+/// claimed the usage id when a late copy of this capture was refused (a 402 answered while this copy waited); else as a
+/// conflict (the usage id belongs to another usage).
 /// </summary>
 internal static class HoldSettling
 {
