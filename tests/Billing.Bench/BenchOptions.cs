@@ -38,6 +38,9 @@ public sealed class BenchOptions
     /// <summary>Extra environment variables of the silo process (experiments: GC, thread pool settings).</summary>
     public Dictionary<string, string> SiloEnvironment { get; } = [];
 
+    /// <summary>Extra environment variables of the gateway process (experiments, as for the silo).</summary>
+    public Dictionary<string, string> GatewayEnvironment { get; } = [];
+
     /// <summary>Runs of a case again when other processes used the CPU during it.</summary>
     public int Retries { get; private set; } = 2;
 
@@ -78,6 +81,11 @@ public sealed class BenchOptions
         for (var i = 0; i < args.Length; i++)
         {
             string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
+            static void AddVariable(Dictionary<string, string> variables, string assignment)
+            {
+                var kv = assignment.Split('=', 2);
+                variables[kv[0]] = kv.Length > 1 ? kv[1] : "";
+            }
             static string[] List(string s) => s.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
                 .Select(v => v.ToLowerInvariant()).ToArray();
             switch (args[i])
@@ -96,10 +104,8 @@ public sealed class BenchOptions
                 case "--gateway-dll": o.GatewayDll = Path.GetFullPath(Next()); break;
                 case "--silo-db-options": o.SiloConnectionExtra = Next(); break;
                 case "--silo-log-level": o.SiloLogLevel = Next(); break;
-                case "--silo-env":
-                    var kv = Next().Split('=', 2);
-                    o.SiloEnvironment[kv[0]] = kv.Length > 1 ? kv[1] : "";
-                    break;
+                case "--silo-env": AddVariable(o.SiloEnvironment, Next()); break;
+                case "--gateway-env": AddVariable(o.GatewayEnvironment, Next()); break;
                 case "--retries": o.Retries = int.Parse(Next()); break;
                 case "--quiet-wait": o.QuietWaitSeconds = int.Parse(Next()); break;
                 case "--xp-fk": o.ExperimentForeignKey = true; break;
@@ -158,6 +164,7 @@ public sealed class BenchOptions
           --silo-db-options S extra Npgsql settings appended to the silo's and gateway's connection string
           --silo-log-level L  Logging:LogLevel:Default of the silo and gateway (Warning)
           --silo-env K=V      extra environment variable of the silo process (repeatable)
+          --gateway-env K=V   extra environment variable of the gateway process (repeatable)
           --retries N         runs a case again, up to N times, when other processes used > 30% of a core during it (2)
           --quiet-wait N      before each case, wait up to N s for the machine to be idle (120)
           --summary           only the usage summary: 31 daily buckets of one account (rollup, and straight from the rows)

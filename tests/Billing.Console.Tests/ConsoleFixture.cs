@@ -76,11 +76,13 @@ public sealed class ConsoleFixture : IAsyncLifetime
     }
 
     /// <summary>A fresh browser page (own storage) on the console.</summary>
-    public async Task<IPage> OpenConsoleAsync()
+    /// <param name="beforeLoad">Called with the page before it loads the console (to watch its first requests).</param>
+    public async Task<IPage> OpenConsoleAsync(Action<IPage>? beforeLoad = null)
     {
         var context = await Browser.NewContextAsync(new BrowserNewContextOptions { BaseURL = BaseAddress.ToString(), ViewportSize = new() { Width = 1280, Height = 900 } });
         var page = await context.NewPageAsync();
         page.SetDefaultTimeout(15_000);
+        beforeLoad?.Invoke(page);
         var errors = new List<string>();
         page.PageError += (_, error) => errors.Add(error);
         await page.GotoAsync("/console/");

@@ -51,6 +51,27 @@ public sealed class ConsolePageTests(ConsoleFixture fixture)
             $"{{\"projectId\":\"{project}\",\"userId\":\"{user}\",\"modelId\":\"{model}\",\"inputTokens\":{input},\"outputTokens\":{output}}}");
 
     [Fact]
+    public async Task Opening_the_console_signing_in_and_looking_up_an_account_makes_no_request_that_fails()
+    {
+        var (project, _) = await NewProjectAsync();
+        var failed = new System.Collections.Concurrent.ConcurrentQueue<string>();
+
+        var page = await fixture.OpenConsoleAsync(p => p.Response += (_, response) =>
+        {
+            if (response.Status >= 400) failed.Enqueue($"{response.Status} {response.Request.Method} {response.Url}");
+        });
+        await SignInAsync(page, Tokens.Service());
+        await LookUpAsync(page, "project", project);
+        await Expect(T(page, "balance")).ToHaveTextAsync("20.0000 USD");
+        await page.WaitForLoadStateAsync(LoadState.NetworkIdle);
+
+        Assert.Empty(failed);
+        // A browser asks for /favicon.ico by itself unless the page names its icon (headless Chromium does not ask),
+        // and every unknown path is a 401 without a token: the console names an inline one.
+        await Expect(page.Locator("link[rel=icon]")).ToHaveAttributeAsync("href", "data:,");
+    }
+
+    [Fact]
     public async Task Sign_in_look_up_a_project_and_see_its_exact_balance_history_and_paging()
     {
         var (project, user) = await NewProjectAsync();

@@ -88,6 +88,27 @@ public sealed class ConcurrencyTests(ClusterFixture fixture) : BillingTestBase(f
     }
 
     [Fact]
+    public async Task A_retry_of_a_usage_older_than_the_accounts_kept_receipts_is_answered_from_the_database_once()
+    {
+        var model = await NewModel(1_000_000m, 0.0001m);
+        var user = await NewUser();
+        var project = await NewProject(balance: 100m);
+        var first = await Usage.RecordAiUsage(new AiUsage(Guid.NewGuid(), project, user, model, 1, 0));
+        // More charges after it than the account keeps receipts of (32), so its answer is only in usage_record.
+        for (var i = 0; i < 40; i++) Assert.True((await Usage.RecordAiUsage(new AiUsage(Guid.NewGuid(), project, user, model, 1, 0))).IsOk);
+
+        // Retried alone and with new usages in the same write: the old id fails only its own part of the batch.
+        var retried = await Task.WhenAll(Enumerable.Range(0, 6).Select(i => Usage.RecordAiUsage(i % 2 == 0
+            ? new AiUsage(first.Value!.UsageId, project, user, model, 1, 0)
+            : new AiUsage(Guid.NewGuid(), project, user, model, 1, 0))));
+
+        Assert.All(retried.Where((_, i) => i % 2 == 0), r => Assert.Equal(first.Value, r.Value));
+        Assert.All(retried.Where((_, i) => i % 2 == 1), r => Assert.True(r.IsOk));
+        Assert.Equal(100m - 1 - 40 - 3, (await View(AccountKind.Project, project)).Balance);
+        Assert.Equal(1, await Scalar("SELECT count(*) FROM usage_record WHERE usage_id = $1", first.Value!.UsageId));
+    }
+
+    [Fact]
     public async Task Many_accounts_commit_together_and_a_usage_id_stored_elsewhere_fails_only_its_own_write()
     {
         var model = await NewModel(1_000_000m, 0.0001m);

@@ -176,6 +176,7 @@ internal sealed class BenchServices : IAsyncDisposable
             ["DOTNET_ENVIRONMENT"] = "Production",
             ["ASPNETCORE_ENVIRONMENT"] = "Production",
         };
+        foreach (var (key, value) in options.GatewayEnvironment) env[key] = value;
         var url = $"http://127.0.0.1:{port}";
         Say($"gateway: starting dotnet {Path.GetRelativePath(options.Root, options.GatewayDll!)} --urls {url}");
         gateway = ChildProcess.StartDotnet("gateway", options.GatewayDll!, ["--urls", url], env!, Path.Combine(logDirectory, $"gateway-{SiloCount}.log"));
