@@ -20,12 +20,10 @@ public sealed class RecentReceiptsProperties
             {
                 var cache = new RecentReceipts(kept);
                 var model = new List<UsageReceipt>();
-                var given = new Dictionary<Guid, UsageReceipt>();
                 foreach (var number in usageNumbers)
                 {
                     var receipt = ReceiptOf(number);
                     cache.Remember(receipt);
-                    given.TryAdd(receipt.UsageId, receipt);
                     if (model.Any(r => r.UsageId == receipt.UsageId)) continue; // a repeat neither moves nor replaces it
                     model.Add(receipt);
                     if (model.Count > kept) model.RemoveAt(0);
