@@ -71,4 +71,10 @@ public sealed record LedgerRow(
 
     /// <summary>What the row moved on each grant (credit_grant_entry), in spending order; empty for rows that touch none.</summary>
     public IReadOnlyList<GrantChange> GrantChanges { get; init; } = [];
+
+    /// <summary>
+    /// The one grant this row moved by its whole amount, written in the row's own <c>grant_id</c> instead of a
+    /// <c>credit_grant_entry</c> row (almost every row); null when it moved none, or two or more (those get entries).
+    /// </summary>
+    public Guid? GrantInRow => GrantChanges is [var only] && only.Amount == Amount ? only.GrantId : null;
 }

@@ -37,10 +37,12 @@ public static class GrantStatements
     /// <summary>
     /// The CTEs that write the grant changes of a group's commits (<see cref="LedgerCommit.GrantWrites"/>): (name, SQL)
     /// pairs to add to a statement's WITH list. <paramref name="now"/> is the SQL of the statement's time;
-    /// <paramref name="condition"/> narrows the gate.
+    /// <paramref name="condition"/> narrows the gate. <paramref name="withEntries"/>: whether any row moved two grants
+    /// or more (<see cref="GrantWrites.EntryRows"/>); a row that moved one names it in its own <c>grant_id</c>.
     /// </summary>
     public static (string Name, string Sql)[] Parts(
-        SqlParameters<LedgerCommitGroup> p, AccountTable table, string now, string gate, string? condition = null, bool withChanges = true)
+        SqlParameters<LedgerCommitGroup> p, AccountTable table, string now, string gate, string? condition = null, bool withChanges = true,
+        bool withEntries = true)
     {
         var scope = p.Value("grant_scope", "text", _ => table.Scope);
         var created = new ArrayInsert<LedgerCommitGroup, CreditGrant>(p, "credit_grant", "grants", g => g.Rows("grants_new", c => c.GrantWrites.Created))
@@ -60,15 +62,18 @@ public static class GrantStatements
             .Column("created_at", "timestamptz", g => g.CreatedAt.UtcDateTime)
             .Shared("updated_at", now)
             .Sql(gate, condition);
-        var entries = new ArrayInsert<LedgerCommitGroup, GrantEntry>(p, "credit_grant_entry", "grant_entries", g => g.Rows("grant_entries", c => c.GrantWrites.Entries))
-            .Shared("scope", scope)
-            .Shared("account_id", ArrayInsert<LedgerCommitGroup, GrantEntry>.Owner)
-            .Column("seq", "bigint", e => e.Seq)
-            .Column("ord", "integer", e => e.Order)
-            .Column("grant_id", "uuid", e => e.GrantId)
-            .Column("amount", "numeric", e => e.Amount)
-            .Sql(gate, condition);
-        if (!withChanges) return [("grants_new", created), ("grant_entries", entries)];
+        // Declared only when written: a statement binds every parameter it declares.
+        (string, string)[] entryPart = withEntries
+            ? [("grant_entries", new ArrayInsert<LedgerCommitGroup, GrantEntry>(p, "credit_grant_entry", "grant_entries", g => g.Rows("grant_entries", c => c.GrantWrites.EntryRows))
+                .Shared("scope", scope)
+                .Shared("account_id", ArrayInsert<LedgerCommitGroup, GrantEntry>.Owner)
+                .Column("seq", "bigint", e => e.Seq)
+                .Column("ord", "integer", e => e.Order)
+                .Column("grant_id", "uuid", e => e.GrantId)
+                .Column("amount", "numeric", e => e.Amount)
+                .Sql(gate, condition))]
+            : [];
+        if (!withChanges) return [("grants_new", created), .. entryPart];
 
         IReadOnlyList<Owned<CreditGrant>> Changed(LedgerCommitGroup g) => g.Rows("grants_changed", c => c.GrantWrites.Changed);
         var ids = p.Array("changed_grants.grant_id", "uuid", Changed, g => g.Row.GrantId);
@@ -81,6 +86,6 @@ public static class GrantStatements
                  JOIN {gate} ON {gate}.account_id = r.owner_id
             WHERE g.grant_id = r.grant_id AND g.scope = {scope} AND g.account_id = r.owner_id
             """;
-        return [("grants_new", created), ("grants_changed", changed), ("grant_entries", entries)];
+        return [("grants_new", created), ("grants_changed", changed), .. entryPart];
     }
 }

@@ -106,7 +106,7 @@ public sealed class LedgerCommitGroup
 /// </summary>
 public static class LedgerStatements
 {
-    // One commit statement per account table and shape, built when first needed (at most 2 × 16, a handful in use).
+    // One commit statement per account table and shape, built when first needed (at most 2 × 32, a handful in use).
     private static readonly SqlStatement<LedgerCommitGroup>?[,] Commits = new SqlStatement<LedgerCommitGroup>?[2, (int)CommitShape.All + 1];
     private static readonly SqlStatement<LedgerCommitGroup>[] Creations = [BuildCreation(AccountTable.Users), BuildCreation(AccountTable.Projects)];
 
@@ -145,7 +145,10 @@ public static class LedgerStatements
         ErrorsAndEvents = 2,
         Holds = 4,
         Grants = 8,
-        All = Charges | ErrorsAndEvents | Holds | Grants,
+
+        /// <summary>A row that moved two grants or more: <c>credit_grant_entry</c> rows (a row that moved one names it itself).</summary>
+        GrantEntries = 16,
+        All = Charges | ErrorsAndEvents | Holds | Grants | GrantEntries,
     }
 
     public static CommitShape ShapeOf(LedgerCommit commit)
@@ -155,7 +158,8 @@ public static class LedgerStatements
         if (commit.ResolveInsufficientBalanceErrors || commit.Events is { Rows.Count: > 0 }) shape |= CommitShape.ErrorsAndEvents;
         if (commit.Holds is { } holds && (holds.Inserted.Count > 0 || holds.Ended.Count > 0 || holds.Shortfalls.Count > 0)) shape |= CommitShape.Holds;
         var grants = commit.GrantWrites;
-        if (grants.Created.Count > 0 || grants.Changed.Count > 0 || grants.Entries.Count > 0) shape |= CommitShape.Grants;
+        if (grants.Created.Count > 0 || grants.Changed.Count > 0) shape |= CommitShape.Grants;
+        if (grants.EntryRows.Count > 0) shape |= CommitShape.Grants | CommitShape.GrantEntries;
         return shape;
     }
 
@@ -190,7 +194,8 @@ public static class LedgerStatements
         }
 
         if (shape.HasFlag(CommitShape.Holds)) parts.AddRange(HoldStatements.CommitParts(p, table, CommitNow));
-        if (shape.HasFlag(CommitShape.Grants)) parts.AddRange(GrantStatements.Parts(p, table, CommitNow, gate: "acct"));
+        if (shape.HasFlag(CommitShape.Grants))
+            parts.AddRange(GrantStatements.Parts(p, table, CommitNow, gate: "acct", withEntries: shape.HasFlag(CommitShape.GrantEntries)));
         return p.Build(With([.. parts], "SELECT account_id FROM acct"));
     }
 
@@ -323,6 +328,7 @@ public static class LedgerStatements
             .Column("credit_id", "uuid", r => r.CreditId)
             .Column("extra", "text", r => r.Extra, cast: "jsonb")
             .Column("hold_id", "uuid", r => r.HoldId)
+            .Column("grant_id", "uuid", r => r.GrantInRow)
             .Column("created_at", "timestamptz", r => r.CreatedAt.UtcDateTime);
 
     /// <summary>One statement: each part a CTE (later parts may read earlier ones, e.g. the account update's rows), then the result.</summary>

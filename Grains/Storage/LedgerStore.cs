@@ -110,9 +110,12 @@ public sealed class LedgerStore(NpgsqlDataSource dataSource)
     public async Task<HistoryPage> ReadHistoryAsync(AccountTable table, Guid id, HistoryQuery query, CancellationToken cancellationToken = default)
     {
         await using var command = dataSource.CreateCommand($"""
-            SELECT h.*, h.{table.Counterparty} AS counterparty, h.extra::text AS details, d.grant_ids, d.grant_amounts
+            SELECT h.*, h.{table.Counterparty} AS counterparty, h.extra::text AS details,
+                   COALESCE(d.grant_ids, CASE WHEN h.grant_id IS NOT NULL THEN ARRAY[h.grant_id] END) AS grant_ids,
+                   COALESCE(d.grant_amounts, CASE WHEN h.grant_id IS NOT NULL THEN ARRAY[h.amount] END) AS grant_amounts
             FROM {table.History} h
             LEFT JOIN LATERAL (
+                -- A row that moved one grant names it itself (grant_id); one that moved more has entries.
                 SELECT array_agg(e.grant_id ORDER BY e.ord) AS grant_ids, array_agg(e.amount ORDER BY e.ord) AS grant_amounts
                 FROM credit_grant_entry e WHERE e.scope = $4 AND e.account_id = $1 AND e.seq = h.seq) d ON true
             WHERE h.{table.Key} = $1 AND ($2::bigint IS NULL OR h.seq < $2)

@@ -40,17 +40,24 @@ public sealed class SiloFreezeTests(ITestOutputHelper output)
 
         var client = await cluster.ConnectThroughMembershipAsync();
         var model = await BillingAccounts.CreateModelAsync(client);
-        var accounts = new List<BillingAccounts>();
-        for (var i = 0; i < 18; i++) accounts.Add(await BillingAccounts.CreateAsync(client, model));
-
-        var gateway = cluster.StartGateway();
-        await ProcessCluster.WaitReadyAsync(gateway.Process, new Uri(gateway.Http, "/health/ready"), TimeSpan.FromSeconds(90));
-        var driver = new HttpUsageDriver(gateway.Http, await cluster.MintTokenAsync(gateway, "service", Guid.NewGuid()));
 
         // Freeze the silo that holds the model's pricing grain (the case: before, every usage needed it).
         var management = client.GetGrain<IManagementGrain>(0);
         var pricingSilo = await management.GetActivationAddress(client.GetGrain<IModelPricingGrain>(model));
         var frozen = silos.FirstOrDefault(s => pricingSilo is not null && s.SiloPort == pricingSilo.Endpoint.Port) ?? silos[^1];
+
+        // Placement weighs each silo's load, so a burst of new accounts can all land on one silo (seen once: 18 of 18 on
+        // the silo to freeze, which left the healthy accounts' check nothing to check). Create more until some live
+        // elsewhere.
+        var accounts = new List<BillingAccounts>();
+        async Task<int> AccountsOffTheFrozenSiloAsync() => (await Task.WhenAll(accounts.Select(a =>
+            management.GetActivationAddress(client.GetGrain<IProjectGrain>(a.ProjectId)).AsTask()))).Count(home => home is not null && home.Endpoint.Port != frozen.SiloPort);
+        while (accounts.Count < 18 || (accounts.Count < 60 && await AccountsOffTheFrozenSiloAsync() < 3))
+            accounts.Add(await BillingAccounts.CreateAsync(client, model));
+
+        var gateway = cluster.StartGateway();
+        await ProcessCluster.WaitReadyAsync(gateway.Process, new Uri(gateway.Http, "/health/ready"), TimeSpan.FromSeconds(90));
+        var driver = new HttpUsageDriver(gateway.Http, await cluster.MintTokenAsync(gateway, "service", Guid.NewGuid()));
 
         // Usage flows open-loop: every account gets a new call every 250 ms whatever its earlier calls are doing.
         var clock = Stopwatch.StartNew();

@@ -134,7 +134,7 @@ public static partial class LedgerInvariants
         FROM ev e
         WHERE e.type = 'grant.expired'
           AND NOT EXISTS (
-              SELECT 1 FROM hist h JOIN credit_grant_entry g ON g.scope = h.scope AND g.account_id = h.scope_id AND g.seq = h.seq
+              SELECT 1 FROM hist h JOIN credit_grant_movement g ON g.scope = h.scope AND g.account_id = h.scope_id AND g.seq = h.seq
               WHERE h.scope = e.scope AND h.scope_id = e.scope_id AND h.seq = e.account_seq AND h.reason = 'grant_expired'
                 AND g.grant_id = (e.data->>'grantId')::uuid AND g.amount = -(e.data->>'amount')::numeric)
         UNION ALL

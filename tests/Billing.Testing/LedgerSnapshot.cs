@@ -126,7 +126,7 @@ public sealed class LedgerSnapshot
             """;
         var grants = await Query(db, "SELECT scope, account_id, grant_id, amount, remaining, state FROM credit_grant " + grantScope,
             r => new GrantRow(Kind(r.GetString(0)), r.GetGuid(1), r.GetGuid(2), r.GetDecimal(3), r.GetDecimal(4), r.GetString(5)), users, projects);
-        var entries = await Query(db, "SELECT scope, account_id, seq, grant_id, amount FROM credit_grant_entry " + grantScope,
+        var entries = await Query(db, "SELECT scope, account_id, seq, grant_id, amount FROM credit_grant_movement " + grantScope,
             r => new GrantEntryRow(Kind(r.GetString(0)), r.GetGuid(1), r.GetInt64(2), r.GetGuid(3), r.GetDecimal(4)), users, projects);
 
         return new LedgerSnapshot
@@ -188,5 +188,5 @@ public sealed record FirstProjectClaimRow(Guid Creator, Guid Project);
 /// <summary>A row of <c>credit_grant</c> (<paramref name="State"/>: scheduled, active, depleted, expired or voided).</summary>
 public sealed record GrantRow(AccountKind Kind, Guid Account, Guid GrantId, decimal Amount, decimal Remaining, string State);
 
-/// <summary>A row of <c>credit_grant_entry</c>: what history row <paramref name="Seq"/> moved on a grant, with the row's sign.</summary>
+/// <summary>A row of <c>credit_grant_movement</c> (an entry, or a history row naming its one grant): what history row <paramref name="Seq"/> moved on a grant, with the row's sign.</summary>
 public sealed record GrantEntryRow(AccountKind Kind, Guid Account, long Seq, Guid GrantId, decimal Amount);

@@ -80,6 +80,34 @@ public sealed class GrantTests(GrantClusterFixture fixture) : BillingTestBase(fi
     }
 
     [Fact]
+    public async Task A_row_that_draws_on_one_grant_names_it_itself_and_a_row_that_spans_grants_writes_an_entry_per_grant()
+    {
+        var model = await NewModel(1_000_000m, 0.0001m);
+        var user = await NewUser(); // signup: 10
+        var first = await Grant(user, 1m, GrantCategory.Paid, priority: 1);
+        var second = await Grant(user, 2m, GrantCategory.Paid, priority: 2);
+
+        Assert.True((await Usage.RecordPersonalUsage(new PersonalUsage(Guid.NewGuid(), user, model, 2, 0))).IsOk); // first 1, second 1
+        Assert.True((await Usage.RecordPersonalUsage(new PersonalUsage(Guid.NewGuid(), user, model, 1, 0))).IsOk); // second 1
+        var rows = await History(AccountKind.User, user);
+        var (spanning, single) = (rows[1].Sequence, rows[0].Sequence);
+
+        // Migration 0013: one grant in the row's own grant_id, no entry row; two grants, one entry each and no grant_id.
+        Assert.Equal(0, await Scalar("SELECT count(*) FROM credit_grant_entry WHERE scope = 'user' AND account_id = $1 AND seq = $2", user, single));
+        Assert.Equal(1, await Scalar("""SELECT count(*) FROM user_billing_history WHERE "user" = $1 AND seq = $2 AND grant_id = $3""", user, single, second));
+        Assert.Equal(2, await Scalar("SELECT count(*) FROM credit_grant_entry WHERE scope = 'user' AND account_id = $1 AND seq = $2", user, spanning));
+        Assert.Equal(1, await Scalar("""SELECT count(*) FROM user_billing_history WHERE "user" = $1 AND seq = $2 AND grant_id IS NULL""", user, spanning));
+        // Read back the same either way: the history's draws and the one view of every movement.
+        Assert.Equal([new GrantDraw(second, -1m)], rows[0].Grants!);
+        Assert.Equal([new GrantDraw(first, -1m), new GrantDraw(second, -1m)], rows[1].Grants!);
+        Assert.Equal(1, await Scalar("SELECT count(*) FROM credit_grant_movement WHERE account_id = $1 AND seq = $2 AND grant_id = $3 AND amount = -1", user, single, second));
+        Assert.Equal(2, await Scalar("SELECT count(*) FROM credit_grant_movement WHERE account_id = $1 AND seq = $2", user, spanning));
+        // The signup credit and each grant's grant_credit row name their grant too: the spanning row's are the only entries.
+        Assert.Equal(2, await Scalar("SELECT count(*) FROM credit_grant_entry WHERE scope = 'user' AND account_id = $1", user));
+        Assert.Equal(3, await Scalar("""SELECT count(*) FROM user_billing_history WHERE "user" = $1 AND reason <> 'ai_usage_personal' AND grant_id IS NOT NULL""", user));
+    }
+
+    [Fact]
     public async Task Pro_quota_is_drawn_before_any_grant()
     {
         var model = await NewModel(1_000_000m, 0.0001m);

@@ -24,7 +24,11 @@ public class LedgerStatementTests
     {
         var usage = LedgerStatements.Commit(AccountKind.Project, LedgerStatements.CommitShape.Charges | LedgerStatements.CommitShape.Grants).Sql;
         Assert.Contains("usage AS (", usage);
-        Assert.Contains("grant_entries AS (", usage);
+        Assert.Contains("grants_changed AS (", usage);
+        Assert.DoesNotContain("credit_grant_entry", usage); // a charge that draws on one grant names it in its history row
+        var spanning = LedgerStatements.Commit(AccountKind.Project,
+            LedgerStatements.CommitShape.Charges | LedgerStatements.CommitShape.Grants | LedgerStatements.CommitShape.GrantEntries).Sql;
+        Assert.Contains("grant_entries AS (", spanning);
         Assert.DoesNotContain("billing_hold", usage);
         Assert.DoesNotContain("billing_event", usage);
         Assert.DoesNotContain("billing_error", usage);

@@ -31,13 +31,22 @@ public sealed record CreditGrant(
 /// </summary>
 public sealed record GrantChange(Guid GrantId, decimal Amount, CreditGrant After, bool Created = false);
 
-/// <summary>One <c>credit_grant_entry</c> row: what history row <see cref="Seq"/> moved on a grant (<see cref="Order"/>: its place in the row).</summary>
-public sealed record GrantEntry(long Seq, int Order, Guid GrantId, decimal Amount);
+/// <summary>
+/// What history row <see cref="Seq"/> moved on a grant (<see cref="Order"/>: its place in the row), as the
+/// <c>credit_grant_movement</c> view reads it: a <c>credit_grant_entry</c> row, or the history row's own <c>grant_id</c>
+/// when it is the row's only movement (<see cref="InHistoryRow"/>, <see cref="LedgerRow.GrantInRow"/>).
+/// </summary>
+public sealed record GrantEntry(long Seq, int Order, Guid GrantId, decimal Amount, bool InHistoryRow = false);
 
 /// <summary>The grant rows a commit writes: grants it creates, grants it changes (final states) and the entries of its rows.</summary>
 public sealed record GrantWrites(IReadOnlyList<CreditGrant> Created, IReadOnlyList<CreditGrant> Changed, IReadOnlyList<GrantEntry> Entries)
 {
     public static readonly GrantWrites None = new([], [], []);
+
+    private GrantEntry[]? entryRows;
+
+    /// <summary>The entries that need a <c>credit_grant_entry</c> row: those of rows that moved two grants or more.</summary>
+    public IReadOnlyList<GrantEntry> EntryRows => entryRows ??= Entries.Where(e => !e.InHistoryRow).ToArray();
 
     /// <summary>
     /// From a batch's rows (in order), then the grant changes that have no row (a grant scheduled for later, or voided
@@ -51,12 +60,13 @@ public sealed record GrantWrites(IReadOnlyList<CreditGrant> Created, IReadOnlyLi
         var entries = new List<GrantEntry>();
         foreach (var row in rows)
         {
+            var inRow = row.GrantInRow is not null;
             for (var i = 0; i < row.GrantChanges.Count; i++)
             {
                 var change = row.GrantChanges[i];
                 final[change.GrantId] = change.After;
                 if (change.Created) created.Add(change.GrantId);
-                entries.Add(new GrantEntry(row.Sequence, i, change.GrantId, change.Amount));
+                entries.Add(new GrantEntry(row.Sequence, i, change.GrantId, change.Amount, inRow));
             }
         }
 
