@@ -60,7 +60,11 @@ static async Task<int> RunAsync(BenchOptions options)
         await using var services = siloCount is { } count ? await BenchServices.StartAsync(options, database, runId, logDirectory, count) : null;
 
         // 2. Seeding (once; later silo counts activate the same accounts from the database before their cases).
-        if (accounts is null) accounts = await BenchAccounts.SeedAsync(options, database, services);
+        if (accounts is null)
+        {
+            accounts = await BenchAccounts.SeedAsync(options, database, services);
+            await database.SettleAfterSeedingAsync();
+        }
         else if (services is not null) await accounts.ActivateAsync(services);
 
         // 3–4. Workload and measurement: per accounts and clients, the seed first (the ratios' baseline), then the
