@@ -46,14 +46,17 @@ public sealed class SiloFreezeTests(ITestOutputHelper output)
         var pricingSilo = await management.GetActivationAddress(client.GetGrain<IModelPricingGrain>(model));
         var frozen = silos.FirstOrDefault(s => pricingSilo is not null && s.SiloPort == pricingSilo.Endpoint.Port) ?? silos[^1];
 
-        // Placement weighs each silo's load, so a burst of new accounts can all land on one silo (seen once: 18 of 18 on
-        // the silo to freeze, which left the healthy accounts' check nothing to check). Create more until some live
-        // elsewhere.
+        // Placement prefers the silo a call comes in through: accounts created through one client's gateway all landed
+        // on that silo, the pricing grain's too (seen: 18 of 18, and 60 of 60, on the silo to freeze, which left the
+        // healthy accounts' check nothing to check). Create them through each silo's gateway in turn, and more until
+        // some live off the silo to freeze.
+        var throughEachSilo = new List<IClusterClient>();
+        foreach (var silo in silos) throughEachSilo.Add(await cluster.ConnectAsync(silo.GatewayPort));
         var accounts = new List<BillingAccounts>();
         async Task<int> AccountsOffTheFrozenSiloAsync() => (await Task.WhenAll(accounts.Select(a =>
             management.GetActivationAddress(client.GetGrain<IProjectGrain>(a.ProjectId)).AsTask()))).Count(home => home is not null && home.Endpoint.Port != frozen.SiloPort);
         while (accounts.Count < 18 || (accounts.Count < 60 && await AccountsOffTheFrozenSiloAsync() < 3))
-            accounts.Add(await BillingAccounts.CreateAsync(client, model));
+            accounts.Add(await BillingAccounts.CreateAsync(throughEachSilo[accounts.Count % throughEachSilo.Count], model));
 
         var gateway = cluster.StartGateway();
         await ProcessCluster.WaitReadyAsync(gateway.Process, new Uri(gateway.Http, "/health/ready"), TimeSpan.FromSeconds(90));
