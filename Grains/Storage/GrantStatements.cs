@@ -38,7 +38,7 @@ public static class GrantStatements
     /// The CTEs that write the grant changes of a group's commits (<see cref="LedgerCommit.GrantWrites"/>): (name, SQL)
     /// pairs to add to a statement's WITH list. <paramref name="now"/> is the SQL of the statement's time;
     /// <paramref name="condition"/> narrows the gate. <paramref name="withEntries"/>: whether any row moved two grants
-    /// or more (<see cref="GrantWrites.EntryRows"/>); a row that moved one names it in its own <c>grant_id</c>.
+    /// or more (<see cref="GrantWrites.Entries"/>); a row that moved one names it in its own <c>grant_id</c>.
     /// </summary>
     public static (string Name, string Sql)[] Parts(
         SqlParameters<LedgerCommitGroup> p, AccountTable table, string now, string gate, string? condition = null, bool withChanges = true,
@@ -64,7 +64,7 @@ public static class GrantStatements
             .Sql(gate, condition);
         // Declared only when written: a statement binds every parameter it declares.
         (string, string)[] entryPart = withEntries
-            ? [("grant_entries", new ArrayInsert<LedgerCommitGroup, GrantEntry>(p, "credit_grant_entry", "grant_entries", g => g.Rows("grant_entries", c => c.GrantWrites.EntryRows))
+            ? [("grant_entries", new ArrayInsert<LedgerCommitGroup, GrantEntry>(p, "credit_grant_entry", "grant_entries", g => g.Rows("grant_entries", c => c.GrantWrites.Entries))
                 .Shared("scope", scope)
                 .Shared("account_id", ArrayInsert<LedgerCommitGroup, GrantEntry>.Owner)
                 .Column("seq", "bigint", e => e.Seq)

@@ -159,7 +159,7 @@ public static class LedgerStatements
         if (commit.Holds is { } holds && (holds.Inserted.Count > 0 || holds.Ended.Count > 0 || holds.Shortfalls.Count > 0)) shape |= CommitShape.Holds;
         var grants = commit.GrantWrites;
         if (grants.Created.Count > 0 || grants.Changed.Count > 0) shape |= CommitShape.Grants;
-        if (grants.EntryRows.Count > 0) shape |= CommitShape.Grants | CommitShape.GrantEntries;
+        if (grants.Entries.Count > 0) shape |= CommitShape.Grants | CommitShape.GrantEntries;
         return shape;
     }
 

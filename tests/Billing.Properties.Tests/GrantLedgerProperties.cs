@@ -162,7 +162,7 @@ public class GrantLedgerProperties
         // The grant rows as the commits write them (credit_grant, credit_grant_entry).
         var table = new Dictionary<Guid, CreditGrant>();
         var entries = new List<GrantEntry>();
-        Commit(new GrantWrites([signupGrant], [], [new GrantEntry(signupRow.Sequence, 0, signupGrant.GrantId, signupRow.Amount)]), table, entries);
+        Commit(GrantWrites.From([signupRow]), [signupRow], table, entries);
         var now = Start;
         if (s.Quota > 0)
         {
@@ -208,7 +208,7 @@ public class GrantLedgerProperties
 
             // The batch commits: its statement writes the rows, the grant rows and the events.
             var writes = batch.ToCommit().GrantWrites;
-            if (Commit(writes, table, entries) is { } g2) return $"batch at {now:O}: {g2}";
+            if (Commit(writes, batch.Rows, table, entries) is { } g2) return $"batch at {now:O}: {g2}";
             var expiredRows = batch.Rows.Where(r => r.Reason == GrantReasons.GrantExpired).Select(r => r.Sequence).ToList();
             var expiredEvents = batch.Events.Where(e => e.Type == BillingEventTypes.GrantExpired).Select(e => e.AccountSeq ?? -1).ToList();
             if (!expiredRows.SequenceEqual(expiredEvents)) return $"batch at {now:O}: grant_expired rows [{string.Join(", ", expiredRows)}] but grant.expired events at [{string.Join(", ", expiredEvents)}] (E1)";
@@ -426,8 +426,12 @@ public class GrantLedgerProperties
         m.Id == g.GrantId && m.Category == g.Category && m.Priority == g.Priority && m.Amount == g.Amount && m.Remaining == g.Remaining
         && m.EffectiveAt == g.EffectiveAt && m.ExpiresAt == g.ExpiresAt && m.Status == g.Status;
 
-    /// <summary>Writes a commit's grant rows into the table and checks G2 on every grant and G1 on every row's entries.</summary>
-    private static string? Commit(GrantWrites writes, Dictionary<Guid, CreditGrant> table, List<GrantEntry> entries)
+    /// <summary>
+    /// Writes a commit's grant rows into the table and checks G2 on every grant and G1 on every row's movements:
+    /// <paramref name="entries"/> gathers them as <c>credit_grant_movement</c> reads them (the entries, and each row
+    /// that names its one grant itself).
+    /// </summary>
+    private static string? Commit(GrantWrites writes, IReadOnlyList<LedgerRow> rows, Dictionary<Guid, CreditGrant> table, List<GrantEntry> entries)
     {
         foreach (var g in writes.Created)
         {
@@ -441,6 +445,11 @@ public class GrantLedgerProperties
         }
 
         entries.AddRange(writes.Entries);
+        foreach (var row in rows)
+        {
+            if (row.GrantInRow is { } grant) entries.Add(new GrantEntry(row.Sequence, 0, grant, row.Amount));
+        }
+
         var byGrant = entries.ToLookup(e => e.GrantId);
         foreach (var g in table.Values)
         {

@@ -32,21 +32,16 @@ public sealed record CreditGrant(
 public sealed record GrantChange(Guid GrantId, decimal Amount, CreditGrant After, bool Created = false);
 
 /// <summary>
-/// What history row <see cref="Seq"/> moved on a grant (<see cref="Order"/>: its place in the row), as the
-/// <c>credit_grant_movement</c> view reads it: a <c>credit_grant_entry</c> row, or the history row's own <c>grant_id</c>
-/// when it is the row's only movement (<see cref="InHistoryRow"/>, <see cref="LedgerRow.GrantInRow"/>).
+/// One <c>credit_grant_entry</c> row: what history row <see cref="Seq"/> moved on a grant (<see cref="Order"/>: its
+/// place in the row). Only rows that moved two grants or more have entries; a row that moved one names it in its own
+/// <c>grant_id</c> (<see cref="LedgerRow.GrantInRow"/>). The <c>credit_grant_movement</c> view reads both.
 /// </summary>
-public sealed record GrantEntry(long Seq, int Order, Guid GrantId, decimal Amount, bool InHistoryRow = false);
+public sealed record GrantEntry(long Seq, int Order, Guid GrantId, decimal Amount);
 
 /// <summary>The grant rows a commit writes: grants it creates, grants it changes (final states) and the entries of its rows.</summary>
 public sealed record GrantWrites(IReadOnlyList<CreditGrant> Created, IReadOnlyList<CreditGrant> Changed, IReadOnlyList<GrantEntry> Entries)
 {
     public static readonly GrantWrites None = new([], [], []);
-
-    private GrantEntry[]? entryRows;
-
-    /// <summary>The entries that need a <c>credit_grant_entry</c> row: those of rows that moved two grants or more.</summary>
-    public IReadOnlyList<GrantEntry> EntryRows => entryRows ??= Entries.Where(e => !e.InHistoryRow).ToArray();
 
     /// <summary>
     /// From a batch's rows (in order), then the grant changes that have no row (a grant scheduled for later, or voided
@@ -66,7 +61,7 @@ public sealed record GrantWrites(IReadOnlyList<CreditGrant> Created, IReadOnlyLi
                 var change = row.GrantChanges[i];
                 final[change.GrantId] = change.After;
                 if (change.Created) created.Add(change.GrantId);
-                entries.Add(new GrantEntry(row.Sequence, i, change.GrantId, change.Amount, inRow));
+                if (!inRow) entries.Add(new GrantEntry(row.Sequence, i, change.GrantId, change.Amount));
             }
         }
 
