@@ -35,6 +35,12 @@ public sealed record AccountState(
     /// <summary>Its open grants (scheduled, or active with something left); the active ones' remaining add up to the balance (G1).</summary>
     public GrantSet Grants { get; init; } = GrantSet.Empty;
 
+    /// <summary>
+    /// Its usage rows of the hour, model and currency it used last, added up (columns <c>usage_hour_*</c>); the
+    /// summary's rollup of earlier ones is in <c>usage_hourly</c> (<see cref="UsageRollup"/>). Null before its first usage row.
+    /// </summary>
+    public UsageHourTotal? UsageHour { get; init; }
+
     /// <summary>The account as of its last change (what an operation answers with).</summary>
     public AccountView ToView() => ToView(UpdatedAt);
 

@@ -41,10 +41,13 @@ internal sealed class LedgerBatch(AccountState start, DateTimeOffset now)
     /// <summary>Events the batch's changes cause (balance alerts, hold and grant expiries), written by the same statement (E1).</summary>
     public List<Billing.Events.BillingEventRow> Events { get; } = [];
 
+    /// <summary>The open usage hours the batch's usage rows closed, written into <c>usage_hourly</c> (<see cref="UsageRollup"/>).</summary>
+    public List<UsageHourTotal> ClosedUsageHours { get; } = [];
+
     public void Append(LedgerRow row, Func<AccountState, LedgerRow, AccountState>? apply = null)
     {
         Rows.Add(row);
-        State = (apply ?? AccountLedger.Apply)(State, row);
+        State = UsageRollup.Add((apply ?? AccountLedger.Apply)(State, row), row, ClosedUsageHours);
     }
 
     /// <summary>Records a grant change that moves no money (so no history row).</summary>
@@ -57,7 +60,7 @@ internal sealed class LedgerBatch(AccountState start, DateTimeOffset now)
     /// <summary>The statement that writes this batch, if the account is still at the version it was decided against.</summary>
     public LedgerCommit ToCommit() => new(State, Start.Version, Rows, Charges, ResolveInsufficientBalanceErrors, Holds.ToWrites(Start.HoldsVersion),
         new Billing.Events.LedgerEvents(Events, Billing.Events.BillingEvents.Available(State, Now), State.Balance, State.Currency),
-        GrantWrites.From(Rows, GrantsWithoutRow));
+        GrantWrites.From(Rows, GrantsWithoutRow), ClosedUsageHours);
 }
 
 /// <summary>

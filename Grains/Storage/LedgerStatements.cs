@@ -6,7 +6,7 @@ namespace Billing.Storage;
 /// <summary>
 /// Everything one account commit writes, in one statement: the account row moved to <see cref="After"/> (only if it is
 /// still at <see cref="ExpectedVersion"/>), its new history rows, the usage records of its charges, and the open
-/// insufficient-balance errors it resolves. A feature that writes another table adds a list here and a part to
+/// insufficient-balance errors it resolves, and the open usage hours its usage rows closed (<see cref="UsageRollup"/>). A feature that writes another table adds a list here and a part to
 /// <see cref="LedgerStatements"/>.
 /// </summary>
 public sealed record LedgerCommit(
@@ -17,12 +17,26 @@ public sealed record LedgerCommit(
     bool ResolveInsufficientBalanceErrors,
     HoldWrites? Holds = null,
     Billing.Events.LedgerEvents? Events = null,
-    GrantWrites? Grants = null)
+    GrantWrites? Grants = null,
+    IReadOnlyList<UsageHourTotal>? ClosedUsageHours = null)
 {
     private GrantWrites? grantWrites;
 
     /// <summary>The grant rows to write: <see cref="Grants"/>, or when not given, what <see cref="Rows"/> do to grants.</summary>
     public GrantWrites GrantWrites => grantWrites ??= Grants ?? GrantWrites.From(Rows);
+
+    /// <summary>
+    /// The commit of <paramref name="rows"/> on <paramref name="before"/> as the group commit builds one, outside it (tools
+    /// and tests that write an account directly): the account after the rows, its open usage hour included, and the
+    /// open hours they close (<see cref="UsageRollup"/>).
+    /// </summary>
+    public static LedgerCommit Of(AccountState before, IReadOnlyList<LedgerRow> rows, IReadOnlyList<UsageReceipt> charges, long? expectedVersion = null)
+    {
+        var closed = new List<UsageHourTotal>();
+        var after = before;
+        foreach (var row in rows) after = UsageRollup.Add(AccountLedger.Apply(after, row), row, closed);
+        return new LedgerCommit(after, expectedVersion ?? before.Version, rows, charges, false, ClosedUsageHours: closed);
+    }
 }
 
 /// <summary>A new account and its opening history row (if any).</summary>
@@ -148,7 +162,10 @@ public static class LedgerStatements
 
         /// <summary>A row that moved two grants or more: <c>credit_grant_entry</c> rows (a row that moved one names it itself).</summary>
         GrantEntries = 16,
-        All = Charges | ErrorsAndEvents | Holds | Grants | GrantEntries,
+
+        /// <summary>An open usage hour closed into <c>usage_hourly</c> (once per account and hour or change of model).</summary>
+        UsageHours = 32,
+        All = Charges | ErrorsAndEvents | Holds | Grants | GrantEntries | UsageHours,
     }
 
     public static CommitShape ShapeOf(LedgerCommit commit)
@@ -160,6 +177,7 @@ public static class LedgerStatements
         var grants = commit.GrantWrites;
         if (grants.Created.Count > 0 || grants.Changed.Count > 0) shape |= CommitShape.Grants;
         if (grants.Entries.Count > 0) shape |= CommitShape.Grants | CommitShape.GrantEntries;
+        if (commit.ClosedUsageHours is { Count: > 0 }) shape |= CommitShape.UsageHours;
         return shape;
     }
 
@@ -196,7 +214,36 @@ public static class LedgerStatements
         if (shape.HasFlag(CommitShape.Holds)) parts.AddRange(HoldStatements.CommitParts(p, table, CommitNow));
         if (shape.HasFlag(CommitShape.Grants))
             parts.AddRange(GrantStatements.Parts(p, table, CommitNow, gate: "acct", withEntries: shape.HasFlag(CommitShape.GrantEntries)));
+        if (shape.HasFlag(CommitShape.UsageHours)) parts.Add(("usage_hours", ClosedUsageHours(p, table)));
         return p.Build(With([.. parts], "SELECT account_id FROM acct"));
+    }
+
+    /// <summary>The open usage hours the commits closed, added into <c>usage_hourly</c> (one row per account, hour, model and currency).</summary>
+    private static string ClosedUsageHours(SqlParameters<LedgerCommitGroup> p, AccountTable table)
+    {
+        Func<LedgerCommitGroup, IReadOnlyList<Owned<UsageHourTotal>>> rows = g => g.Rows("usage_hours", c => c.ClosedUsageHours);
+        var scope = p.Value("usage_hour_scope", "text", _ => table.Scope);
+        var owners = p.Array("usage_hour_owner", "uuid", rows, r => r.AccountId);
+        var hours = p.Array("usage_hour_hour", "timestamptz", rows, r => r.Row.Hour.UtcDateTime);
+        var models = p.Array("usage_hour_model", "uuid", rows, r => r.Row.ModelId);
+        var currencies = p.Array("usage_hour_currency", "text", rows, r => r.Row.Currency);
+        var requestCounts = p.Array("usage_hour_requests", "bigint", rows, r => r.Row.Requests);
+        var inputTokens = p.Array("usage_hour_input", "numeric", rows, r => r.Row.InputTokens);
+        var outputTokens = p.Array("usage_hour_output", "numeric", rows, r => r.Row.OutputTokens);
+        var costs = p.Array("usage_hour_cost", "numeric", rows, r => r.Row.Cost);
+        // Two closed hours of one key in one statement (an account switching models back and forth) are summed first:
+        // ON CONFLICT may not touch one row twice.
+        return $"""
+            INSERT INTO usage_hourly AS u (scope, account, hour, model_id, currency, requests, input_tokens, output_tokens, cost)
+            SELECT {scope}, r.owner_id, r.hour, r.model_id, r.currency, sum(r.requests), sum(r.input_tokens), sum(r.output_tokens), sum(r.cost)
+            FROM unnest({owners}, {hours}, {models}, {currencies}, {requestCounts}, {inputTokens}, {outputTokens}, {costs})
+                 AS r(owner_id, hour, model_id, currency, requests, input_tokens, output_tokens, cost)
+                 JOIN acct ON acct.account_id = r.owner_id
+            GROUP BY r.owner_id, r.hour, r.model_id, r.currency
+            ON CONFLICT (scope, account, hour, model_id, currency) DO UPDATE SET
+                requests = u.requests + EXCLUDED.requests, input_tokens = u.input_tokens + EXCLUDED.input_tokens,
+                output_tokens = u.output_tokens + EXCLUDED.output_tokens, cost = u.cost + EXCLUDED.cost
+            """;
     }
 
     /// <summary>The usage records of the commits' charges.</summary>
@@ -305,6 +352,13 @@ public static class LedgerStatements
         sink.Add("version", "bigint", a => a.Version);
         sink.Add("holds_seq", "bigint", a => a.HoldsVersion);
         sink.Add("updated_at", "timestamptz", a => a.UpdatedAt.UtcDateTime);
+        sink.Add("usage_hour", "timestamptz", a => a.UsageHour?.Hour.UtcDateTime);
+        sink.Add("usage_hour_model_id", "uuid", a => a.UsageHour?.ModelId);
+        sink.Add("usage_hour_currency", "text", a => a.UsageHour?.Currency);
+        sink.Add("usage_hour_requests", "bigint", a => a.UsageHour?.Requests ?? 0);
+        sink.Add("usage_hour_input_tokens", "numeric", a => a.UsageHour?.InputTokens ?? 0m);
+        sink.Add("usage_hour_output_tokens", "numeric", a => a.UsageHour?.OutputTokens ?? 0m);
+        sink.Add("usage_hour_cost", "numeric", a => a.UsageHour?.Cost ?? 0m);
     }
 
     /// <summary>History rows, one array per column.</summary>

@@ -50,6 +50,11 @@ public sealed class LedgerStore(NpgsqlDataSource dataSource)
             reader.Get<DateTimeOffset>("updated_at"))
         {
             CycleAnchor = reader.Get<DateTimeOffset?>("cycle_anchor"),
+            UsageHour = reader.Get<DateTimeOffset?>("usage_hour") is { } hour
+                ? new UsageHourTotal(hour, reader.Get<Guid>("usage_hour_model_id"), reader.Get<string>("usage_hour_currency"),
+                    reader.Get<long>("usage_hour_requests"), reader.Get<decimal>("usage_hour_input_tokens"),
+                    reader.Get<decimal>("usage_hour_output_tokens"), reader.Get<decimal>("usage_hour_cost"))
+                : null,
         };
 
     /// <summary>The account's version in the database (-1 when there is no account).</summary>

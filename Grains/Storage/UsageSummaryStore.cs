@@ -4,8 +4,8 @@ namespace Billing.Storage;
 
 /// <summary>
 /// Sums an account's usage history rows per UTC hour or day (and model). The whole hours of the range come from the
-/// hourly rollup <c>usage_hourly</c> (kept in the same transaction as the history rows by the triggers of
-/// <c>0008_usage_summary.sql</c>); the parts of an hour at either end of a range that does not start or end on a
+/// hourly rollup: <c>usage_hourly</c> and the account's open hour (its <c>usage_hour_*</c> columns), kept in the same
+/// statement as the history rows (<see cref="Billing.Accounts.UsageRollup"/>); the parts of an hour at either end of a range that does not start or end on a
 /// whole hour come from the history rows themselves. Both are numeric sums, so the result is exactly the sum of the
 /// rows. The reason filter is written as literals, exactly as the partial indexes' predicates (a parameter would hide
 /// the match from the planner); every value travels as a parameter.
@@ -37,6 +37,11 @@ public sealed class UsageSummaryStore(NpgsqlDataSource dataSource)
                 SELECT hour AS at, model_id, currency, requests, input_tokens, output_tokens, cost
                 FROM usage_hourly
                 WHERE scope = $1 AND account = $2 AND hour >= $5 AND hour < $6
+                UNION ALL
+                SELECT usage_hour, usage_hour_model_id, usage_hour_currency, usage_hour_requests, usage_hour_input_tokens,
+                       usage_hour_output_tokens, usage_hour_cost
+                FROM {table.Accounts}
+                WHERE {table.Key} = $2 AND usage_hour >= $5 AND usage_hour < $6
                 UNION ALL
                 SELECT created_at, coalesce(model_id, '00000000-0000-0000-0000-000000000000'), currency, 1,
                        coalesce(input_tokens, 0), coalesce(output_tokens, 0), quota_used - amount

@@ -17,6 +17,7 @@ public static partial class Checks
              $"{db.Holds.Count} holds, {db.Grants.Count} grants");
         foreach (var v in LedgerInvariants.FindViolations(db)) violation(v);
         foreach (var v in await LedgerInvariants.FindEventViolationsAsync(connectionString)) violation(v);
+        foreach (var v in await LedgerInvariants.FindUsageRollupViolationsAsync(connectionString)) violation(v);
 
         var records = db.UsageRecords;
         var chargeByUsage = db.Rows.Where(r => r.IsCharge).GroupBy(r => r.UsageId!.Value).ToDictionary(g => g.Key, g => g.First());

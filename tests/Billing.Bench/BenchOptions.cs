@@ -169,7 +169,7 @@ public sealed class BenchOptions
           --quiet-wait N      before each case, wait up to N s for the machine to be idle (120)
           --summary           only the usage summary: 31 daily buckets of one account (rollup, and straight from the rows)
           --summary-rows N    history rows of that account (1000000); --summary-days N: the days they span (365)
-          --drop-summary-index  drop 0008's triggers and indexes first (the write path before the usage summary)
+          --drop-summary-index  drop 0008's usage-time indexes first (the write path without them)
           --xp-sql SQL        run SQL on the bench database after its migrations (a schema experiment)
           --xp-writers N      writer connections of db-shared, accounts partitioned over them (2)
           --xp-fk             the experiment's history table gets the real one's foreign key to the account

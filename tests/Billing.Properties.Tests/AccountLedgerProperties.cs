@@ -101,7 +101,8 @@ public class AccountLedgerProperties
     /// <summary>Rebuilds an account from its opening state (no rows) and its history rows alone.</summary>
     public static AccountState Replay(AccountState opened, IEnumerable<LedgerRow> rows)
     {
-        var state = opened with { Balance = 0m, MonthUsed = 0m, Version = 0, IsPro = false, MonthlyQuota = 0m, CycleStart = null, CycleEnd = null, UpdatedAt = opened.CreatedAt };
+        var state = opened with { Balance = 0m, MonthUsed = 0m, Version = 0, IsPro = false, MonthlyQuota = 0m, CycleStart = null, CycleEnd = null, UpdatedAt = opened.CreatedAt, UsageHour = null };
+        var closedUsageHours = new List<UsageHourTotal>();
         foreach (var row in rows)
         {
             switch (row.Reason)
@@ -121,6 +122,8 @@ public class AccountLedgerProperties
                     state = AccountLedger.Apply(state, row);
                     break;
             }
+
+            state = UsageRollup.Add(state, row, closedUsageHours);
         }
 
         return state;
@@ -131,6 +134,7 @@ public class AccountLedgerProperties
     {
         var (state, rows) = Open(s);
         var opened = state;
+        var closedUsageHours = new List<UsageHourTotal>();
         var now = s.Start;
         foreach (var batch in s.Batches)
         {
@@ -163,6 +167,7 @@ public class AccountLedgerProperties
 
             // The batch commits: the account is the state its rows leave.
             rows.AddRange(decided.Rows);
+            closedUsageHours.AddRange(decided.ClosedUsageHours);
             state = decided.State;
         }
 
@@ -186,6 +191,16 @@ public class AccountLedgerProperties
 
         var replayed = Replay(opened, rows);
         if (replayed != state) return $"replay differs:\n  state  {state}\n  replay {replayed}";
+
+        // The usage summary's rollup: the hours the batches closed plus the open one are the usage rows' sums, per key.
+        var rolledUp = closedUsageHours.Concat(state.UsageHour is { } open ? [open] : [])
+            .GroupBy(h => (h.Hour, h.ModelId, h.Currency))
+            .ToDictionary(g => g.Key, g => (g.Sum(h => h.Requests), g.Sum(h => h.InputTokens), g.Sum(h => h.OutputTokens), g.Sum(h => h.Cost)));
+        var usageRows = rows.Where(r => UsageRollup.Counts(opened.Kind, r.Reason))
+            .GroupBy(r => (UsageRollup.HourOf(r.CreatedAt), r.ModelId ?? Guid.Empty, r.Currency))
+            .ToDictionary(g => g.Key, g => ((long)g.Count(), (decimal)g.Sum(r => r.InputTokens ?? 0), (decimal)g.Sum(r => r.OutputTokens ?? 0), g.Sum(r => r.QuotaUsed - r.Amount)));
+        if (rolledUp.Count != usageRows.Count || rolledUp.Any(h => !usageRows.TryGetValue(h.Key, out var sums) || sums != h.Value))
+            return $"usage rollup {string.Join(", ", rolledUp)} != the usage rows' sums {string.Join(", ", usageRows)}";
         return null;
     }
 

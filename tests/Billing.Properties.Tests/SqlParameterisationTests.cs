@@ -21,6 +21,7 @@ public partial class SqlParameterisationTests
         new(@"^BillingEventTypes\.\w+$"),                                           // event type constants (Grains.Interfaces/Events.cs)
         new(@"^(available|balance)$"),                                               // EventStatements: placeholders from SqlParameters
         new(@"^(ids|remaining|states|owners)$"),                                    // GrantStatements: array placeholders of changed grants
+        new(@"^(hours|models|currencies|requestCounts|inputTokens|outputTokens|costs)$"), // LedgerStatements: closed usage hours' array placeholders
         new(@"^(account|now|expectedVersion|expectedHoldsVersion|table|gate|gateSource|filter|condition|project|creator|createdAt|credit|currency|claim|decided|accountInsert|history|assignments|resolving|scope|names|values|targetColumns|sourceValues|arrayPlaceholders|arrayColumns|result|commonTableExpressions|join|conditions|setList|returnedColumns)$"),
     ];
 

@@ -25,12 +25,19 @@ namespace Billing.Testing;
 /// </summary>
 public static partial class LedgerInvariants
 {
-    public static async Task<IReadOnlyList<string>> FindEventViolationsAsync(string connectionString, LedgerScope? scope = null)
+    public static Task<IReadOnlyList<string>> FindEventViolationsAsync(string connectionString, LedgerScope? scope = null) =>
+        RunSqlCheckAsync(connectionString, EventChecks, scope);
+
+    /// <summary>
+    /// Runs a check written in SQL on one REPEATABLE READ snapshot: <c>$1</c> the users in scope, <c>$2</c> the
+    /// projects (both null: every account); each row it returns is a violation (one text column).
+    /// </summary>
+    private static async Task<IReadOnlyList<string>> RunSqlCheckAsync(string connectionString, string check, LedgerScope? scope)
     {
         await using var db = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(connectionString) { Pooling = false }.ConnectionString);
         await db.OpenAsync();
         await using var transaction = await db.BeginTransactionAsync(IsolationLevel.RepeatableRead);
-        await using var command = new NpgsqlCommand(EventChecks, db, transaction);
+        await using var command = new NpgsqlCommand(check, db, transaction);
         command.Parameters.Add(new NpgsqlParameter { Value = (object?)scope?.Users.ToArray() ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Array | NpgsqlTypes.NpgsqlDbType.Uuid });
         command.Parameters.Add(new NpgsqlParameter { Value = (object?)scope?.Projects.ToArray() ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Array | NpgsqlTypes.NpgsqlDbType.Uuid });
         var violations = new List<string>();

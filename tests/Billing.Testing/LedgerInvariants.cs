@@ -16,6 +16,8 @@ namespace Billing.Testing;
 /// creator), and then has its one first_project_credit row; a creator holds at most one.</item>
 /// <item>G1: balance = sum of the remaining of the account's active grants; every row that moved grants moved its
 /// amount on them (its entries add up to its amount).</item>
+/// <item>The usage summary's rollup: <c>usage_hourly</c> plus each account's open hour are the sums of its usage rows
+/// (<see cref="FindUsageRollupViolationsAsync"/>).</item>
 /// <item>G2: 0 ≤ remaining ≤ amount; amount − remaining = what its entries took (charges, expiry, void); a grant's
 /// entries belong to its own account; a scheduled grant is untouched; a grant counted at most once.</item>
 /// </list>
@@ -30,7 +32,8 @@ public static partial class LedgerInvariants
     }
 
     public static async Task<IReadOnlyList<string>> FindViolationsAsync(string connectionString, LedgerScope? scope = null) =>
-        [.. FindViolations(await LedgerSnapshot.ReadAsync(connectionString, scope)), .. await FindEventViolationsAsync(connectionString, scope)];
+        [.. FindViolations(await LedgerSnapshot.ReadAsync(connectionString, scope)), .. await FindEventViolationsAsync(connectionString, scope),
+         .. await FindUsageRollupViolationsAsync(connectionString, scope)];
 
     /// <summary>Every violation in a snapshot already read (the bank reads one and checks its clients' answers too).</summary>
     public static IReadOnlyList<string> FindViolations(LedgerSnapshot snapshot)

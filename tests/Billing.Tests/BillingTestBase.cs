@@ -22,7 +22,8 @@ public abstract class BillingTestBase(ClusterFixture fixture) : IAsyncLifetime
         // Scoped: the test classes share one database and run side by side.
         var snapshot = await LedgerSnapshot.ReadAsync(fixture.ConnectionString, LedgerScope.Of(touched), fixture.Clock.GetUtcNow());
         var violations = LedgerInvariants.FindViolations(snapshot)
-            .Concat(await LedgerInvariants.FindEventViolationsAsync(fixture.ConnectionString, LedgerScope.Of(touched))).ToList(); // E1
+            .Concat(await LedgerInvariants.FindEventViolationsAsync(fixture.ConnectionString, LedgerScope.Of(touched))) // E1
+            .Concat(await LedgerInvariants.FindUsageRollupViolationsAsync(fixture.ConnectionString, LedgerScope.Of(touched))).ToList();
         Assert.True(violations.Count == 0, string.Join('\n', violations));
         foreach (var (kind, id) in touched) await AssertGrainMatchesDatabase(snapshot.Accounts[(kind, id)]);
     }

@@ -37,7 +37,7 @@ public sealed class DurabilityTests(ClusterFixture fixture) : BillingTestBase(fi
         // The grain moves on; the "other activation" still holds the old version.
         await Usage.RecordAiUsage(new AiUsage(Guid.NewGuid(), project, user, model, 4, 0));
         var (row, _) = AccountLedger.Charge(stale, new AccountCharge(Guid.NewGuid(), HistoryReasons.AiUsage, 10m, "USD", model, 10, 0, user), DateTimeOffset.UtcNow);
-        var written = await store.CommitAsync(new LedgerCommit(AccountLedger.Apply(stale, row!), stale.Version, [row!], [], false));
+        var written = await store.CommitAsync(LedgerCommit.Of(stale, [row!], []));
 
         Assert.False(written);
         Assert.Equal(6m, (await store.LoadAsync(AccountTable.Projects, project))!.Balance);

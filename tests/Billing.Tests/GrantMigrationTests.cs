@@ -60,7 +60,7 @@ public sealed class GrantMigrationTests
         var (row, problem) = AccountLedger.Charge(account, new AccountCharge(usageId, HistoryReasons.AiUsagePersonal, 1.25m, "USD", Guid.NewGuid(), 1, 0, null), DateTimeOffset.UtcNow);
         Assert.Null(problem);
         var receipt = new UsageReceipt(usageId, 1.25m, "USD", 1, 0, PayingAccount.User, user, row!.BalanceAfter, 0m);
-        Assert.True(await store.CommitAsync(new LedgerCommit(AccountLedger.Apply(account, row), account.Version, [row], [receipt], false)));
+        Assert.True(await store.CommitAsync(LedgerCommit.Of(account, [row], [receipt])));
         Assert.Equal([new GrantChange(userGrant.GrantId, -1.25m, userGrant with { Remaining = 6.25m })], row.GrantChanges);
         await LedgerInvariants.AssertHoldAsync(database);
     }
@@ -99,7 +99,7 @@ public sealed class GrantMigrationTests
         Assert.Null(problem);
         Assert.Equal(grant, row!.GrantInRow);
         var receipt = new UsageReceipt(usageId, 1.25m, "USD", 1, 0, PayingAccount.User, user, row.BalanceAfter, 0m);
-        Assert.True(await store.CommitAsync(new LedgerCommit(AccountLedger.Apply(account, row), account.Version, [row], [receipt], false)));
+        Assert.True(await store.CommitAsync(LedgerCommit.Of(account, [row], [receipt])));
 
         var history = (await store.ReadHistoryAsync(AccountTable.Users, user, new HistoryQuery(10, null))).Items;
         Assert.Equal([[new GrantDraw(grant, -1.25m)], [new GrantDraw(grant, -2.5m)], [new GrantDraw(grant, 10m)]], history.Select(h => h.Grants!));

@@ -29,6 +29,10 @@ public class LedgerStatementTests
         var spanning = LedgerStatements.Commit(AccountKind.Project,
             LedgerStatements.CommitShape.Charges | LedgerStatements.CommitShape.Grants | LedgerStatements.CommitShape.GrantEntries).Sql;
         Assert.Contains("grant_entries AS (", spanning);
+        Assert.DoesNotContain("usage_hourly", usage); // the usage rows add up on the account row until their hour closes
+        Assert.Contains("usage_hour_cost = a.usage_hour_cost", usage);
+        var closing = LedgerStatements.Commit(AccountKind.Project, LedgerStatements.CommitShape.Charges | LedgerStatements.CommitShape.UsageHours).Sql;
+        Assert.Contains("INSERT INTO usage_hourly", closing);
         Assert.DoesNotContain("billing_hold", usage);
         Assert.DoesNotContain("billing_event", usage);
         Assert.DoesNotContain("billing_error", usage);

@@ -31,7 +31,7 @@ public sealed class PreparedCommitTests(ClusterFixture fixture) : BillingTestBas
         async Task Commit(LedgerRow? row, UsageReceipt? receipt)
         {
             // The statement with every part, so that commits of every shape run the same text.
-            var commit = new LedgerCommit(AccountLedger.Apply(account, row!), account.Version, [row!], receipt is null ? [] : [receipt], false);
+            var commit = LedgerCommit.Of(account, [row!], receipt is null ? [] : [receipt]);
             await using var batch = dataSource.CreateBatch();
             batch.BatchCommands.Add(LedgerStatements.Commit(AccountKind.Project, LedgerStatements.CommitShape.All).BatchCommand(new LedgerCommitGroup([commit])));
             Assert.Equal(account.Id, (Guid)(await batch.ExecuteScalarAsync())!);

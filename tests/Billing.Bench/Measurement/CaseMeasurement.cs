@@ -2,6 +2,7 @@ using Billing.Bench.Processes;
 using Billing.Bench.Report;
 using Billing.Bench.Seeding;
 using Billing.Bench.Workload;
+using Billing.Testing;
 using static Billing.Bench.Report.Progress;
 
 namespace Billing.Bench.Measurement;
@@ -82,6 +83,12 @@ internal sealed class CaseMeasurement(BenchOptions options, BenchDatabase databa
         if (balanceDrop != storedCost) problems.Add($"balances fell by {balanceDrop} but stored charges cost {storedCost}");
         if (result.AmbiguousTotal == 0 && storedCost != result.AckedCostTotal) problems.Add($"stored charges cost {storedCost} but acknowledged {result.AckedCostTotal}");
         if (services is not null) problems.AddRange(services.Deaths());
+        if (ledgerTable is null)
+        {
+            // The usage summary's rollup, kept by the grains: usage_hourly and the accounts' open hours = the usage rows.
+            var rollup = await LedgerInvariants.FindUsageRollupViolationsAsync(database.Bench.ConnectionString);
+            if (rollup.Count > 0) problems.Add($"{rollup.Count} usage rollup difference(s), first: {rollup[0]}");
+        }
 
         // Account write statements: exact for the grains (from their rows), one per transaction for the seed, from the
         // statistics views (about a second behind) for the experiment.

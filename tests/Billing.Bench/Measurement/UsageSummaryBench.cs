@@ -11,7 +11,7 @@ namespace Billing.Bench.Measurement;
 /// account with <c>--summary-rows</c> history rows (1,000,000) spread evenly over <c>--summary-days</c> days, for
 /// 31 daily buckets ending now, grouped by model and not; and, for comparison, the same sums straight from the history
 /// rows (what the summary would cost without the rollup). <c>--drop-summary-index</c> (with the ordinary cases) drops
-/// 0008's triggers and indexes first: the write path as it was before the usage summary.
+/// 0008's indexes first (its triggers are gone since 0014: the grains keep the rollup).
 /// </summary>
 internal static class UsageSummaryBench
 {
@@ -19,12 +19,10 @@ internal static class UsageSummaryBench
     public static async Task DropIndexesAsync(BenchDatabase database)
     {
         await ExecuteAsync(database.Bench, """
-            DROP TRIGGER project_billing_history_usage_hourly ON project_billing_history;
-            DROP TRIGGER user_billing_history_usage_hourly ON user_billing_history;
             DROP INDEX project_billing_history_usage_time_idx;
             DROP INDEX user_billing_history_usage_time_idx;
             """);
-        Say("usage summary's triggers and indexes (0008) dropped: the write path as before the usage summary");
+        Say("usage summary's indexes (0008) dropped: the write path without them (the rollup is the grains' since 0014)");
     }
 
     public static async Task<int> RunAsync(BenchOptions options, BenchDatabase database)
@@ -111,6 +109,18 @@ internal static class UsageSummaryBench
         command.Parameters.Add(new NpgsqlParameter<DateTimeOffset> { TypedValue = start });
         command.Parameters.Add(new NpgsqlParameter<DateTimeOffset> { TypedValue = now });
         await command.ExecuteNonQueryAsync();
+
+        // The rollup the grains would have left (every hour closed): rows written by SQL are not the grains' rows.
+        await using var rollup = db.CreateCommand("""
+            INSERT INTO usage_hourly (scope, account, hour, model_id, currency, requests, input_tokens, output_tokens, cost)
+            SELECT 'user', "user", date_bin('1 hour', created_at, TIMESTAMPTZ '2000-01-01 00:00:00+00'), model_id, currency,
+                   count(*), coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0), sum(quota_used - amount)
+            FROM user_billing_history WHERE "user" = $1 AND reason = 'ai_usage_personal'
+            GROUP BY 2, 3, 4, 5
+            """);
+        rollup.CommandTimeout = 600;
+        rollup.Parameters.Add(new NpgsqlParameter<Guid> { TypedValue = user });
+        await rollup.ExecuteNonQueryAsync();
     }
 
     /// <summary>The same sums straight from the history rows (through the partial index): the baseline without the rollup.</summary>
