@@ -12,14 +12,10 @@ namespace Billing.Storage;
 /// </summary>
 public sealed class UsageSummaryStore(NpgsqlDataSource dataSource)
 {
+    // The rows UsageRollup.Counts rolls up, written as the partial indexes' predicates.
     private const string ProjectFilter = "reason = 'ai_usage'";
     private const string UserFilter = "reason IN ('ai_usage_personal', 'ai_usage_user_fallback')";
     private static readonly TimeSpan Hour = TimeSpan.FromHours(1);
-
-    /// <summary>The reasons of the rows in which the account itself paid for a usage (a project's fallback markers are 0 and name the user who paid).</summary>
-    public static IReadOnlyList<string> UsageReasons(AccountKind kind) => kind == AccountKind.Project
-        ? [HistoryReasons.AiUsage]
-        : [HistoryReasons.AiUsagePersonal, HistoryReasons.AiUsageUserFallback];
 
     public async Task<List<UsageBucket>> SumAsync(AccountKind kind, Guid accountId, DateTimeOffset from, DateTimeOffset to, TimeSpan bucket,
         bool groupByModel, CancellationToken cancellationToken = default)
