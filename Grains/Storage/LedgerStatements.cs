@@ -32,10 +32,10 @@ public sealed record LedgerCommit(
     /// </summary>
     public static LedgerCommit Of(AccountState before, IReadOnlyList<LedgerRow> rows, IReadOnlyList<UsageReceipt> charges, long? expectedVersion = null)
     {
-        var closed = new List<UsageHourTotal>();
-        var after = before;
-        foreach (var row in rows) after = UsageRollup.Add(AccountLedger.Apply(after, row), row, closed);
-        return new LedgerCommit(after, expectedVersion ?? before.Version, rows, charges, false, ClosedUsageHours: closed);
+        var batch = new LedgerBatch(before, before.UpdatedAt);
+        foreach (var row in rows) batch.Append(row);
+        batch.Charges.AddRange(charges);
+        return batch.ToCommit() with { ExpectedVersion = expectedVersion ?? before.Version };
     }
 }
 

@@ -83,7 +83,7 @@ public sealed class UsageSummaryStore(NpgsqlDataSource dataSource)
         return buckets;
     }
 
-    private static DateTimeOffset Floor(DateTimeOffset at) => new(at.UtcTicks - at.UtcTicks % Hour.Ticks, TimeSpan.Zero);
+    private static DateTimeOffset Floor(DateTimeOffset at) => Billing.Accounts.UsageRollup.HourOf(at);
 
     private static DateTimeOffset Ceiling(DateTimeOffset at) => Floor(at) == at ? Floor(at) : Floor(at) + Hour;
 }

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Net;
 using System.Text.Json;
+using Billing.Testing;
 using Npgsql;
 using static Billing.Gateway.Tests.Scenario;
 
@@ -285,14 +286,7 @@ public sealed class UsageSummaryTests(GatewayFixture fixture)
         }
 
         // The rollup the grains would have left for these rows (every hour closed): rows written by SQL are not theirs.
-        await using (var rollup = new NpgsqlCommand("""
-            INSERT INTO usage_hourly (scope, account, hour, model_id, currency, requests, input_tokens, output_tokens, cost)
-            SELECT 'user', "user", date_bin('1 hour', created_at, TIMESTAMPTZ '2000-01-01 00:00:00+00'),
-                   coalesce(model_id, '00000000-0000-0000-0000-000000000000'), currency,
-                   count(*), coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0), sum(quota_used - amount)
-            FROM user_billing_history WHERE "user" = $1 AND reason = 'ai_usage_personal'
-            GROUP BY 2, 3, 4, 5
-            """, connection, tx))
+        await using (var rollup = new NpgsqlCommand(LedgerInvariants.RollUpUserUsageRowsSql, connection, tx))
         {
             rollup.Parameters.Add(new NpgsqlParameter<Guid> { TypedValue = user });
             await rollup.ExecuteNonQueryAsync();

@@ -7,6 +7,19 @@ namespace Billing.Testing;
 /// </summary>
 public static partial class LedgerInvariants
 {
+    /// <summary>
+    /// For a user's ledger written by SQL (tests and the bench write history in the past, which the grains never do): the
+    /// rollup the grains would have left for its usage rows, every hour closed. <c>$1</c> = the user.
+    /// </summary>
+    public const string RollUpUserUsageRowsSql = """
+        INSERT INTO usage_hourly (scope, account, hour, model_id, currency, requests, input_tokens, output_tokens, cost)
+        SELECT 'user', "user", date_bin('1 hour', created_at, TIMESTAMPTZ '2000-01-01 00:00:00+00'),
+               coalesce(model_id, '00000000-0000-0000-0000-000000000000'), currency,
+               count(*), coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0), sum(quota_used - amount)
+        FROM user_billing_history WHERE "user" = $1 AND reason IN ('ai_usage_personal', 'ai_usage_user_fallback')
+        GROUP BY 2, 3, 4, 5
+        """;
+
     public static Task<IReadOnlyList<string>> FindUsageRollupViolationsAsync(string connectionString, LedgerScope? scope = null) =>
         RunSqlCheckAsync(connectionString, UsageRollupCheck, scope);
 

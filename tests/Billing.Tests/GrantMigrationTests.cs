@@ -27,7 +27,7 @@ public sealed class GrantMigrationTests
             await connection.OpenAsync();
             // What the old code wrote: a user with signup and a charge (7.5 left), a user who spent everything, a
             // project without the first-project credit (0) and one with it, topped up (25).
-            await Execute(connection, """
+            await MigrationSql.ExecuteAsync(connection, """
                 INSERT INTO user_billing ("user", balance, version, created_at, updated_at) VALUES ($1, 7.5, 2, now(), now()), ($2, 0, 2, now(), now());
                 INSERT INTO user_billing_history (uid, "user", seq, amount, currency, reason, balance_after, created_at) VALUES
                     (gen_random_uuid(), $1, 1, 10, 'USD', 'signup_credit', 10, now()),
@@ -77,7 +77,7 @@ public sealed class GrantMigrationTests
         {
             await connection.OpenAsync();
             // What the code before 0013 wrote: a grant of 10 (its grant_credit row and entry), a charge of 2.5 (its entry).
-            await Execute(connection, """
+            await MigrationSql.ExecuteAsync(connection, """
                 INSERT INTO user_billing ("user", balance, version, created_at, updated_at) VALUES ($1, 7.5, 2, now(), now());
                 INSERT INTO credit_grant (grant_id, scope, account_id, category, priority, amount, remaining, currency, effective_at, state, created_at, updated_at)
                     VALUES ($2, 'user', $1, 'paid', 50, 10, 7.5, 'USD', now(), 'active', now(), now());
@@ -116,7 +116,7 @@ public sealed class GrantMigrationTests
         await using (var connection = new NpgsqlConnection(database))
         {
             await connection.OpenAsync();
-            await Execute(connection, """
+            await MigrationSql.ExecuteAsync(connection, """
                 INSERT INTO user_billing ("user", balance, version, created_at, updated_at) VALUES ($1, 10, 1, now(), now()), ($2, 0, 0, now(), now());
                 INSERT INTO credit_grant (grant_id, scope, account_id, category, priority, amount, remaining, currency, effective_at, state, created_at, updated_at)
                     VALUES ($3, 'user', $1, 'paid', 50, 10, 10, 'USD', now(), 'active', now(), now());
@@ -130,7 +130,7 @@ public sealed class GrantMigrationTests
         {
             await connection.OpenAsync();
             // A zero-amount row of the other user that names the first user's grant.
-            await Execute(connection, """
+            await MigrationSql.ExecuteAsync(connection, """
                 UPDATE user_billing SET version = 1 WHERE "user" = $2;
                 INSERT INTO user_billing_history (uid, "user", seq, amount, currency, reason, balance_after, grant_id, created_at) VALUES
                     (gen_random_uuid(), $2, 1, 0, 'USD', 'grant_credit', 0, $3, now())
@@ -139,17 +139,5 @@ public sealed class GrantMigrationTests
 
         var violations = await LedgerInvariants.FindViolationsAsync(database);
         Assert.Contains(violations, v => v.StartsWith("G2", StringComparison.Ordinal) && v.Contains($"grant {grant} of User {user}: an entry in another account", StringComparison.Ordinal));
-    }
-
-    private static async Task Execute(NpgsqlConnection connection, string sql, params Guid[] ids)
-    {
-        // One statement per command: positional parameters allow no more.
-        foreach (var statement in sql.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
-        {
-            await using var command = new NpgsqlCommand(statement, connection);
-            foreach (var id in ids.Take(statement.Contains("$4") ? 4 : statement.Contains("$3") ? 3 : statement.Contains("$2") ? 2 : 1))
-                command.Parameters.Add(new NpgsqlParameter { Value = id });
-            await command.ExecuteNonQueryAsync();
-        }
     }
 }

@@ -28,7 +28,7 @@ public sealed class UsageRollupMigrationTests
         {
             await connection.OpenAsync();
             // What the code before 0014 wrote: a user's grant of 10 and a personal usage of 2.5, rolled up by the trigger.
-            await Execute(connection, """
+            await MigrationSql.ExecuteAsync(connection, """
                 INSERT INTO user_billing ("user", balance, version, created_at, updated_at) VALUES ($1, 7.5, 2, $3, $3);
                 INSERT INTO credit_grant (grant_id, scope, account_id, category, priority, amount, remaining, currency, effective_at, state, created_at, updated_at)
                 VALUES ($4, 'user', $1, 'paid', 0, 10, 7.5, 'USD', $3, 'active', $3, $3);
@@ -72,7 +72,7 @@ public sealed class UsageRollupMigrationTests
         {
             await connection.OpenAsync();
             // A usage row written behind the grains' back: neither usage_hourly nor the account's open hour has it.
-            await Execute(connection, """
+            await MigrationSql.ExecuteAsync(connection, """
                 INSERT INTO user_billing ("user", balance, version, created_at, updated_at) VALUES ($1, 0, 1, now(), now());
                 INSERT INTO user_billing_history (uid, "user", seq, amount, currency, reason, balance_after, model_id, input_tokens, output_tokens, usage_id, created_at)
                 VALUES (gen_random_uuid(), $1, 1, 0, 'USD', 'ai_usage_personal', 0, gen_random_uuid(), 1, 1, gen_random_uuid(), now())
@@ -81,18 +81,6 @@ public sealed class UsageRollupMigrationTests
 
         var violation = Assert.Single(await LedgerInvariants.FindUsageRollupViolationsAsync(database));
         Assert.Contains($"usage rollup user {user}", violation, StringComparison.Ordinal);
-    }
-
-    private static async Task Execute(NpgsqlConnection connection, string sql, params object[] values)
-    {
-        // One statement per command: positional parameters allow no more. Each gets the values up to the highest $n it uses.
-        foreach (var statement in sql.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
-        {
-            await using var command = new NpgsqlCommand(statement, connection);
-            var used = Enumerable.Range(1, values.Length).LastOrDefault(n => statement.Contains($"${n}", StringComparison.Ordinal));
-            foreach (var value in values.Take(used)) command.Parameters.Add(new NpgsqlParameter { Value = value });
-            await command.ExecuteNonQueryAsync();
-        }
     }
 
     private static async Task<long> Scalar(string database, string sql, Guid id)

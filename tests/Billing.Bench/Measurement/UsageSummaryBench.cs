@@ -111,13 +111,7 @@ internal static class UsageSummaryBench
         await command.ExecuteNonQueryAsync();
 
         // The rollup the grains would have left (every hour closed): rows written by SQL are not the grains' rows.
-        await using var rollup = db.CreateCommand("""
-            INSERT INTO usage_hourly (scope, account, hour, model_id, currency, requests, input_tokens, output_tokens, cost)
-            SELECT 'user', "user", date_bin('1 hour', created_at, TIMESTAMPTZ '2000-01-01 00:00:00+00'), model_id, currency,
-                   count(*), coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0), sum(quota_used - amount)
-            FROM user_billing_history WHERE "user" = $1 AND reason = 'ai_usage_personal'
-            GROUP BY 2, 3, 4, 5
-            """);
+        await using var rollup = db.CreateCommand(Billing.Testing.LedgerInvariants.RollUpUserUsageRowsSql);
         rollup.CommandTimeout = 600;
         rollup.Parameters.Add(new NpgsqlParameter<Guid> { TypedValue = user });
         await rollup.ExecuteNonQueryAsync();
