@@ -78,3 +78,10 @@ public sealed class ClockClusterCollection : ICollectionFixture<ClockClusterFixt
 {
     public const string Name = "billing cluster with a movable clock";
 }
+
+/// <summary>A cluster of its own for the test that restarts its silo (<see cref="SiloRestartTests"/>).</summary>
+[CollectionDefinition(Name)]
+public sealed class SiloRestartCollection : ICollectionFixture<ClusterFixture>
+{
+    public const string Name = "silo restart";
+}

@@ -8,24 +8,6 @@ namespace Billing.Tests;
 public sealed class DurabilityTests(ClusterFixture fixture) : BillingTestBase(fixture)
 {
     [Fact]
-    public async Task Balance_reloads_from_the_database_after_deactivation_and_a_silo_restart()
-    {
-        var model = await NewModel();
-        var user = await NewUser();
-        var project = await NewProject();
-        await Usage.RecordAiUsage(new AiUsage(Guid.NewGuid(), project, user, model, 1_234, 567));
-
-        await Fixture.Cluster.DeactivateAsync(Grains.GetGrain<IProjectGrain>(project));
-        var silo = Fixture.Cluster.GetActiveSilos().First();
-        await Fixture.Cluster.RestartSiloAsync(silo);
-        await Fixture.Cluster.InitializeClientAsync();
-
-        var account = await View(AccountKind.Project, project);
-        Assert.Equal(19.987793m, account.Balance);
-        Assert.Equal(2, account.Version);
-    }
-
-    [Fact]
     public async Task A_stale_second_activation_cannot_write_and_the_live_one_reloads()
     {
         var model = await NewModel(1_000_000m, 0.0001m);
@@ -50,5 +32,32 @@ public sealed class DurabilityTests(ClusterFixture fixture) : BillingTestBase(fi
         var afterConflict = await Usage.RecordAiUsage(new AiUsage(Guid.NewGuid(), project, user, model, 50, 0));
 
         Assert.Equal((PayingAccount.Project, 56m), (afterConflict.Value!.DeductedFrom, afterConflict.Value.BalanceAfter));
+    }
+}
+
+/// <summary>
+/// The restart of the test cluster's one silo, on a cluster of its own: the shared cluster's clock is moved by hours and
+/// days by other tests, and a silo restarted there could miss its gateway for minutes (twice in full runs), leaving
+/// every later test of the collection without a cluster.
+/// </summary>
+[Collection(SiloRestartCollection.Name)]
+public sealed class SiloRestartTests(ClusterFixture fixture) : BillingTestBase(fixture)
+{
+    [Fact]
+    public async Task Balance_reloads_from_the_database_after_deactivation_and_a_silo_restart()
+    {
+        var model = await NewModel();
+        var user = await NewUser();
+        var project = await NewProject();
+        await Usage.RecordAiUsage(new AiUsage(Guid.NewGuid(), project, user, model, 1_234, 567));
+
+        await Fixture.Cluster.DeactivateAsync(Grains.GetGrain<IProjectGrain>(project));
+        var silo = Fixture.Cluster.GetActiveSilos().First();
+        await Fixture.Cluster.RestartSiloAsync(silo);
+        await Fixture.Cluster.InitializeClientAsync();
+
+        var account = await View(AccountKind.Project, project);
+        Assert.Equal(19.987793m, account.Balance);
+        Assert.Equal(2, account.Version);
     }
 }
