@@ -82,17 +82,18 @@ public sealed class LedgerWriter : IAsyncDisposable
 
     private async Task WriteLoop(ChannelReader<PendingWrite> reader)
     {
+        await using var connection = new WriterConnection(dataSource);
         var batch = new List<PendingWrite>(MaxWritesPerTransaction);
-        while (await reader.WaitToReadAsync())
+        while (await connection.WaitToReadAsync(reader))
         {
             while (batch.Count < MaxWritesPerTransaction && reader.TryRead(out var write)) batch.Add(write);
             batch.Sort((a, b) => a.AccountId.CompareTo(b.AccountId));
-            await Commit(batch);
+            await Commit(batch, connection);
             batch.Clear();
         }
     }
 
-    private async Task Commit(List<PendingWrite> writes)
+    private async Task Commit(List<PendingWrite> writes, WriterConnection connection)
     {
         // The loop runs outside any call: the span joins the first caller's trace and links to every caller's.
         using var span = BillingTracing.Source.StartActivity("ledger commit", ActivityKind.Internal, writes[0].Caller,
@@ -103,7 +104,7 @@ public sealed class LedgerWriter : IAsyncDisposable
         {
             try
             {
-                var written = await Execute(statements);
+                var written = await Execute(statements, connection);
                 for (var i = 0; i < statements.Count; i++)
                 {
                     foreach (var write in statements[i].Writes) write.Completion.TrySetResult(written[i].Contains(write.AccountId));
@@ -133,6 +134,8 @@ public sealed class LedgerWriter : IAsyncDisposable
             }
             catch (Exception exception)
             {
+                // Not an error the server answered: the connection may be broken, so the next transaction takes another.
+                if (exception is not StatementFailedException) await connection.ReleaseAsync();
                 var error = exception is StatementFailedException failure ? failure.Error : exception;
                 foreach (var write in statements.SelectMany(s => s.Writes)) write.Completion.TrySetException(error);
                 return;
@@ -158,10 +161,9 @@ public sealed class LedgerWriter : IAsyncDisposable
     /// One round trip, one implicit transaction; the accounts each statement wrote (an account may be in two statements:
     /// the second then finds it moved), which only count once the reader has seen the transaction commit.
     /// </summary>
-    private async Task<HashSet<Guid>[]> Execute(List<CommitStatement> statements)
+    private static async Task<HashSet<Guid>[]> Execute(List<CommitStatement> statements, WriterConnection connection)
     {
-        await using var connection = await dataSource.OpenConnectionAsync();
-        await using var batch = new NpgsqlBatch(connection);
+        await using var batch = new NpgsqlBatch(await connection.OpenAsync());
         foreach (var statement in statements) batch.BatchCommands.Add(LedgerStore.CommitCommand(statement.Group));
         var written = new HashSet<Guid>[statements.Count];
         var index = 0; // the statement whose result is being read: the one that failed, on an error

@@ -193,6 +193,105 @@ public sealed class LedgerWriterTests(ClusterFixture fixture) : BillingTestBase(
         }
     }
 
+    [Fact]
+    public async Task A_writer_sends_every_transaction_on_the_one_connection_it_keeps()
+    {
+        // The pool hands out its idle connections in turn: a writer that took one per transaction spread its
+        // statements over all of them (a PostgreSQL backend each, cold, with its own prepared statement).
+        var application = $"ledger-writer-{Guid.NewGuid():N}"[..30];
+        await using var dataSource = NpgsqlDataSource.Create(new NpgsqlConnectionStringBuilder(Fixture.ConnectionString) { ApplicationName = application }.ConnectionString);
+        var idle = await Task.WhenAll(Enumerable.Range(0, 6).Select(async _ => await dataSource.OpenConnectionAsync()));
+        foreach (var connection in idle) await connection.DisposeAsync();
+        Assert.Equal(6, await Scalar("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1", application));
+
+        await using var writer = new LedgerWriter(dataSource, NullLogger<LedgerWriter>.Instance, Options.Create(new BillingLimits { LedgerWriters = 1 }));
+        var project = await NewProject(balance: 0m);
+        await Fixture.Cluster.DeactivateAsync(Grains.GetGrain<IProjectGrain>(project));
+        var start = await ServerClock();
+        var account = await CreditOneByOne(writer, project, credits: 12);
+
+        Assert.Equal(12m, account.Balance);
+        Assert.Equal(1, await Scalar("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND state_change > $2", application, start));
+    }
+
+    [Fact]
+    public async Task A_writer_whose_connection_was_terminated_commits_on_a_new_one()
+    {
+        var application = $"ledger-writer-{Guid.NewGuid():N}"[..30];
+        await using var dataSource = NpgsqlDataSource.Create(new NpgsqlConnectionStringBuilder(Fixture.ConnectionString) { ApplicationName = application }.ConnectionString);
+        await using var writer = new LedgerWriter(dataSource, NullLogger<LedgerWriter>.Instance, Options.Create(new BillingLimits { LedgerWriters = 1 }));
+        var store = new LedgerStore(dataSource);
+        var project = await NewProject(balance: 0m);
+        await Fixture.Cluster.DeactivateAsync(Grains.GetGrain<IProjectGrain>(project));
+        var account = await CreditOneByOne(writer, project, credits: 1);
+
+        // The server ends the writer's session (a restart, a failover, an administrator) while it waits for work.
+        Assert.Equal(1, await Scalar("SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1) t", application));
+        for (var i = 0; i < 100 && await Scalar("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1", application) > 0; i++) await Task.Delay(50);
+
+        // The write that meets the dead session may fail (nothing written, as for any fault); the next one commits.
+        var credit = AccountLedger.Credit(account, new AccountCredit(1m, HistoryReasons.TopUp, Guid.NewGuid()), DateTimeOffset.UtcNow).Row!;
+        var commit = new LedgerCommit(AccountLedger.Apply(account, credit), account.Version, [credit], [], false);
+        try
+        {
+            Assert.True(await writer.CommitAsync(commit));
+        }
+        catch (NpgsqlException)
+        {
+            Assert.Equal(account.Version, (await store.LoadAsync(AccountTable.Projects, project))!.Version);
+            Assert.True(await writer.CommitAsync(commit));
+        }
+
+        Assert.Equal(2m, (await CreditOneByOne(writer, project, credits: 0)).Balance);
+        Assert.Equal(4m, (await CreditOneByOne(writer, project, credits: 2)).Balance);
+    }
+
+    [Fact]
+    public async Task A_writer_with_nothing_to_write_gives_its_connection_back_to_the_pool()
+    {
+        // A pool of one connection: while the writer keeps it nobody else gets one (Timeout = 1 s).
+        var settings = new NpgsqlConnectionStringBuilder(Fixture.ConnectionString) { MaxPoolSize = 1, Timeout = 1 };
+        await using var dataSource = NpgsqlDataSource.Create(settings.ConnectionString);
+        await using var writer = new LedgerWriter(dataSource, NullLogger<LedgerWriter>.Instance, Options.Create(new BillingLimits { LedgerWriters = 1 }));
+        var project = await NewProject(balance: 0m);
+        await Fixture.Cluster.DeactivateAsync(Grains.GetGrain<IProjectGrain>(project));
+        await CreditOneByOne(writer, project, credits: 3);
+
+        await Task.Delay(WriterConnection.ReleaseAfter + TimeSpan.FromMilliseconds(500));
+        await using (var other = await dataSource.OpenConnectionAsync())
+        {
+            await using var command = new NpgsqlCommand("SELECT 1", other);
+            Assert.Equal(1, await command.ExecuteScalarAsync());
+        }
+
+        Assert.Equal(5m, (await CreditOneByOne(writer, project, credits: 2)).Balance);
+    }
+
+    /// <summary>Commits <paramref name="credits"/> credits of 1 to the stored account, each after the one before; the account after them.</summary>
+    private async Task<AccountState> CreditOneByOne(LedgerWriter writer, Guid project, int credits)
+    {
+        await using var reads = NpgsqlDataSource.Create(Fixture.ConnectionString);
+        var store = new LedgerStore(reads);
+        var account = (await store.LoadAsync(AccountTable.Projects, project))!;
+        for (var i = 0; i < credits; i++)
+        {
+            var credit = AccountLedger.Credit(account, new AccountCredit(1m, HistoryReasons.TopUp, Guid.NewGuid()), DateTimeOffset.UtcNow).Row!;
+            var next = AccountLedger.Apply(account, credit);
+            Assert.True(await writer.CommitAsync(new LedgerCommit(next, account.Version, [credit], [], false)).WaitAsync(TimeSpan.FromSeconds(30)));
+            account = next;
+        }
+
+        return (await store.LoadAsync(AccountTable.Projects, project))!;
+    }
+
+    private async Task<DateTime> ServerClock()
+    {
+        await using var connection = new NpgsqlConnection(Fixture.ConnectionString);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand("SELECT clock_timestamp()", connection);
+        return (DateTime)(await command.ExecuteScalarAsync())!;
+    }
+
     /// <summary>A scheduler that runs its tasks only when told, one turn at a time, as a grain's does.</summary>
     private sealed class ManualTurnScheduler : TaskScheduler
     {
