@@ -90,6 +90,10 @@ public static partial class LedgerInvariants
             FROM ev e JOIN alerted al ON al.scope = e.scope AND al.scope_id = e.scope_id
             WHERE e.type = 'balance.recovered' AND e.account_seq > al.set_at_version
             GROUP BY 1, 2, 3),
+        -- Joined, not correlated: a long bank run has tens of thousands of billing errors, usage records and events.
+        refused_errors AS (SELECT DISTINCT billing_error_id FROM usage_record WHERE outcome = 'refused' AND billing_error_id IS NOT NULL),
+        hold_expired_events AS (SELECT (data->>'holdId')::uuid AS hold_id, count(*) AS n FROM ev WHERE type = 'hold.expired' GROUP BY 1),
+        grant_expired_events AS (SELECT scope, scope_id, account_seq, count(*) AS n FROM ev WHERE type = 'grant.expired' GROUP BY 1, 2, 3),
         errs AS (
             SELECT b.id, b.scope, b.scope_id, b.resolved,
                    (SELECT count(*) FROM billing_event e WHERE e.billing_error_id = b.id AND e.type = 'billing_error.created'
@@ -98,9 +102,9 @@ public static partial class LedgerInvariants
                         AND e.scope = b.scope AND e.scope_id = b.scope_id) AS resolved_events,
                    (SELECT count(*) FROM billing_event e WHERE e.billing_error_id = b.id AND e.type = 'balance.depleted'
                         AND e.scope = b.scope AND e.scope_id = b.scope_id) AS depleted,
-                   EXISTS (SELECT 1 FROM usage_record r WHERE r.billing_error_id = b.id AND r.outcome = 'refused')
-                       OR (b.error_type = 'insufficient_balance' AND b.hold_id IS NOT NULL) AS refused
-            FROM billing_error b JOIN accts a ON a.scope = b.scope AND a.scope_id = b.scope_id)
+                   r.billing_error_id IS NOT NULL OR (b.error_type = 'insufficient_balance' AND b.hold_id IS NOT NULL) AS refused
+            FROM billing_error b JOIN accts a ON a.scope = b.scope AND a.scope_id = b.scope_id
+            LEFT JOIN refused_errors r ON r.billing_error_id = b.id)
         SELECT format('E1 %s %s: %s balance.low event(s) for threshold %s at seq %s where %s expected',
                       COALESCE(x.scope, y.scope), COALESCE(x.scope_id, y.scope_id), COALESCE(y.n, 0), COALESCE(x.threshold, y.threshold),
                       COALESCE(x.seq, y.seq), CASE WHEN x.seq IS NULL THEN 0 ELSE 1 END)
@@ -125,16 +129,17 @@ public static partial class LedgerInvariants
         WHERE created <> 1 OR resolved_events <> CASE WHEN resolved THEN 1 ELSE 0 END OR depleted <> CASE WHEN refused THEN 1 ELSE 0 END
         UNION ALL
         SELECT format('E1 %s %s: hold %s (%s, captured late %s) has %s hold.expired event(s)', h.scope, h.account_id, h.hold_id, h.status,
-                      h.usage_id IS NOT NULL, (SELECT count(*) FROM ev e WHERE e.type = 'hold.expired' AND (e.data->>'holdId')::uuid = h.hold_id))
+                      h.usage_id IS NOT NULL, COALESCE(x.n, 0))
         FROM billing_hold h JOIN accts a ON a.scope = h.scope AND a.scope_id = h.account_id
-        WHERE (SELECT count(*) FROM ev e WHERE e.type = 'hold.expired' AND (e.data->>'holdId')::uuid = h.hold_id)
+        LEFT JOIN hold_expired_events x ON x.hold_id = h.hold_id
+        WHERE COALESCE(x.n, 0)
               NOT BETWEEN CASE WHEN h.status = 'expired' AND h.usage_id IS NULL THEN 1 ELSE 0 END
-                      AND CASE WHEN h.status = 'expired' THEN 1 ELSE 0 END        UNION ALL
-        SELECT format('E1 %s %s: grant_expired row at seq %s has %s grant.expired event(s)', h.scope, h.scope_id, h.seq,
-                      (SELECT count(*) FROM ev e WHERE e.type = 'grant.expired' AND e.scope = h.scope AND e.scope_id = h.scope_id AND e.account_seq = h.seq))
+                      AND CASE WHEN h.status = 'expired' THEN 1 ELSE 0 END
+        UNION ALL
+        SELECT format('E1 %s %s: grant_expired row at seq %s has %s grant.expired event(s)', h.scope, h.scope_id, h.seq, COALESCE(x.n, 0))
         FROM hist h
-        WHERE h.reason = 'grant_expired'
-          AND (SELECT count(*) FROM ev e WHERE e.type = 'grant.expired' AND e.scope = h.scope AND e.scope_id = h.scope_id AND e.account_seq = h.seq) <> 1
+        LEFT JOIN grant_expired_events x ON x.scope = h.scope AND x.scope_id = h.scope_id AND x.account_seq = h.seq
+        WHERE h.reason = 'grant_expired' AND COALESCE(x.n, 0) <> 1
         UNION ALL
         SELECT format('E1 %s %s: grant.expired event %s (grant %s, amount %s) names seq %s, which is not that grant''s grant_expired row',
                       e.scope, e.scope_id, e.id, e.data->>'grantId', e.data->>'amount', e.account_seq)
