@@ -132,11 +132,11 @@ public sealed class LedgerWriterTests(ClusterFixture fixture) : BillingTestBase(
         var project = await NewProject(balance: 5m);
         await Fixture.Cluster.DeactivateAsync(Grains.GetGrain<IProjectGrain>(project));
         var account = (await store.LoadAsync(AccountTable.Projects, project))!;
-        var credit = AccountLedger.Credit(account, new AccountCredit(1m, HistoryReasons.TopUp, Guid.NewGuid()), DateTimeOffset.UtcNow).Row!;
+        var commit = CreditOfOne(account);
         var turns = new ManualTurnScheduler();
 
         var started = Task.Factory.StartNew(
-            () => writer.CommitAsync(new LedgerCommit(AccountLedger.Apply(account, credit), account.Version, [credit], [], false)),
+            () => writer.CommitAsync(commit),
             CancellationToken.None, TaskCreationOptions.None, turns);
         Assert.Equal(1, turns.RunQueued()); // the grain's one turn: it queues the write
         var committed = await started;
@@ -177,10 +177,9 @@ public sealed class LedgerWriterTests(ClusterFixture fixture) : BillingTestBase(
             var account = (await store.LoadAsync(AccountTable.Projects, project))!;
             for (var i = 0; i < creditsPerAccount; i++)
             {
-                var credit = AccountLedger.Credit(account, new AccountCredit(1m, HistoryReasons.TopUp, Guid.NewGuid()), DateTimeOffset.UtcNow).Row!;
-                var next = AccountLedger.Apply(account, credit);
-                answers.Add(await writer.CommitAsync(new LedgerCommit(next, account.Version, [credit], [], false)).WaitAsync(TimeSpan.FromSeconds(60)));
-                account = next;
+                var commit = CreditOfOne(account);
+                answers.Add(await writer.CommitAsync(commit).WaitAsync(TimeSpan.FromSeconds(60)));
+                account = commit.After;
             }
         })));
 
@@ -230,8 +229,7 @@ public sealed class LedgerWriterTests(ClusterFixture fixture) : BillingTestBase(
         for (var i = 0; i < 100 && await Scalar("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1", application) > 0; i++) await Task.Delay(50);
 
         // The write that meets the dead session may fail (nothing written, as for any fault); the next one commits.
-        var credit = AccountLedger.Credit(account, new AccountCredit(1m, HistoryReasons.TopUp, Guid.NewGuid()), DateTimeOffset.UtcNow).Row!;
-        var commit = new LedgerCommit(AccountLedger.Apply(account, credit), account.Version, [credit], [], false);
+        var commit = CreditOfOne(account);
         try
         {
             Assert.True(await writer.CommitAsync(commit));
@@ -275,13 +273,19 @@ public sealed class LedgerWriterTests(ClusterFixture fixture) : BillingTestBase(
         var account = (await store.LoadAsync(AccountTable.Projects, project))!;
         for (var i = 0; i < credits; i++)
         {
-            var credit = AccountLedger.Credit(account, new AccountCredit(1m, HistoryReasons.TopUp, Guid.NewGuid()), DateTimeOffset.UtcNow).Row!;
-            var next = AccountLedger.Apply(account, credit);
-            Assert.True(await writer.CommitAsync(new LedgerCommit(next, account.Version, [credit], [], false)).WaitAsync(TimeSpan.FromSeconds(30)));
-            account = next;
+            var commit = CreditOfOne(account);
+            Assert.True(await writer.CommitAsync(commit).WaitAsync(TimeSpan.FromSeconds(30)));
+            account = commit.After;
         }
 
         return (await store.LoadAsync(AccountTable.Projects, project))!;
+    }
+
+    /// <summary>A top-up of 1 on <paramref name="account"/>, as the writer is given it: the account after it, under the version before.</summary>
+    private static LedgerCommit CreditOfOne(AccountState account)
+    {
+        var credit = AccountLedger.Credit(account, new AccountCredit(1m, HistoryReasons.TopUp, Guid.NewGuid()), DateTimeOffset.UtcNow).Row!;
+        return new LedgerCommit(AccountLedger.Apply(account, credit), account.Version, [credit], [], false);
     }
 
     private async Task<DateTime> ServerClock()
