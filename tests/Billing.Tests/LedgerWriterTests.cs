@@ -285,7 +285,7 @@ public sealed class LedgerWriterTests(ClusterFixture fixture) : BillingTestBase(
     private static LedgerCommit CreditOfOne(AccountState account)
     {
         var credit = AccountLedger.Credit(account, new AccountCredit(1m, HistoryReasons.TopUp, Guid.NewGuid()), DateTimeOffset.UtcNow).Row!;
-        return new LedgerCommit(AccountLedger.Apply(account, credit), account.Version, [credit], [], false);
+        return LedgerCommit.Of(account, [credit], []);
     }
 
     private async Task<DateTime> ServerClock()
