@@ -315,6 +315,41 @@ public sealed class HoldTests(ClusterFixture fixture) : BillingTestBase(fixture)
         Assert.Equal((8m, 0m), ((await View(AccountKind.User, user)).Balance, (await View(AccountKind.User, user)).Held));
     }
 
+    /// <summary>
+    /// A usage id answers one usage (I3), also across holds and payers: usage_record's primary key carries it since
+    /// migration 0015 dropped billing_hold's own unique index on usage_id.
+    /// </summary>
+    [Fact]
+    public async Task A_capture_with_the_usage_id_of_another_holds_capture_is_a_conflict_and_changes_nothing()
+    {
+        var model = await NewModel(1_000_000m, 1_000_000m);
+        var first = await NewUser();
+        var second = await NewUser();
+        var firstHold = (await Place(null, first, model, 1, 3)).Value!;
+        var secondHold = (await Place(null, second, model, 1, 3)).Value!;
+        var sameAccountHold = (await Place(null, first, model, 1, 3)).Value!;
+        var usageId = Guid.NewGuid();
+        Assert.True((await Usage.CaptureHold(new HoldCapture(firstHold.HoldId, 1, 1, usageId))).IsOk);
+
+        var otherPayer = await Usage.CaptureHold(new HoldCapture(secondHold.HoldId, 1, 2, usageId));
+        var samePayer = await Usage.CaptureHold(new HoldCapture(sameAccountHold.HoldId, 1, 2, usageId));
+
+        Assert.Equal(BillingStatus.HoldConflict, otherPayer.Problem?.Status);
+        Assert.Equal(BillingStatus.HoldConflict, samePayer.Problem?.Status);
+        Assert.Equal((10.0000m, 4m, 6.0000m), await Amounts(second));
+        Assert.Equal((8m, 4m, 4m), await Amounts(first));
+        Assert.Equal(HoldStatus.Active, (await Usage.GetHold(secondHold.HoldId)).Value!.Status);
+        Assert.Equal(1, await Scalar("SELECT count(*) FROM billing_hold WHERE usage_id = $1", usageId));
+        var recaptured = await Usage.CaptureHold(new HoldCapture(secondHold.HoldId, 1, 2, Guid.NewGuid()));
+        Assert.Equal(3m, recaptured.Value?.Charged);
+
+        async Task<(decimal Balance, decimal Held, decimal Available)> Amounts(Guid user)
+        {
+            var account = await View(AccountKind.User, user);
+            return (account.Balance, account.Held, account.Available);
+        }
+    }
+
     [Fact]
     public async Task Unknown_holds_and_bad_input_are_refused_and_change_nothing()
     {

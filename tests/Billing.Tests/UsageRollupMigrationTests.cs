@@ -42,7 +42,7 @@ public sealed class UsageRollupMigrationTests
         }
 
         Assert.Equal(1, await Scalar(database, "SELECT count(*) FROM usage_hourly WHERE account = $1", user)); // the old trigger's row
-        Assert.Equal(1, await SchemaMigrator.ApplyAsync(database, NullLogger.Instance));
+        Assert.Equal(SchemaMigrator.Files.Count - before.Length, await SchemaMigrator.ApplyAsync(database, NullLogger.Instance)); // 0014 and every later file
         Assert.Equal(0, await Scalar(database, "SELECT count(*) FROM pg_trigger WHERE tgname LIKE '%usage_hourly%'", user));
         await LedgerInvariants.AssertHoldAsync(database);
 
