@@ -17,15 +17,16 @@ public sealed class BillingLimits
     /// <summary>
     /// The ledger writer's partitions: connections that each commit one transaction at a time for their share of the
     /// silo's accounts. More give more transactions in flight, fewer give bigger ones (PostgreSQL's cost per statement
-    /// is shared by more accounts). Two on this project's 2-core benchmark machine: SPREAD 2,100–2,250 usages/s against
-    /// 1,500–1,850 with four (README, "Benchmark").
+    /// and per flush is shared by more accounts). One on this project's 2-core benchmark machine, where PostgreSQL
+    /// shares the cores with the silo: SPREAD hold + capture +23 % and a third less PostgreSQL CPU per pair against
+    /// two (README, "One ledger writer per silo"). A database on cores of its own may take more.
     /// </summary>
-    public int LedgerWriters { get; set; } = 2;
+    public int LedgerWriters { get; set; } = 1;
 
     /// <summary>
     /// Account writes each of the ledger writer's partitions may hold. An account has at most one write
     /// queued at a time, so this bounds how many accounts wait on a slow database per partition; the default is
     /// above what 10,000 busy accounts per silo need.
     /// </summary>
-    public int LedgerWriterQueue { get; set; } = 8_192;
+    public int LedgerWriterQueue { get; set; } = 16_384;
 }
