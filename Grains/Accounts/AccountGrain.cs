@@ -65,7 +65,7 @@ public abstract partial class AccountGrain(LedgerStore ledger, LedgerWriter writ
         {
             State = await HoldLoading.LoadAsync(ledger, HoldStore, Table, AccountId, cancellationToken);
             await Events.ReloadAsync(cancellationToken);
-            EnsureExpiryTimer();
+            ExpectEarliestExpiry();
         }
         catch (Exception exception) when (BillingFaults.Translate(exception) is { } fault)
         {

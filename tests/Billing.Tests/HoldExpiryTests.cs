@@ -1,11 +1,17 @@
+using Billing.Accounts;
+using Microsoft.Extensions.DependencyInjection;
+
 namespace Billing.Tests;
 
-/// <summary>Holds expire by themselves (H2): reads release them at once; a timer or the scan records it with nobody calling.</summary>
+/// <summary>Holds expire by themselves (H2): reads release them at once; the silo's expiry queue or the scan records it with nobody calling.</summary>
 [Collection(ClockClusterCollection.Name)]
 public sealed class HoldExpiryTests(ClockClusterFixture fixture) : BillingTestBase(fixture)
 {
     private Task<BillingResult<HoldView>> Place(Guid user, Guid model, long maxOutput, int ttl) =>
         Usage.PlaceHold(new HoldRequest(Guid.NewGuid(), null, user, model, 0, maxOutput, ttl));
+
+    /// <summary>The test silo's expiry queue.</summary>
+    private HoldExpiryQueue ExpiryQueue => Fixture.Cluster.Silos[0].ServiceProvider.GetRequiredService<HoldExpiryQueue>();
 
     /// <summary>Polls the stored status of a hold until it is <paramref name="status"/>; the time it took.</summary>
     private async Task<TimeSpan> UntilStored(Guid holdId, string status, TimeSpan within)
@@ -38,6 +44,32 @@ public sealed class HoldExpiryTests(ClockClusterFixture fixture) : BillingTestBa
         Assert.Equal((HoldStatus.Expired, hold.ExpiresAt), (stored.Status, stored.EndedAt));
     }
 
+    /// <summary>
+    /// The silo's expiry queue holds an account while it has active holds, at its earliest expiry, and lets it go when
+    /// the last one ends; a deactivated account is called back when its hold expires (no grain timer per account).
+    /// </summary>
+    [Fact]
+    public async Task The_expiry_queue_holds_an_account_while_it_has_active_holds_and_calls_it_back_after_deactivation()
+    {
+        var model = await NewModel(1_000_000m, 1_000_000m);
+        var user = await NewUser(); // 10
+        var later = (await Place(user, model, 2, ttl: 600)).Value!;
+        var sooner = (await Place(user, model, 2, ttl: 300)).Value!;
+        Assert.Equal(sooner.ExpiresAt, ExpiryQueue.ExpectedAt(AccountKind.User, user));
+        Assert.True((await Usage.CaptureHold(new HoldCapture(sooner.HoldId, 0, 1))).IsOk);
+        Assert.Equal(sooner.ExpiresAt, ExpiryQueue.ExpectedAt(AccountKind.User, user)); // early now: moved on when it fires
+        Assert.Equal(0, await Grains.GetGrain<IUserGrain>(user).ExpireDueHolds());
+        Assert.Equal(later.ExpiresAt, ExpiryQueue.ExpectedAt(AccountKind.User, user));
+        Assert.True((await Usage.VoidHold(later.HoldId)).IsOk);
+        Assert.Null(ExpiryQueue.ExpectedAt(AccountKind.User, user)); // no active hold left
+
+        var expiring = (await Place(user, model, 3, ttl: 40)).Value!;
+        await Grains.GetGrain<IManagementGrain>(0).ForceActivationCollection(TimeSpan.Zero);
+        Fixture.Clock.Advance(TimeSpan.FromSeconds(41));
+        await UntilStored(expiring.HoldId, "expired", TimeSpan.FromSeconds(5)); // before the scan's 15 s + 5 s grace
+        Assert.Equal(9.0000m, (await View(AccountKind.User, user)).Available);
+    }
+
     [Fact]
     public async Task Reads_release_an_expired_hold_before_its_expiry_is_recorded()
     {
@@ -61,8 +93,9 @@ public sealed class HoldExpiryTests(ClockClusterFixture fixture) : BillingTestBa
         var model = await NewModel(1_000_000m, 1_000_000m);
         var user = await NewUser();
         var hold = (await Place(user, model, 3, ttl: 30)).Value!;
-        // Deactivate every idle activation (the account's timer goes with it), then let the hold expire.
+        // As if the account's silo had failed: its activation and its silo's expiry queue entry are gone.
         await Grains.GetGrain<IManagementGrain>(0).ForceActivationCollection(TimeSpan.Zero);
+        ExpiryQueue.Forget(AccountKind.User, user);
 
         Fixture.Clock.Advance(TimeSpan.FromSeconds(31));
         await UntilStored(hold.HoldId, "expired", TimeSpan.FromSeconds(10));

@@ -7,24 +7,23 @@ namespace Billing.Accounts;
 /// <summary>
 /// Holds of this account (the payer). Every change of a hold is an operation of the account's group commit, decided
 /// in arrival order against the account's available and written by its one ledger statement per batch (H3). While the
-/// account has active holds, a grain timer records their expiry soon after it (H2); <see cref="HoldExpiryScanner"/>
-/// does it for accounts that are not active anywhere (their silo failed).
+/// account has active holds, its silo's <see cref="HoldExpiryQueue"/> calls it to record their expiry soon after it (H2);
+/// <see cref="HoldExpiryScanner"/> does it for accounts that are not active anywhere (their silo failed).
 /// </summary>
 public abstract partial class AccountGrain
 {
-    /// <summary>How often an account with active holds looks for expired ones: an expiry is recorded within about this long.</summary>
-    private static readonly TimeSpan ExpiryTick = TimeSpan.FromSeconds(1);
-
     /// <summary>Reads of a stored hold that an operation may need before it gives up (other holds kept changing meanwhile).</summary>
     private const int MaxStoredReads = 8;
 
-    private IGrainTimer? expiryTimer;
     private Task<int>? expiring;
     private HoldStore? holdStore;
+    private HoldExpiryQueue? expiryQueue;
 
     private ILogger? holdLogger;
 
     private HoldStore HoldStore => holdStore ??= ServiceProvider.GetRequiredService<HoldStore>();
+
+    private HoldExpiryQueue ExpiryQueue => expiryQueue ??= ServiceProvider.GetRequiredService<HoldExpiryQueue>();
 
     private ILogger HoldLogger => holdLogger ??= ServiceProvider.GetRequiredService<ILoggerFactory>().CreateLogger(GetType());
 
@@ -34,7 +33,7 @@ public abstract partial class AccountGrain
         await Commits.ReloadIfNeeded();
         if (State is null) return NotFound<HoldView>();
         var result = await Commits.Submit(new PlaceHoldOperation(placement));
-        if (result.IsOk) EnsureExpiryTimer();
+        if (result.Value is { Status: HoldStatus.Active } hold) ExpiryQueue.Expect(Table.Kind, AccountId, hold.ExpiresAt);
         return result;
     }
 
@@ -42,25 +41,35 @@ public abstract partial class AccountGrain
     {
         if (capture.HoldId == Guid.Empty || capture.UsageId == Guid.Empty) return Invalid<HoldCaptureReceipt>("holdId and usageId must not be the nil UUID.");
         if (capture.InputTokens < 0 || capture.OutputTokens < 0) return Invalid<HoldCaptureReceipt>("Token counts must not be negative.");
-        return await WithStoredHold<HoldCaptureReceipt>(capture.HoldId, (stored, at) => new CaptureHoldOperation(capture, stored, at));
+        var result = await WithStoredHold<HoldCaptureReceipt>(capture.HoldId, (stored, at) => new CaptureHoldOperation(capture, stored, at));
+        ForgetExpiryWhenNoHolds();
+        return result;
     }
 
     public async Task<BillingResult<HoldView>> VoidHold(Guid holdId)
     {
         if (holdId == Guid.Empty) return Invalid<HoldView>("holdId must not be the nil UUID.");
-        return await WithStoredHold<HoldView>(holdId, (stored, at) => new VoidHoldOperation(holdId, stored, at));
+        var result = await WithStoredHold<HoldView>(holdId, (stored, at) => new VoidHoldOperation(holdId, stored, at));
+        ForgetExpiryWhenNoHolds();
+        return result;
     }
 
     public async Task<int> ExpireDueHolds()
     {
         await Commits.ReloadIfNeeded();
         var now = Clock.GetDatabaseNow();
-        if (State is null || !State.Holds.Values.Any(h => now >= h.ExpiresAt)) return 0;
-        // One expiry in flight at a time: the timer, the scan and callers share it.
+        if (State is null || !State.Holds.Values.Any(h => now >= h.ExpiresAt))
+        {
+            ExpectEarliestExpiry();
+            return 0;
+        }
+
+        // One expiry in flight at a time: the queue, the scan and callers share it.
         if (expiring is { IsCompleted: false }) return await expiring;
         expiring = Commits.Submit(new ExpireHoldsOperation());
         var expired = await expiring;
         if (expired > 0) LogHoldsExpired(HoldLogger, expired, Table.Kind, AccountId);
+        ExpectEarliestExpiry();
         return expired;
     }
 
@@ -112,36 +121,22 @@ public abstract partial class AccountGrain
         return null;
     }
 
-    /// <summary>While the account has active holds, a timer records their expiry within about a second of it.</summary>
-    private void EnsureExpiryTimer()
+    /// <summary>Puts the account in its silo's expiry queue at its earliest active hold's expiry, or out of it when it has none.</summary>
+    private void ExpectEarliestExpiry()
     {
-        if (expiryTimer is not null || State is null || State.Holds.IsEmpty) return;
-        expiryTimer = this.RegisterGrainTimer(OnExpiryTick, new GrainTimerCreationOptions { DueTime = ExpiryTick, Period = ExpiryTick, Interleave = true, KeepAlive = false });
+        if (State is null || State.Holds.IsEmpty) ExpiryQueue.Forget(Table.Kind, AccountId);
+        else ExpiryQueue.ExpectExactly(Table.Kind, AccountId, State.Holds.Values.Min(h => h.ExpiresAt));
     }
 
-    private async Task OnExpiryTick(CancellationToken cancellationToken)
+    /// <summary>
+    /// After a capture or a void: an account left with no active hold leaves the queue. One with others keeps its entry,
+    /// which may now be early; when it fires, <see cref="ExpireDueHolds"/> moves it to the next expiry.
+    /// </summary>
+    private void ForgetExpiryWhenNoHolds()
     {
-        if (State is null || State.Holds.IsEmpty)
-        {
-            expiryTimer?.Dispose();
-            expiryTimer = null;
-            return;
-        }
-
-        try
-        {
-            await ExpireDueHolds();
-        }
-        catch (Exception exception)
-        {
-            // The next tick (or the scan) tries again; reads already treat the holds as released.
-            LogExpiryFailed(HoldLogger, exception, Table.Kind, AccountId);
-        }
+        if (State is null || State.Holds.IsEmpty) ExpiryQueue.Forget(Table.Kind, AccountId);
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Recorded the expiry of {HoldCount} hold(s) of {AccountKind} account {AccountId}")]
     private static partial void LogHoldsExpired(ILogger logger, int holdCount, AccountKind accountKind, Guid accountId);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Recording the expiry of holds of {AccountKind} account {AccountId} failed; retrying on the next tick")]
-    private static partial void LogExpiryFailed(ILogger logger, Exception exception, AccountKind accountKind, Guid accountId);
 }

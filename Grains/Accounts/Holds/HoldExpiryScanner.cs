@@ -17,13 +17,13 @@ public sealed class HoldOptions
     /// </summary>
     public int ExpiryScanSeconds { get; set; } = 15;
 
-    /// <summary>How long past its expiry a hold is left to its account's own timer before the scan steps in.</summary>
+    /// <summary>How long past its expiry a hold is left to its silo's expiry queue before the scan steps in.</summary>
     public int ExpiryScanGraceSeconds { get; set; } = 5;
 }
 
 /// <summary>
-/// The durable side of hold expiry (H2): an active account records its holds' expiry with a grain timer, which dies
-/// with its silo. Every silo periodically asks the database for active holds that are past their expiry beyond a
+/// The durable side of hold expiry (H2): an active account's holds are recorded as expired by its silo's
+/// <see cref="HoldExpiryQueue"/>, which dies with its silo. Every silo periodically asks the database for active holds that are past their expiry beyond a
 /// short grace and calls their accounts' <see cref="IHoldingAccountGrain.ExpireDueHolds"/>, which re-activates an
 /// account of a failed silo on a live one. Instead of Orleans reminders: the holds table already says which accounts
 /// are due (no second store of timers to keep in step), and duplicate calls from several silos are harmless.
@@ -89,6 +89,8 @@ public static class HoldSiloBuilderExtensions
         silo.Services.AddOptions<HoldOptions>().Bind(silo.Configuration.GetSection(HoldOptions.Section));
         silo.Services.AddSingleton<HoldStore>();
         silo.Services.AddSingleton<Billing.Usage.HoldRoutes>(); // captures and voids go straight to the payer
+        silo.Services.AddSingleton<HoldExpiryQueue>();
+        silo.Services.AddHostedService(services => services.GetRequiredService<HoldExpiryQueue>());
         silo.Services.AddHostedService<HoldExpiryScanner>();
         return silo;
     }
