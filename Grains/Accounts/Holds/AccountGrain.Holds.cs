@@ -124,8 +124,8 @@ public abstract partial class AccountGrain
     /// <summary>Puts the account in its silo's expiry queue at its earliest active hold's expiry, or out of it when it has none.</summary>
     private void ExpectEarliestExpiry()
     {
-        if (State is null || State.Holds.IsEmpty) ExpiryQueue.Forget(Table.Kind, AccountId);
-        else ExpiryQueue.ExpectExactly(Table.Kind, AccountId, State.Holds.Values.Min(h => h.ExpiresAt));
+        if (State is { Holds.IsEmpty: false }) ExpiryQueue.ExpectExactly(Table.Kind, AccountId, State.Holds.Values.Min(h => h.ExpiresAt));
+        else ForgetExpiryWhenNoHolds();
     }
 
     /// <summary>

@@ -34,26 +34,15 @@ public sealed partial class HoldExpiryQueue(IGrainFactory grains, TimeProvider c
     {
         lock (gate)
         {
-            if (entries.TryGetValue((kind, accountId), out var current))
-            {
-                if (current <= expiresAt) return;
-                due.Remove((current, kind, accountId));
-            }
-
-            entries[(kind, accountId)] = expiresAt;
-            due.Add((expiresAt, kind, accountId));
+            if (entries.TryGetValue((kind, accountId), out var current) && current <= expiresAt) return;
+            SetEntry(kind, accountId, expiresAt);
         }
     }
 
     /// <summary>The account's earliest active hold expires at <paramref name="expiresAt"/>: its entry moves there, later or earlier.</summary>
     public void ExpectExactly(AccountKind kind, Guid accountId, DateTimeOffset expiresAt)
     {
-        lock (gate)
-        {
-            RemoveEntry(kind, accountId);
-            entries[(kind, accountId)] = expiresAt;
-            due.Add((expiresAt, kind, accountId));
-        }
+        lock (gate) SetEntry(kind, accountId, expiresAt);
     }
 
     /// <summary>The account has no active hold left.</summary>
@@ -62,13 +51,20 @@ public sealed partial class HoldExpiryQueue(IGrainFactory grains, TimeProvider c
         lock (gate) RemoveEntry(kind, accountId);
     }
 
+    private void SetEntry(AccountKind kind, Guid accountId, DateTimeOffset dueAt)
+    {
+        RemoveEntry(kind, accountId);
+        entries[(kind, accountId)] = dueAt;
+        due.Add((dueAt, kind, accountId));
+    }
+
     private void RemoveEntry(AccountKind kind, Guid accountId)
     {
         if (entries.Remove((kind, accountId), out var current)) due.Remove((current, kind, accountId));
     }
 
     /// <summary>Takes the accounts whose entry is due at <paramref name="now"/> out of the queue.</summary>
-    public List<(AccountKind Kind, Guid AccountId)> TakeDue(DateTimeOffset now)
+    private List<(AccountKind Kind, Guid AccountId)> TakeDue(DateTimeOffset now)
     {
         var taken = new List<(AccountKind, Guid)>();
         lock (gate)
