@@ -70,6 +70,63 @@ public sealed class HoldExpiryTests(ClockClusterFixture fixture) : BillingTestBa
         Assert.Equal(9.0000m, (await View(AccountKind.User, user)).Available);
     }
 
+    /// <summary>
+    /// While recording an account's expiry fails (here a trigger refuses that hold's update; in life the database is
+    /// down), the queue calls the account again after 2 s, then 4 s, not on every tick; once the write succeeds the
+    /// expiry is recorded and the account leaves the queue.
+    /// </summary>
+    [Fact]
+    public async Task A_failing_expiry_is_retried_with_back_off_and_recorded_once_the_database_accepts_it()
+    {
+        Assert.Equal([2, 4, 8, 16, 32, 60, 60], Enumerable.Range(1, 7).Select(n => HoldExpiryQueue.RetryDelay(n).TotalSeconds));
+        var model = await NewModel(1_000_000m, 1_000_000m);
+        var user = await NewUser(); // 10
+        var hold = (await Place(user, model, 2, ttl: 60)).Value!;
+        var trigger = "refuse_" + hold.HoldId.ToString("N");
+        await Scalar($"""
+            CREATE FUNCTION {trigger}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$;
+            CREATE TRIGGER {trigger} BEFORE UPDATE ON billing_hold FOR EACH ROW WHEN (OLD.hold_id = '{hold.HoldId}') EXECUTE FUNCTION {trigger}();
+            """);
+        try
+        {
+            Fixture.Clock.Advance(TimeSpan.FromSeconds(61));
+            // The test clock also runs in real time: the call fails on the queue's next tick, within about a second.
+            var advancedAt = Fixture.Clock.GetUtcNow();
+            AssertWithin(TimeSpan.FromSeconds(2), await UntilExpectedAfter(user, advancedAt) - advancedAt);
+            Fixture.Clock.Advance(TimeSpan.FromSeconds(2));
+            var advancedAgainAt = Fixture.Clock.GetUtcNow();
+            AssertWithin(TimeSpan.FromSeconds(4), await UntilExpectedAfter(user, advancedAgainAt) - advancedAgainAt);
+            Assert.Equal(1, await Scalar("SELECT count(*) FROM billing_hold WHERE hold_id = $1 AND status = 'active'", hold.HoldId));
+            Assert.Equal(10.0000m, (await View(AccountKind.User, user)).Available); // reads release it meanwhile
+        }
+        finally
+        {
+            await Scalar($"DROP TRIGGER {trigger} ON billing_hold; DROP FUNCTION {trigger}();");
+        }
+
+        Fixture.Clock.Advance(TimeSpan.FromSeconds(4));
+        await UntilStored(hold.HoldId, "expired", TimeSpan.FromSeconds(5));
+        Assert.Null(ExpiryQueue.ExpectedAt(AccountKind.User, user));
+    }
+
+    /// <summary>The queue put the account off by <paramref name="delay"/> from a failure up to 1.5 s after the clock moved.</summary>
+    private static void AssertWithin(TimeSpan delay, TimeSpan putOffBy) =>
+        Assert.InRange(putOffBy, delay, delay + TimeSpan.FromSeconds(1.5));
+
+    /// <summary>Polls the queue until it expects the account later than <paramref name="after"/> (a failed call put it off).</summary>
+    private async Task<DateTimeOffset> UntilExpectedAfter(Guid user, DateTimeOffset after)
+    {
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        while (started.Elapsed < TimeSpan.FromSeconds(5))
+        {
+            if (ExpiryQueue.ExpectedAt(AccountKind.User, user) is { } at && at > after) return at;
+            await Task.Delay(50);
+        }
+
+        Assert.Fail($"the expiry queue did not put account {user} off after {after:O}");
+        return after;
+    }
+
     [Fact]
     public async Task Reads_release_an_expired_hold_before_its_expiry_is_recorded()
     {

@@ -13,15 +13,32 @@ namespace Billing.Accounts;
 /// its earliest active hold, and drops it when it has none; an entry that fires early (that hold was captured) costs one
 /// call, which puts the account back at its next expiry. The entries die with the silo: <see cref="HoldExpiryScanner"/>
 /// finds the holds of a failed silo's accounts in the database.
+/// <para>
+/// A call that fails (the database is down) is retried with back-off, 2 s doubling to a minute for that account, and
+/// a tick logs its failures once, not once per account: reads already treat the holds as released, so only the record
+/// waits. At most <see cref="MaxConcurrentExpiries"/> accounts are called at once, so a backlog (a long outage, a clock
+/// jump) drains through the ledger writer's queue instead of filling it.
+/// </para>
 /// </summary>
 public sealed partial class HoldExpiryQueue(IGrainFactory grains, TimeProvider clock, ILogger<HoldExpiryQueue> logger) : BackgroundService
 {
     /// <summary>How often the queue looks for due accounts: an expiry is recorded within about this long of it.</summary>
     public static readonly TimeSpan Tick = TimeSpan.FromSeconds(1);
 
+    /// <summary>How many accounts the queue calls at once.</summary>
+    public const int MaxConcurrentExpiries = 32;
+
+    /// <summary>The longest wait before an account whose expiry call keeps failing is called again.</summary>
+    public static readonly TimeSpan MaxRetryDelay = TimeSpan.FromMinutes(1);
+
     private readonly Lock gate = new();
     private readonly SortedSet<(DateTimeOffset DueAt, AccountKind Kind, Guid AccountId)> due = [];
     private readonly Dictionary<(AccountKind Kind, Guid AccountId), DateTimeOffset> entries = [];
+    private readonly Dictionary<(AccountKind Kind, Guid AccountId), int> failedCalls = [];
+
+    /// <summary>The wait after an account's <paramref name="failedCalls"/>-th failed call in a row: 2 s, 4 s, 8 s … up to <see cref="MaxRetryDelay"/>.</summary>
+    public static TimeSpan RetryDelay(int failedCalls) =>
+        failedCalls >= 6 ? MaxRetryDelay : TimeSpan.FromSeconds(1 << Math.Max(failedCalls, 1));
 
     /// <summary>When the queue will call the account; null when it holds no entry for it.</summary>
     public DateTimeOffset? ExpectedAt(AccountKind kind, Guid accountId)
@@ -48,7 +65,11 @@ public sealed partial class HoldExpiryQueue(IGrainFactory grains, TimeProvider c
     /// <summary>The account has no active hold left.</summary>
     public void Forget(AccountKind kind, Guid accountId)
     {
-        lock (gate) RemoveEntry(kind, accountId);
+        lock (gate)
+        {
+            RemoveEntry(kind, accountId);
+            failedCalls.Remove((kind, accountId));
+        }
     }
 
     private void SetEntry(AccountKind kind, Guid accountId, DateTimeOffset dueAt)
@@ -90,7 +111,7 @@ public sealed partial class HoldExpiryQueue(IGrainFactory grains, TimeProvider c
             while (await timer.WaitForNextTickAsync(stoppingToken))
             {
                 var taken = TakeDue(clock.GetDatabaseNow());
-                if (taken.Count > 0) await Task.WhenAll(taken.Select(account => Expire(account.Kind, account.AccountId)));
+                if (taken.Count > 0) await ExpireAll(taken, stoppingToken);
             }
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
@@ -98,21 +119,43 @@ public sealed partial class HoldExpiryQueue(IGrainFactory grains, TimeProvider c
         }
     }
 
-    private async Task Expire(AccountKind kind, Guid accountId)
+    private async Task ExpireAll(List<(AccountKind Kind, Guid AccountId)> taken, CancellationToken stoppingToken)
     {
-        try
+        var failures = new System.Collections.Concurrent.ConcurrentQueue<((AccountKind Kind, Guid AccountId) Account, Exception Error)>();
+        var parallel = new ParallelOptions { MaxDegreeOfParallelism = MaxConcurrentExpiries, CancellationToken = stoppingToken };
+        await Parallel.ForEachAsync(taken, parallel, async (account, _) =>
         {
-            IHoldingAccountGrain account = kind == AccountKind.Project ? grains.GetGrain<IProjectGrain>(accountId) : grains.GetGrain<IUserGrain>(accountId);
-            await account.ExpireDueHolds(); // puts the account back in the queue at its next expiry, if it has one
-        }
-        catch (Exception exception)
+            try
+            {
+                IHoldingAccountGrain grain = account.Kind == AccountKind.Project ? grains.GetGrain<IProjectGrain>(account.AccountId) : grains.GetGrain<IUserGrain>(account.AccountId);
+                await grain.ExpireDueHolds(); // puts the account back in the queue at its next expiry, if it has one
+                lock (gate) failedCalls.Remove(account);
+            }
+            catch (Exception exception)
+            {
+                failures.Enqueue((account, exception));
+            }
+        });
+
+        if (failures.IsEmpty) return;
+        var now = clock.GetDatabaseNow();
+        var longest = TimeSpan.Zero;
+        lock (gate)
         {
-            // Reads already treat the holds as released; the record is tried again on the next tick.
-            LogExpireFailed(logger, exception, kind, accountId);
-            Expect(kind, accountId, clock.GetDatabaseNow());
+            foreach (var ((kind, accountId), _) in failures)
+            {
+                var failed = failedCalls[(kind, accountId)] = failedCalls.GetValueOrDefault((kind, accountId)) + 1;
+                var delay = RetryDelay(failed);
+                if (delay > longest) longest = delay;
+                // Keep earliest: a hold placed meanwhile that expires sooner is not put off by the back-off.
+                if (!entries.TryGetValue((kind, accountId), out var current) || current > now + delay) SetEntry(kind, accountId, now + delay);
+            }
         }
+
+        var (first, error) = failures.First();
+        LogExpireFailed(logger, error, failures.Count, taken.Count, first.Kind, first.AccountId, longest);
     }
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Recording the expiry of holds of {AccountKind} account {AccountId} failed; retrying on the next tick")]
-    private static partial void LogExpireFailed(ILogger logger, Exception exception, AccountKind accountKind, Guid accountId);
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Recording the expiry of holds failed for {FailedCount} of {DueCount} due account(s), the first {AccountKind} account {AccountId}; each is retried with back-off, at most {RetryDelay} from now")]
+    private static partial void LogExpireFailed(ILogger logger, Exception exception, int failedCount, int dueCount, AccountKind accountKind, Guid accountId, TimeSpan retryDelay);
 }
