@@ -18,6 +18,7 @@
 #   BILLING_DASHBOARD_PORT      first dashboard port (default 8080; silo i uses +i)
 #   BILLING_HTTP_PORT           the HTTP gateway's port (default 5080)
 #   Orleans__ClusterId          the cluster's id (default billing)
+# The silos also get Silo/silo.env (the runtime's GC settings); a variable already set here wins.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")" && pwd)"
@@ -180,6 +181,15 @@ log "applying the schema (dotnet Billing.Silo.dll migrate)"
   || { echo "the schema could not be applied; the end of $LOGS/migrate.log:" >&2; tail -n 20 "$LOGS/migrate.log" >&2; exit 1; }
 
 # ---- silos and gateway ---------------------------------------------------------------------------------------
+# Exports the silo's runtime settings (silo.env beside Billing.Silo.dll), except those already set.
+silo_env() {
+  local name value
+  while IFS='=' read -r name value; do
+    case "$name" in '' | \#*) continue ;; esac
+    [ -n "${!name+x}" ] || export "$name=$value"
+  done <"$SILO_DIR/silo.env"
+}
+
 wait_ready() { # url pid name seconds
   local url="$1" pid="$2" name="$3" seconds="$4"
   for _ in $(seq 1 $((seconds * 2))); do
@@ -197,7 +207,7 @@ wait_ready() { # url pid name seconds
 
 for i in $(seq 0 $((SILOS - 1))); do
   log "starting silo-$i (silo port $((SILO_PORT + i)), gateway port $((GATEWAY_PORT + i)), dashboard port $((DASHBOARD_PORT + i)))"
-  (cd "$SILO_DIR" && exec dotnet Billing.Silo.dll \
+  (cd "$SILO_DIR" && silo_env && exec dotnet Billing.Silo.dll \
       --Orleans:SiloPort=$((SILO_PORT + i)) --Orleans:GatewayPort=$((GATEWAY_PORT + i)) \
       --Silo:DashboardPort=$((DASHBOARD_PORT + i)) --Orleans:Name="silo-$i" --Billing:ApplySchema=false \
       >"$LOGS/silo-$i.log" 2>&1 </dev/null) &

@@ -22,6 +22,7 @@ builder.AddBillingDashboardAccess(); // the dashboard's port and credentials (Si
 builder.UseDashboardUrl();           // health on Silo:DashboardPort, the dashboard on its own port, unless --urls
 
 var app = builder.Build();
+app.LogRuntimeSettings();            // the GC settings of silo.env, as the process got them
 
 app.MapBillingHealthChecks();        // /health/live, /health/ready
 app.MapBillingDashboard();           // the Orleans Dashboard at / (its own port when configured)

@@ -152,7 +152,7 @@ namespace Billing.Bank
             }
 
             // Silos.
-            var siloEnvironment = new Dictionary<string, string?>
+            var siloEnvironment = new Dictionary<string, string?>(SiloEnvironmentFile.Read(o.SiloDll).Select(v => KeyValuePair.Create(v.Key, (string?)v.Value)))
             {
                 ["ConnectionStrings__Billing"] = childCs,
                 ["Orleans__ClusterId"] = clusterId,

@@ -43,6 +43,8 @@ public sealed class MultiSiloTests(ITestOutputHelper output)
         // Membership: both silos Active (status 3) in OrleansMembershipTable.
         var silos = await cluster.StartActiveSilosAsync(TimeSpan.FromSeconds(15), "silo-a", "silo-b");
         var (siloA, siloB) = (silos[0], silos[1]);
+        // Started as shipped: silo.env's first GC generation reached each process (the silo logs what it got).
+        Assert.All(silos, silo => Assert.Contains("(DOTNET_GCgen0size 0x400000)", silo.Process.Output));
 
         // A usage succeeds through each silo's gateway port.
         var throughA = await cluster.ConnectAsync(siloA.GatewayPort);

@@ -45,6 +45,8 @@ public sealed class RunScriptTests(ITestOutputHelper output)
             // run.sh builds and starts the gateway: it must be up (a missing gateway fails the test, not weakens it).
             Assert.Equal(HttpStatusCode.OK, (await ProcessCluster.Http.GetAsync($"http://127.0.0.1:{httpPort}/health/ready")).StatusCode);
             Assert.Contains("export TOKEN=ey", run.Output);
+            // run.sh starts the silo with silo.env (the GC's first generation), and the silo says what it got.
+            Assert.Contains("(DOTNET_GCgen0size 0x400000)", await File.ReadAllTextAsync(Path.Combine(data, "logs", "silo-0.log")));
 
             Assert.NotEmpty(Leftovers(markers));
 

@@ -155,6 +155,8 @@ internal sealed class BenchServices : IAsyncDisposable
             ["DOTNET_ENVIRONMENT"] = "Production",
             ["ASPNETCORE_ENVIRONMENT"] = "Production",
         };
+        // As shipped (Silo/silo.env), then --silo-env on top.
+        foreach (var (key, value) in SiloEnvironmentFile.Read(options.SiloDll!)) env[key] = value;
         foreach (var (key, value) in options.SiloEnvironment) env[key] = value;
         Say($"silo {index + 1}/{SiloCount}: starting dotnet {Path.GetRelativePath(options.Root, options.SiloDll!)} (silo {siloPort}, gateway {gatewayPort}, dashboard {dashboardPort}, cluster {clusterId})");
         var name = SiloCount == 1 ? "silo" : $"silo{index + 1}";

@@ -92,9 +92,17 @@ public sealed class ProcessCluster : IAsyncDisposable
                 $"--Orleans:DashboardPort={dashboardPort}", $"--Orleans:Name={name}",
                 $"--Orleans:AdvertisedIPAddress={advertisedAddress}",
             ],
-            Environment(environment));
+            Environment(WithSiloEnvironmentFile(environment)));
         processes.Add(process);
         return new SiloProcess(name, process, siloPort, gatewayPort, dashboardPort, advertisedAddress);
+    }
+
+    /// <summary>The silo's shipped runtime settings (Silo/silo.env) under the test's own variables.</summary>
+    private static Dictionary<string, string?> WithSiloEnvironmentFile(IReadOnlyDictionary<string, string?>? environment)
+    {
+        var variables = SiloEnvironmentFile.Read(Artifacts.SiloDll).ToDictionary(v => v.Key, v => (string?)v.Value);
+        foreach (var (key, value) in environment ?? new Dictionary<string, string?>()) variables[key] = value;
+        return variables;
     }
 
     /// <summary>Starts an agent silo (references Grains.Interfaces only); ready when its log says the silo started.</summary>
