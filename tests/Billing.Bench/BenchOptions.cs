@@ -163,7 +163,7 @@ public sealed class BenchOptions
           --smoke             short run: --seconds 2 --warmup 1 --clients 8 --projects 1000
           --silo-db-options S extra Npgsql settings appended to the silo's and gateway's connection string
           --silo-log-level L  Logging:LogLevel:Default of the silo and gateway (Warning)
-          --silo-env K=V      extra environment variable of the silo process (repeatable)
+          --silo-env K=V      environment variable of the silo process, over its silo.env (repeatable)
           --gateway-env K=V   extra environment variable of the gateway process (repeatable)
           --retries N         runs a case again, up to N times, when other processes used > 30% of a core during it (2)
           --quiet-wait N      before each case, wait up to N s for the machine to be idle (120)
