@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using Billing.Storage;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -49,11 +50,7 @@ public sealed partial class HoldExpiryQueue(IGrainFactory grains, TimeProvider c
     /// <summary>The account has an active hold expiring at <paramref name="expiresAt"/>: it is called then, or earlier if an earlier one is due.</summary>
     public void Expect(AccountKind kind, Guid accountId, DateTimeOffset expiresAt)
     {
-        lock (gate)
-        {
-            if (entries.TryGetValue((kind, accountId), out var current) && current <= expiresAt) return;
-            SetEntry(kind, accountId, expiresAt);
-        }
+        lock (gate) KeepEarliest(kind, accountId, expiresAt);
     }
 
     /// <summary>The account's earliest active hold expires at <paramref name="expiresAt"/>: its entry moves there, later or earlier.</summary>
@@ -70,6 +67,13 @@ public sealed partial class HoldExpiryQueue(IGrainFactory grains, TimeProvider c
             RemoveEntry(kind, accountId);
             failedCalls.Remove((kind, accountId));
         }
+    }
+
+    /// <summary>Moves the account's entry to <paramref name="dueAt"/> unless it is due sooner already (the caller holds the lock).</summary>
+    private void KeepEarliest(AccountKind kind, Guid accountId, DateTimeOffset dueAt)
+    {
+        if (entries.TryGetValue((kind, accountId), out var current) && current <= dueAt) return;
+        SetEntry(kind, accountId, dueAt);
     }
 
     private void SetEntry(AccountKind kind, Guid accountId, DateTimeOffset dueAt)
@@ -121,7 +125,7 @@ public sealed partial class HoldExpiryQueue(IGrainFactory grains, TimeProvider c
 
     private async Task ExpireAll(List<(AccountKind Kind, Guid AccountId)> taken, CancellationToken stoppingToken)
     {
-        var failures = new System.Collections.Concurrent.ConcurrentQueue<((AccountKind Kind, Guid AccountId) Account, Exception Error)>();
+        var failures = new ConcurrentQueue<((AccountKind Kind, Guid AccountId) Account, Exception Error)>();
         var parallel = new ParallelOptions { MaxDegreeOfParallelism = MaxConcurrentExpiries, CancellationToken = stoppingToken };
         await Parallel.ForEachAsync(taken, parallel, async (account, _) =>
         {
@@ -147,8 +151,8 @@ public sealed partial class HoldExpiryQueue(IGrainFactory grains, TimeProvider c
                 var failed = failedCalls[(kind, accountId)] = failedCalls.GetValueOrDefault((kind, accountId)) + 1;
                 var delay = RetryDelay(failed);
                 if (delay > longest) longest = delay;
-                // Keep earliest: a hold placed meanwhile that expires sooner is not put off by the back-off.
-                if (!entries.TryGetValue((kind, accountId), out var current) || current > now + delay) SetEntry(kind, accountId, now + delay);
+                // A hold placed meanwhile that expires sooner is not put off by the back-off.
+                KeepEarliest(kind, accountId, now + delay);
             }
         }
 
