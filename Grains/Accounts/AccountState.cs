@@ -1,5 +1,3 @@
-using System.Collections.Immutable;
-
 namespace Billing.Accounts;
 
 /// <summary>An account as its grain holds it: the account row of the database, committed.</summary>
@@ -26,8 +24,8 @@ public sealed record AccountState(
     /// </summary>
     public DateTimeOffset? CycleAnchor { get; init; }
 
-    /// <summary>The account's active holds (Holds/HoldLedger.cs), by hold id; those past expiry count as released.</summary>
-    public ImmutableDictionary<Guid, HoldView> Holds { get; init; } = ImmutableDictionary<Guid, HoldView>.Empty;
+    /// <summary>The account's active holds (Holds/HoldLedger.cs); those past expiry count as released.</summary>
+    public ActiveHolds Holds { get; init; } = ActiveHolds.Empty;
 
     /// <summary>Moves with every hold change (column <c>holds_seq</c>): with <see cref="Version"/>, the commit's guard.</summary>
     public long HoldsVersion { get; init; }

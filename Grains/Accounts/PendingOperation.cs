@@ -29,7 +29,7 @@ internal sealed class LedgerBatch(AccountState start, DateTimeOffset now)
     public bool HasWrites => Rows.Count > 0 || Holds.Count > 0 || GrantsWithoutRow.Count > 0;
 
     /// <summary>A hold as this batch leaves it: changed here, else active in the account; null when neither.</summary>
-    public HoldView? FindHold(Guid holdId) => Holds.Find(holdId) ?? State.Holds.GetValueOrDefault(holdId);
+    public HoldView? FindHold(Guid holdId) => Holds.Find(holdId) ?? State.Holds.Find(holdId);
 
     /// <summary>Records a hold's new state: the account's active holds follow it, and the batch writes it.</summary>
     public void ChangeHold(HoldView hold, bool inserted)

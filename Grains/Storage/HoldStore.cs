@@ -1,5 +1,5 @@
-using System.Collections.Immutable;
 using System.Text.Json;
+using Billing.Accounts;
 using Npgsql;
 using NpgsqlTypes;
 
@@ -23,7 +23,7 @@ public sealed class HoldStore(NpgsqlDataSource dataSource)
     /// The account's version, holds version and active holds, from one statement (one snapshot); null when there is no
     /// account. The caller pairs them with an account it loaded at the same version.
     /// </summary>
-    public async Task<(long Version, long HoldsVersion, ImmutableDictionary<Guid, HoldView> Holds)?> LoadActiveAsync(
+    public async Task<(long Version, long HoldsVersion, ActiveHolds Holds)?> LoadActiveAsync(
         AccountTable table, Guid accountId, CancellationToken cancellationToken = default)
     {
         await using var command = dataSource.CreateCommand($"""
@@ -33,18 +33,14 @@ public sealed class HoldStore(NpgsqlDataSource dataSource)
             """);
         command.Parameters.Add(new NpgsqlParameter<Guid> { TypedValue = accountId });
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        (long, long, ImmutableDictionary<Guid, HoldView>.Builder)? found = null;
+        (long, long, List<HoldView>)? found = null;
         while (await reader.ReadAsync(cancellationToken))
         {
-            found ??= (reader.Get<long>("account_version"), reader.Get<long>("account_holds_seq"), ImmutableDictionary.CreateBuilder<Guid, HoldView>());
-            if (reader.Get<Guid?>("hold_id") is not null)
-            {
-                var hold = ReadHold(reader);
-                found.Value.Item3[hold.HoldId] = hold;
-            }
+            found ??= (reader.Get<long>("account_version"), reader.Get<long>("account_holds_seq"), []);
+            if (reader.Get<Guid?>("hold_id") is not null) found.Value.Item3.Add(ReadHold(reader));
         }
 
-        return found is { } f ? (f.Item1, f.Item2, f.Item3.ToImmutable()) : null;
+        return found is { } f ? (f.Item1, f.Item2, ActiveHolds.Of(f.Item3)) : null;
     }
 
     /// <summary>

@@ -75,6 +75,9 @@ public sealed class BenchOptions
     /// <summary>Open credit grants per project: the top-up's and N − 1 promotional ones (--grants).</summary>
     public int Grants { get; private set; } = 1;
 
+    /// <summary>Holds left open on the HOT project through every case (--open-holds): what an account's many active holds cost.</summary>
+    public int OpenHolds { get; private set; }
+
     public static BenchOptions Parse(string[] args)
     {
         var o = new BenchOptions();
@@ -111,6 +114,7 @@ public sealed class BenchOptions
                 case "--xp-fk": o.ExperimentForeignKey = true; break;
                 case "--alerts": o.Alerts = true; break;
                 case "--grants": o.Grants = int.Parse(Next()); break;
+                case "--open-holds": o.OpenHolds = int.Parse(Next()); break;
                 case "--xp-writers": o.ExperimentWriters = int.Parse(Next()); break;
                 case "--xp-db-options": o.ExperimentConnectionExtra = Next(); break;
                 case "--summary": o.Summary = true; break;
@@ -160,6 +164,8 @@ public sealed class BenchOptions
           --alerts            balance alerts on every project (5 thresholds; usage crosses the top one): their cost
           --grants N          open credit grants per project (1: the top-up's; N > 1 adds N − 1 promotional grants,
                               spent first): the cost of grants on the write path
+          --open-holds N      N holds (a day's ttl, never captured) on the HOT project through every case: what many
+                              active holds on one account cost its usage and holds (0)
           --smoke             short run: --seconds 2 --warmup 1 --clients 8 --projects 1000
           --silo-db-options S extra Npgsql settings appended to the silo's and gateway's connection string
           --silo-log-level L  Logging:LogLevel:Default of the silo and gateway (Warning)

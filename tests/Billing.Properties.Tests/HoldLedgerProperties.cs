@@ -113,7 +113,7 @@ public class HoldLedgerProperties
             // The batch commits; a hold ends once: from active to captured, voided or expired, never again.
             foreach (var hold in batch.Holds.ToWrites(state.HoldsVersion).Inserted.Concat(batch.Holds.ToWrites(state.HoldsVersion).Ended))
             {
-                var wasActive = state.Holds.ContainsKey(hold.HoldId) || !ends.ContainsKey(hold.HoldId);
+                var wasActive = state.Holds.Contains(hold.HoldId) || !ends.ContainsKey(hold.HoldId);
                 if (hold.Status != HoldStatus.Active && wasActive) ends[hold.HoldId] = ends.GetValueOrDefault(hold.HoldId) + 1;
                 else ends.TryAdd(hold.HoldId, 0);
             }

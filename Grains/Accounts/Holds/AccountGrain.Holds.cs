@@ -58,7 +58,7 @@ public abstract partial class AccountGrain
     {
         await Commits.ReloadIfNeeded();
         var now = Clock.GetDatabaseNow();
-        if (State is null || !State.Holds.Values.Any(h => now >= h.ExpiresAt))
+        if (State is null || !(State.Holds.FirstExpiry <= now))
         {
             ExpectEarliestExpiry();
             return 0;
@@ -93,7 +93,7 @@ public abstract partial class AccountGrain
             if (State is null) return NotFound<T>();
             var at = State.HoldsVersion;
             HoldView? stored = null;
-            if (!State.Holds.ContainsKey(holdId))
+            if (!State.Holds.Contains(holdId))
             {
                 stored = await HoldStore.GetAsync(holdId);
                 if (stored is null || stored.AccountId != AccountId) return BillingResult<T>.Fail(BillingStatus.HoldNotFound, $"Hold {holdId} was not found on the {Table.Scope} account {AccountId}.");
@@ -124,7 +124,7 @@ public abstract partial class AccountGrain
     /// <summary>Puts the account in its silo's expiry queue at its earliest active hold's expiry, or out of it when it has none.</summary>
     private void ExpectEarliestExpiry()
     {
-        if (State is { Holds.IsEmpty: false }) ExpiryQueue.ExpectExactly(Table.Kind, AccountId, State.Holds.Values.Min(h => h.ExpiresAt));
+        if (State?.Holds.FirstExpiry is { } first) ExpiryQueue.ExpectExactly(Table.Kind, AccountId, first);
         else ForgetExpiryWhenNoHolds();
     }
 

@@ -12,16 +12,7 @@ namespace Billing.Accounts;
 public static class HoldLedger
 {
     /// <summary>The sum of the account's holds that still reserve money at <paramref name="now"/>.</summary>
-    public static decimal Held(AccountState state, DateTimeOffset now)
-    {
-        var held = 0m;
-        foreach (var hold in state.Holds.Values)
-        {
-            if (hold.IsHeldAt(now)) held += hold.Amount;
-        }
-
-        return held;
-    }
+    public static decimal Held(AccountState state, DateTimeOffset now) => state.Holds.HeldAt(now);
 
     /// <summary>Balance and quota left, before holds.</summary>
     public static decimal Spendable(AccountState state, DateTimeOffset now) =>
@@ -46,7 +37,7 @@ public static class HoldLedger
     /// <summary>The account with <paramref name="hold"/> in its new state: active holds are kept, ended ones dropped.</summary>
     public static AccountState WithHold(AccountState state, HoldView hold) => state with
     {
-        Holds = hold.Status == HoldStatus.Active ? state.Holds.SetItem(hold.HoldId, hold) : state.Holds.Remove(hold.HoldId),
+        Holds = hold.Status == HoldStatus.Active ? state.Holds.With(hold) : state.Holds.Without(hold.HoldId),
         HoldsVersion = state.HoldsVersion + 1,
     };
 

@@ -190,10 +190,13 @@ internal sealed class ExpireHoldsOperation : PendingOperation<int>
     public override void Decide(LedgerBatch batch)
     {
         var expired = 0;
-        foreach (var hold in batch.State.Holds.Values.Where(h => batch.Now >= h.ExpiresAt).ToList())
+        // Recording an expiry releases nothing more: an expired hold reserves nothing from its expiry on (H2), so every
+        // event of this batch names the same available.
+        var available = HoldLedger.Available(batch.State, batch.Now);
+        foreach (var hold in batch.State.Holds.ExpiredAt(batch.Now).ToList())
         {
             batch.ChangeHold(HoldLedger.Expired(hold), inserted: false);
-            batch.Events.Add(Billing.Events.BillingEvents.HoldExpired(batch.State, HoldLedger.Available(batch.State, batch.Now), hold.HoldId, hold.Amount, batch.Now));
+            batch.Events.Add(Billing.Events.BillingEvents.HoldExpired(batch.State, available, hold.HoldId, hold.Amount, batch.Now));
             expired++;
         }
 

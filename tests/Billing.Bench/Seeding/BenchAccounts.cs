@@ -31,7 +31,11 @@ internal sealed record BenchAccounts(
             ? Enumerable.Range(0, options.SpreadProjects).Select(i => (Guid.NewGuid(), creators[i % creators.Length])).ToArray()
             : [];
         var all = new[] { hot }.Concat(spread).ToArray();
-        if (services is not null) await ThroughTheGrainsAsync(services, modelId, all, creators, options.Alerts, options.Grants);
+        if (services is not null)
+        {
+            await ThroughTheGrainsAsync(services, modelId, all, creators, options.Alerts, options.Grants);
+            if (options.OpenHolds > 0) await OpenHoldsAsync(services, modelId, hot, options.OpenHolds);
+        }
 
         var db = database.Bench;
         await BenchDatabase.ExecuteAsync(db, SeedTables.Schema);
@@ -108,6 +112,16 @@ internal sealed record BenchAccounts(
         if (grants > 1) Say($"seed: {grants} open credit grants on every project ({grants - 1} promotional, spent first)");
         Say($"seed: model price 3.00/15.00 USD per million tokens; {users.Length} users, {projects.Length} projects initialised and topped up through the grains in {started.Elapsed.TotalSeconds:F1} s; " +
             $"silo working set {Report.BenchReport.Mb(services.SiloRssKb)} MB");
+    }
+
+    /// <summary>Holds that stay active through every case on the HOT project: a day's ttl, never captured, 0.000003 USD each (one input token).</summary>
+    private static async Task OpenHoldsAsync(BenchServices services, Guid modelId, (Guid Project, Guid User) hot, int count)
+    {
+        var started = Stopwatch.StartNew();
+        var usage = services.Cluster.GetGrain<IUsageGrain>(0);
+        await Parallel.ForEachAsync(Enumerable.Range(0, count), new ParallelOptions { MaxDegreeOfParallelism = 64 }, async (_, _) =>
+            Check(await usage.PlaceHold(new HoldRequest(Guid.NewGuid(), hot.Project, hot.User, modelId, 1, 0, HoldRequest.MaxTtlSeconds)), "PlaceHold (open)"));
+        Say($"seed: {count} open holds on the HOT project in {started.Elapsed.TotalSeconds:F1} s; silo working set {Report.BenchReport.Mb(services.SiloRssKb)} MB");
     }
 
     private static void Check<T>(BillingResult<T> result, string what) where T : class
