@@ -45,6 +45,36 @@ public sealed class HoldExpiryTests(ClockClusterFixture fixture) : BillingTestBa
     }
 
     /// <summary>
+    /// Two thousand holds of one account that expire at the same moment are released together at once (the account's
+    /// running total less the expired ones), and recorded by one expiry, each with its hold.expired event naming the
+    /// same available; a hold that expires later keeps holding.
+    /// </summary>
+    [Fact]
+    public async Task Thousands_of_holds_expiring_together_are_released_at_once_and_each_recorded_once_with_its_event()
+    {
+        var model = await NewModel(1_000m, 1_000m); // 0.001 per token
+        var user = await NewUser(); // 10
+        var placed = await Task.WhenAll(Enumerable.Range(0, 2_000).Select(_ => Place(user, model, 2, ttl: 60)));
+        Assert.All(placed, p => Assert.True(p.IsOk, p.Problem?.Detail));
+        var later = (await Place(user, model, 2, ttl: 600)).Value!;
+        Assert.Equal((4.002m, 5.998m), ((await View(AccountKind.User, user)).Held, (await View(AccountKind.User, user)).Available));
+
+        Fixture.Clock.Advance(TimeSpan.FromSeconds(61));
+        var released = await View(AccountKind.User, user);
+        Assert.Equal((0.002m, 9.998m), (released.Held, released.Available));
+
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        while (await Scalar("SELECT count(*) FROM billing_hold WHERE account_id = $1 AND status = 'expired'", user) < 2_000 && started.Elapsed < TimeSpan.FromSeconds(15))
+            await Task.Delay(100);
+        Assert.Equal(2_000, await Scalar("SELECT count(*) FROM billing_hold WHERE account_id = $1 AND status = 'expired'", user));
+        Assert.Equal(1, await Scalar("SELECT count(*) FROM billing_hold WHERE account_id = $1 AND status = 'active' AND hold_id = $2", user, later.HoldId));
+        Assert.Equal(2_000, await Scalar(
+            "SELECT count(DISTINCT data->>'holdId') FROM billing_event WHERE scope_id = $1 AND type = 'hold.expired' AND (data->>'available')::numeric = 9.998", user));
+        Assert.Equal(2_000, await Scalar("SELECT count(*) FROM billing_event WHERE scope_id = $1 AND type = 'hold.expired'", user));
+        Assert.Equal(later.ExpiresAt, ExpiryQueue.ExpectedAt(AccountKind.User, user));
+    }
+
+    /// <summary>
     /// The silo's expiry queue holds an account while it has active holds, at its earliest expiry, and lets it go when
     /// the last one ends; a deactivated account is called back when its hold expires (no grain timer per account).
     /// </summary>
