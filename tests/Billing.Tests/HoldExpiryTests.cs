@@ -46,8 +46,8 @@ public sealed class HoldExpiryTests(ClockClusterFixture fixture) : BillingTestBa
 
     /// <summary>
     /// Two thousand holds of one account that expire at the same moment are released together at once (the account's
-    /// running total less the expired ones), and recorded by one expiry, each with its hold.expired event naming the
-    /// same available; a hold that expires later keeps holding.
+    /// running total less the expired ones), and recorded in writes of at most a thousand, each with its hold.expired
+    /// event naming the same available; a hold that expires later keeps holding.
     /// </summary>
     [Fact]
     public async Task Thousands_of_holds_expiring_together_are_released_at_once_and_each_recorded_once_with_its_event()
@@ -71,6 +71,9 @@ public sealed class HoldExpiryTests(ClockClusterFixture fixture) : BillingTestBa
         Assert.Equal(2_000, await Scalar(
             "SELECT count(DISTINCT data->>'holdId') FROM billing_event WHERE scope_id = $1 AND type = 'hold.expired' AND (data->>'available')::numeric = 9.998", user));
         Assert.Equal(2_000, await Scalar("SELECT count(*) FROM billing_event WHERE scope_id = $1 AND type = 'hold.expired'", user));
+        // In writes of at most ExpireHoldsOperation.MaxPerWrite each: no statement holds up the accounts sharing its transaction for long.
+        Assert.Equal(ExpireHoldsOperation.MaxPerWrite, await Scalar(
+            "SELECT max(n) FROM (SELECT count(*) AS n FROM billing_event WHERE scope_id = $1 AND type = 'hold.expired' GROUP BY txid) w", user));
         Assert.Equal(later.ExpiresAt, ExpiryQueue.ExpectedAt(AccountKind.User, user));
     }
 

@@ -66,11 +66,23 @@ public abstract partial class AccountGrain
 
         // One expiry in flight at a time: the queue, the scan and callers share it.
         if (expiring is { IsCompleted: false }) return await expiring;
-        expiring = Commits.Submit(new ExpireHoldsOperation());
+        expiring = ExpireInWrites();
         var expired = await expiring;
         if (expired > 0) LogHoldsExpired(HoldLogger, expired, Table.Kind, AccountId);
         ExpectEarliestExpiry();
         return expired;
+    }
+
+    /// <summary>Records every due expiry, at most <see cref="ExpireHoldsOperation.MaxPerWrite"/> per write, each write queued behind the account's other operations.</summary>
+    private async Task<int> ExpireInWrites()
+    {
+        var total = 0;
+        while (true)
+        {
+            var expired = await Commits.Submit(new ExpireHoldsOperation());
+            total += expired;
+            if (expired < ExpireHoldsOperation.MaxPerWrite || !(State?.Holds.FirstExpiry <= Clock.GetDatabaseNow())) return total;
+        }
     }
 
     public async Task<BillingResult<HoldPage>> ListHolds(HoldQuery query)

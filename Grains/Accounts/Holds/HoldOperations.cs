@@ -183,6 +183,13 @@ internal sealed class VoidHoldOperation(Guid holdId, HoldView? stored, long stor
 /// </summary>
 internal sealed class ExpireHoldsOperation : PendingOperation<int>
 {
+    /// <summary>
+    /// Most expiries one write records: after an outage an account may have many thousands due at once, and one
+    /// statement for all of them would hold up the writes of every account sharing its transaction. The grain
+    /// submits another for the rest (<see cref="AccountGrain.ExpireDueHolds"/>).
+    /// </summary>
+    public const int MaxPerWrite = 1_000;
+
     public override string Kind => "hold expiry";
 
     public override void Refuse(BillingProblem problem) => Result = 0;
@@ -193,7 +200,7 @@ internal sealed class ExpireHoldsOperation : PendingOperation<int>
         // Recording an expiry releases nothing more: an expired hold reserves nothing from its expiry on (H2), so every
         // event of this batch names the same available.
         var available = HoldLedger.Available(batch.State, batch.Now);
-        foreach (var hold in batch.State.Holds.ExpiredAt(batch.Now).ToList())
+        foreach (var hold in batch.State.Holds.ExpiredAt(batch.Now).Take(MaxPerWrite).ToList())
         {
             batch.ChangeHold(HoldLedger.Expired(hold), inserted: false);
             batch.Events.Add(Billing.Events.BillingEvents.HoldExpired(batch.State, available, hold.HoldId, hold.Amount, batch.Now));
