@@ -58,7 +58,7 @@ public abstract partial class AccountGrain
     {
         await Commits.ReloadIfNeeded();
         var now = Clock.GetDatabaseNow();
-        if (State is null || !(State.Holds.FirstExpiry <= now))
+        if (!HasExpiredHolds(now))
         {
             ExpectEarliestExpiry();
             return 0;
@@ -81,9 +81,12 @@ public abstract partial class AccountGrain
         {
             var expired = await Commits.Submit(new ExpireHoldsOperation());
             total += expired;
-            if (expired < ExpireHoldsOperation.MaxPerWrite || !(State?.Holds.FirstExpiry <= Clock.GetDatabaseNow())) return total;
+            if (expired < ExpireHoldsOperation.MaxPerWrite || !HasExpiredHolds(Clock.GetDatabaseNow())) return total;
         }
     }
+
+    /// <summary>Whether an active hold of the account is past its expiry at <paramref name="now"/> (its expiry not yet recorded).</summary>
+    private bool HasExpiredHolds(DateTimeOffset now) => State?.Holds.FirstExpiry <= now;
 
     public async Task<BillingResult<HoldPage>> ListHolds(HoldQuery query)
     {
