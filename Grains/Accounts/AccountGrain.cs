@@ -99,14 +99,14 @@ public abstract partial class AccountGrain(LedgerStore ledger, LedgerWriter writ
         return Commits.Submit(new ChargeOperation(charge));
     }
 
-    public Task<BillingResult<AccountView>> Credit(AccountCredit credit)
+    public async Task<BillingResult<AccountView>> Credit(AccountCredit credit)
     {
-        if (credit.Amount <= 0) return Task.FromResult(Invalid<AccountView>("amount must be positive."));
+        if (credit.Amount <= 0) return Invalid<AccountView>("amount must be positive.");
         if (!HistoryReasons.CreditReasons.Contains(credit.Reason))
-            return Task.FromResult(Invalid<AccountView>($"reason must be one of: {string.Join(", ", HistoryReasons.CreditReasons)}."));
-        if (credit.CreditId == Guid.Empty) return Task.FromResult(Invalid<AccountView>("creditId must not be the nil UUID."));
-        if (State is null) return Task.FromResult(NotFound<AccountView>());
-        return Commits.Submit(new CreditOperation(credit));
+            return Invalid<AccountView>($"reason must be one of: {string.Join(", ", HistoryReasons.CreditReasons)}.");
+        if (credit.CreditId == Guid.Empty) return Invalid<AccountView>("creditId must not be the nil UUID.");
+        if (State is null) return NotFound<AccountView>();
+        return await TopUp(new CreditOperation(credit));
     }
 
     public Task<BillingResult<AccountView>> ChangePlan(PlanChange plan)

@@ -77,7 +77,7 @@ internal sealed class CreditOperation(AccountCredit credit) : PendingOperation<B
         }
 
         batch.Append(row);
-        batch.ResolveInsufficientBalanceErrors = true;
+        TopUp(batch);
         Result = BillingResult<AccountView>.Ok(batch.State.ToView());
     }
 
@@ -88,6 +88,24 @@ internal sealed class CreditOperation(AccountCredit credit) : PendingOperation<B
         // A credit found already applied answers with the account as it is now.
         if (Settled) Result = BillingResult<AccountView>.Ok(committed!.ToView());
         base.Complete(committed);
+    }
+}
+
+/// <summary>
+/// Resolves open insufficient-balance errors a top-up left (it resolves at most
+/// <see cref="LedgerCommit.MaxErrorsResolvedPerWrite"/>): those created by the top-up, the oldest that many per write.
+/// It writes no history row; its write carries the <c>billing_error.resolved</c> events. False when refused (no write).
+/// </summary>
+internal sealed class ResolveErrorsOperation(DateTimeOffset createdBy) : PendingOperation<bool>
+{
+    public override string Kind => "billing error resolution";
+
+    public override void Refuse(BillingProblem problem) => Result = false;
+
+    public override void Decide(LedgerBatch batch)
+    {
+        batch.ResolveErrors(createdBy);
+        Result = true;
     }
 }
 

@@ -17,7 +17,21 @@ internal sealed class LedgerBatch(AccountState start, DateTimeOffset now)
 
     public List<UsageReceipt> Charges { get; } = [];
 
-    public bool ResolveInsufficientBalanceErrors { get; set; }
+    /// <summary>Whether the batch resolves the account's open insufficient-balance errors (a top-up, or what one left).</summary>
+    public bool ResolveInsufficientBalanceErrors { get; private set; }
+
+    /// <summary>When set, only errors created by then are resolved (what a top-up left); a top-up itself resolves any.</summary>
+    public DateTimeOffset? ResolveErrorsCreatedBy { get; private set; }
+
+    /// <summary>Resolves open insufficient-balance errors, those created by <paramref name="createdBy"/> when given; in one batch the widest asked wins.</summary>
+    public void ResolveErrors(DateTimeOffset? createdBy)
+    {
+        // One batch writes one bound: none (a top-up's) covers any other, and the later of two covers the earlier.
+        if (!ResolveInsufficientBalanceErrors) ResolveErrorsCreatedBy = createdBy;
+        else if (createdBy is null || ResolveErrorsCreatedBy is null) ResolveErrorsCreatedBy = null;
+        else if (createdBy > ResolveErrorsCreatedBy) ResolveErrorsCreatedBy = createdBy;
+        ResolveInsufficientBalanceErrors = true;
+    }
 
     /// <summary>The holds this batch places or ends (Holds/HoldChanges.cs); each moves the account's holds version.</summary>
     public HoldChanges Holds { get; } = new();
@@ -25,8 +39,8 @@ internal sealed class LedgerBatch(AccountState start, DateTimeOffset now)
     /// <summary>Grant changes that have no history row: a grant scheduled for later, or voided before it counted.</summary>
     public List<(CreditGrant Grant, bool Created)> GrantsWithoutRow { get; } = [];
 
-    /// <summary>Whether the batch has anything to write: rows, hold changes or grant changes (the last two may write no row).</summary>
-    public bool HasWrites => Rows.Count > 0 || Holds.Count > 0 || GrantsWithoutRow.Count > 0;
+    /// <summary>Whether the batch has anything to write: rows, hold changes, grant changes or errors to resolve (all but rows may write no row).</summary>
+    public bool HasWrites => Rows.Count > 0 || Holds.Count > 0 || GrantsWithoutRow.Count > 0 || ResolveInsufficientBalanceErrors;
 
     /// <summary>A hold as this batch leaves it: changed here, else active in the account; null when neither.</summary>
     public HoldView? FindHold(Guid holdId) => Holds.Find(holdId) ?? State.Holds.Find(holdId);
@@ -60,7 +74,7 @@ internal sealed class LedgerBatch(AccountState start, DateTimeOffset now)
     /// <summary>The statement that writes this batch, if the account is still at the version it was decided against.</summary>
     public LedgerCommit ToCommit() => new(State, Start.Version, Rows, Charges, ResolveInsufficientBalanceErrors, Holds.ToWrites(Start.HoldsVersion),
         new Billing.Events.LedgerEvents(Events, Billing.Events.BillingEvents.Available(State, Now), State.Balance, State.Currency),
-        GrantWrites.From(Rows, GrantsWithoutRow), ClosedUsageHours);
+        GrantWrites.From(Rows, GrantsWithoutRow), ClosedUsageHours, ResolveErrorsCreatedBy);
 }
 
 /// <summary>
@@ -73,6 +87,14 @@ internal abstract class PendingOperation
 
     /// <summary>Set when the database already holds this operation's effect: it is answered without a write.</summary>
     public bool Settled { get; protected set; }
+
+    private DateTimeOffset? toppedUpAt;
+
+    /// <summary>
+    /// When this operation topped the account up, resolving its open insufficient-balance errors (its batch's now);
+    /// null when it did not, or when the database already held it (the first copy's caller finishes that).
+    /// </summary>
+    public DateTimeOffset? ToppedUpAt => Settled ? null : toppedUpAt;
 
     /// <summary>What it is, for logs: "charge", "credit", …</summary>
     public abstract string Kind { get; }
@@ -94,6 +116,13 @@ internal abstract class PendingOperation
     /// purpose: the group commit decides a whole batch without yielding the account's thread.
     /// </summary>
     public abstract void Decide(LedgerBatch batch);
+
+    /// <summary>A top-up: the account can pay again, so the batch resolves its open insufficient-balance errors.</summary>
+    protected void TopUp(LedgerBatch batch)
+    {
+        batch.ResolveErrors(createdBy: null);
+        toppedUpAt = batch.Now;
+    }
 
     /// <summary>Answers the caller that nothing was done (the account or the writer is overloaded); no write follows.</summary>
     public abstract void Refuse(BillingProblem problem);

@@ -10,16 +10,18 @@ public sealed class BillingErrorStore(NpgsqlDataSource dataSource)
 
     public async Task<BillingErrorPage> ListAsync(BillingErrorQuery query, CancellationToken cancellationToken = default)
     {
+        // Written out rather than a parameter: only a literal NOT resolved lets the open errors come from the index of
+        // open errors (migration 0016) instead of a walk through every error the account ever had.
+        var condition = query.Resolved switch { null => "true", true => "resolved", false => "NOT resolved" };
         await using var command = dataSource.CreateCommand($"""
             SELECT {Columns} FROM billing_error
-            WHERE scope = $1 AND scope_id = $2 AND ($3::boolean IS NULL OR resolved = $3) AND ($4::bigint IS NULL OR seq < $4)
+            WHERE scope = $1 AND scope_id = $2 AND {condition} AND ($3::bigint IS NULL OR seq < $3)
             ORDER BY seq DESC
-            LIMIT $5
+            LIMIT $4
             """);
         var p = command.Parameters;
         p.Add(new NpgsqlParameter<string> { TypedValue = query.Scope });
         p.Add(new NpgsqlParameter<Guid> { TypedValue = query.ScopeId });
-        p.Add(new NpgsqlParameter { Value = (object?)query.Resolved ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Boolean });
         p.Add(new NpgsqlParameter { Value = (object?)query.Before ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Bigint });
         p.Add(new NpgsqlParameter<int> { TypedValue = query.Limit + 1 });
         var items = new List<(BillingErrorView View, long Seq)>();
@@ -72,6 +74,22 @@ public sealed class BillingErrorStore(NpgsqlDataSource dataSource)
 
         // Resolved at the same moment by another call: this statement's snapshot predates it; read it as it is now.
         return resolved is { Resolved: false } ? await FindAsync(id, cancellationToken) : resolved;
+    }
+
+    /// <summary>
+    /// How many of the account's insufficient-balance errors created by <paramref name="createdBy"/> are still open
+    /// (what a top-up then left: <see cref="LedgerCommit.MaxErrorsResolvedPerWrite"/>). Counted in the index of open errors.
+    /// </summary>
+    public async Task<long> CountOpenInsufficientBalanceAsync(string scope, Guid scopeId, DateTimeOffset createdBy, CancellationToken cancellationToken = default)
+    {
+        await using var command = dataSource.CreateCommand("""
+            SELECT count(*) FROM billing_error
+            WHERE scope = $1 AND scope_id = $2 AND error_type = 'insufficient_balance' AND NOT resolved AND created_at <= $3
+            """);
+        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = scope });
+        command.Parameters.Add(new NpgsqlParameter<Guid> { TypedValue = scopeId });
+        command.Parameters.Add(new NpgsqlParameter<DateTimeOffset> { TypedValue = createdBy });
+        return (long)(await command.ExecuteScalarAsync(cancellationToken))!;
     }
 
     public async Task PingAsync(CancellationToken cancellationToken = default)

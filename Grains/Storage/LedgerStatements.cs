@@ -18,8 +18,16 @@ public sealed record LedgerCommit(
     HoldWrites? Holds = null,
     Billing.Events.LedgerEvents? Events = null,
     GrantWrites? Grants = null,
-    IReadOnlyList<UsageHourTotal>? ClosedUsageHours = null)
+    IReadOnlyList<UsageHourTotal>? ClosedUsageHours = null,
+    DateTimeOffset? ResolveErrorsCreatedBy = null)
 {
+    /// <summary>
+    /// The most open insufficient-balance errors one commit resolves for its account, oldest first: a top-up after a long
+    /// dry spell may find many thousands, and one statement resolving them all would hold up every account sharing its
+    /// transaction. The account resolves the rest in writes of its own (<see cref="Billing.Accounts.ResolveErrorsOperation"/>).
+    /// </summary>
+    public const int MaxErrorsResolvedPerWrite = 1_000;
+
     private GrantWrites? grantWrites;
 
     /// <summary>The grant rows to write: <see cref="Grants"/>, or when not given, what <see cref="Rows"/> do to grants.</summary>
@@ -197,6 +205,7 @@ public static class LedgerStatements
         {
             // What the resolved-error events of each account say (read by the events part through the resolved errors).
             accounts.Extra("resolve_errors", "boolean", c => c.ResolveInsufficientBalanceErrors)
+                .Extra("resolve_created_by", "timestamptz", c => c.ResolveErrorsCreatedBy?.UtcDateTime)
                 .Extra("event_available", "numeric", c => (c.Events ?? Billing.Events.LedgerEvents.None).Available)
                 .Extra("event_balance", "numeric", c => (c.Events ?? Billing.Events.LedgerEvents.None).Balance)
                 .Extra("event_currency", "text", c => (c.Events ?? Billing.Events.LedgerEvents.None).Currency);
@@ -262,16 +271,28 @@ public static class LedgerStatements
             .Shared("created_at", CommitNow)
             .Sql(gate: "acct");
 
-    /// <summary>The accounts' open insufficient-balance errors, resolved where the commit says so (read by the events part).</summary>
+    /// <summary>
+    /// The accounts' open insufficient-balance errors, resolved where the commit says so (read by the events part): the
+    /// oldest <see cref="LedgerCommit.MaxErrorsResolvedPerWrite"/>, created by <c>resolve_created_by</c> when it is given.
+    /// They are found through the index of open errors (migration 0016), not the account's whole error history. The
+    /// conditions are repeated on the row updated, because only those are checked again on a row that a concurrent
+    /// resolve changed first: such a row is skipped, not resolved (and its event written) twice.
+    /// </summary>
     private static string ResolveErrors(SqlParameters<LedgerCommitGroup> p, AccountTable table)
     {
         var scope = p.Value("scope", "text", _ => table.Scope);
+        var perWrite = p.Value("errors_resolved_per_write", "integer", _ => LedgerCommit.MaxErrorsResolvedPerWrite);
         return $"""
-            UPDATE billing_error SET resolved = true, resolved_at = acct.now
-            FROM acct
-            WHERE acct.resolve_errors AND scope = {scope} AND scope_id = acct.account_id
-              AND error_type = 'insufficient_balance' AND NOT resolved
-            RETURNING billing_error.id, billing_error.scope, billing_error.scope_id, billing_error.error_type,
+            UPDATE billing_error e SET resolved = true, resolved_at = acct.now
+            FROM acct CROSS JOIN LATERAL (
+                SELECT o.id FROM billing_error o
+                WHERE acct.resolve_errors AND o.scope = {scope} AND o.scope_id = acct.account_id
+                  AND o.error_type = 'insufficient_balance' AND NOT o.resolved
+                  AND (acct.resolve_created_by IS NULL OR o.created_at <= acct.resolve_created_by)
+                ORDER BY o.seq
+                LIMIT {perWrite}) due
+            WHERE e.id = due.id AND e.error_type = 'insufficient_balance' AND NOT e.resolved
+            RETURNING e.id, e.scope, e.scope_id, e.error_type,
                       acct.now, acct.event_available AS available, acct.event_balance AS balance, acct.event_currency AS currency
             """;
     }

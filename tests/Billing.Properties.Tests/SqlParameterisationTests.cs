@@ -20,6 +20,7 @@ public partial class SqlParameterisationTests
         // column names, all built from constants in code.
         new(@"^BillingEventTypes\.\w+$"),                                           // event type constants (Grains.Interfaces/Events.cs)
         new(@"^(available|balance)$"),                                               // EventStatements: placeholders from SqlParameters
+        new(@"^perWrite$"),                                                          // LedgerStatements: the placeholder of the errors resolved per write
         new(@"^(ids|remaining|states|owners)$"),                                    // GrantStatements: array placeholders of changed grants
         new(@"^(hours|models|currencies|requestCounts|inputTokens|outputTokens|costs)$"), // LedgerStatements: closed usage hours' array placeholders
         new(@"^(account|now|expectedVersion|expectedHoldsVersion|table|gate|gateSource|filter|condition|project|creator|createdAt|credit|currency|claim|decided|accountInsert|history|assignments|resolving|scope|names|values|targetColumns|sourceValues|arrayPlaceholders|arrayColumns|result|commonTableExpressions|join|conditions|setList|returnedColumns)$"),

@@ -22,7 +22,7 @@ public abstract partial class AccountGrain
         }
 
         if (State is null) return NotFound<GrantIssued>();
-        return await Commits.Submit(new GrantOperation(grant));
+        return await TopUp(new GrantOperation(grant));
     }
 
     /// <summary>A grant already stored under this id: this account's (as it is once what is due is written), or another's (refused).</summary>

@@ -50,7 +50,7 @@ internal sealed class GrantOperation(GrantInput input) : PendingOperation<Billin
         }
 
         batch.Append(row);
-        batch.ResolveInsufficientBalanceErrors = true; // as a top-up: the account can pay again
+        TopUp(batch); // a grant in effect now is a top-up: the account can pay again
         // A grant that expired before it was given still counts for the moment between (credit, then expiry).
         if (active.ExpiresAt is { } expiry && expiry <= batch.Now) CreditGrants.AppendDue(batch);
         var after = batch.State.Grants.FirstOrDefault(g => g.GrantId == Input.GrantId)

@@ -1,0 +1,8 @@
+-- The open billing errors of an account, apart from the resolved ones. Two reads went through billing_error_scope_idx,
+-- which holds every error the account ever had (one per refused usage id: thousands after a few dry spells):
+--  * a top-up resolving the open insufficient-balance errors read all of them: 20 ms of the shared commit for an
+--    account with 200,000 errors behind it, to resolve none;
+--  * listing an account's open errors (the console's default) walked back through the resolved ones to find them.
+-- Both now read the open errors only (README, "Storage and concurrency": "A top-up after a dry spell").
+-- Built without CONCURRENTLY (the migrator applies each file in a transaction): new billing errors wait while it builds.
+CREATE INDEX billing_error_open_idx ON billing_error (scope, scope_id, error_type, seq) WHERE NOT resolved;
