@@ -5,10 +5,17 @@ namespace Billing.Storage;
 
 /// <summary>
 /// <c>usage_record</c>: the one answer given for each usage id, whichever account charged it or whether it was
-/// refused. Its primary key is the at-most-once guarantee (I3); a refusal and its billing error (I5) are one statement.
+/// refused. Its primary key is the at-most-once guarantee (I3); a refusal and its billing error (I5) are one statement,
+/// shared with the other refusals of the moment (<see cref="RefusalWriter"/>).
 /// </summary>
-public sealed class UsageRecordStore(NpgsqlDataSource dataSource)
+public sealed class UsageRecordStore(NpgsqlDataSource dataSource) : IAsyncDisposable
 {
+    private readonly Lazy<RefusalWriter> refusals = new(() => new RefusalWriter(dataSource));
+
+    private RefusalWriter Refusals => refusals.Value;
+
+    public ValueTask DisposeAsync() => refusals.IsValueCreated ? refusals.Value.DisposeAsync() : ValueTask.CompletedTask;
+
     /// <summary>One usage's answer by its key (an equality, not <c>= ANY</c>: <see cref="KeyReads"/>).</summary>
     public const string ByIdSql = """
         SELECT usage_id, outcome, paid_by, account_id, cost, currency, input_tokens, output_tokens, balance_after,
@@ -41,38 +48,9 @@ public sealed class UsageRecordStore(NpgsqlDataSource dataSource)
     {
         var billingErrorId = RowIds.New();
         var eventRows = events?.Invoke(billingErrorId) ?? [];
-        await using var command = dataSource.CreateCommand("""
-            WITH rec AS (
-                INSERT INTO usage_record (usage_id, outcome, cost, currency, input_tokens, output_tokens, billing_error_id, message, created_at)
-                VALUES ($1, 'refused', $2, $3, $4, $5, $6, $7, $8)
-                ON CONFLICT (usage_id) DO NOTHING
-                RETURNING usage_id),
-            err AS (
-                INSERT INTO billing_error (id, scope, scope_id, error_type, message, details, usage_id, hold_id, created_at)
-                SELECT $6, $9, $10, 'insufficient_balance', $7, $11::jsonb, usage_id, $15, $8 FROM rec),
-            ev AS (
-                INSERT INTO billing_event (id, type, scope, scope_id, billing_error_id, data, created_at)
-                SELECT e.id, e.type, $9, $10, $6, e.data::jsonb, $8 FROM rec, unnest($12::uuid[], $13::text[], $14::text[]) AS e(id, type, data))
-            SELECT count(*) FROM rec
-            """);
-        var p = command.Parameters;
-        p.Add(new NpgsqlParameter<Guid> { TypedValue = usageId });
-        p.Add(new NpgsqlParameter<decimal> { TypedValue = cost });
-        p.Add(new NpgsqlParameter<string> { TypedValue = currency });
-        p.Add(new NpgsqlParameter<long> { TypedValue = inputTokens });
-        p.Add(new NpgsqlParameter<long> { TypedValue = outputTokens });
-        p.Add(new NpgsqlParameter<Guid> { TypedValue = billingErrorId });
-        p.Add(new NpgsqlParameter<string> { TypedValue = message });
-        p.Add(new NpgsqlParameter<DateTimeOffset> { TypedValue = now });
-        p.Add(new NpgsqlParameter<string> { TypedValue = scope });
-        p.Add(new NpgsqlParameter<Guid> { TypedValue = scopeId });
-        p.Add(new NpgsqlParameter<string> { TypedValue = JsonSerializer.Serialize(details) });
-        // The refusal's events (balance.depleted, billing_error.created): stored with the error or not at all (E1).
-        p.Add(new NpgsqlParameter<Guid[]> { TypedValue = eventRows.Select(e => e.Id).ToArray() });
-        p.Add(new NpgsqlParameter<string[]> { TypedValue = eventRows.Select(e => e.Type).ToArray() });
-        p.Add(new NpgsqlParameter<string[]> { TypedValue = eventRows.Select(e => e.Data).ToArray() });
-        p.Add(new NpgsqlParameter { Value = (object?)holdId ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Uuid });
-        if ((long)(await command.ExecuteScalarAsync(cancellationToken))! == 1)
+        var refusal = new RefusalRecord(usageId, cost, currency, inputTokens, outputTokens, billingErrorId, message, now, scope, scopeId,
+            JsonSerializer.Serialize(details), holdId, eventRows);
+        if (await Refusals.ClaimAsync(refusal).WaitAsync(cancellationToken))
         {
             foreach (var stored in eventRows) Billing.Diagnostics.EventMetrics.RecordWritten(stored.Type);
             return BillingResult<UsageReceipt>.Fail(BillingStatus.InsufficientBalance, message, billingErrorId);

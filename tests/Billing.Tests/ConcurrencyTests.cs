@@ -70,6 +70,28 @@ public sealed class ConcurrencyTests(ClusterFixture fixture) : BillingTestBase(f
     }
 
     [Fact]
+    public async Task Copies_of_a_refused_usage_sent_among_other_refusals_store_one_billing_error_and_all_answer_it()
+    {
+        // Refusals waiting at the same moment are stored by one statement (RefusalWriter): the copies of one usage id
+        // must still claim it once, whether they meet in one statement or follow each other.
+        var model = await NewModel(1_000_000m, 0.0001m);
+        var user = await NewUser(balance: 0m);
+        var project = await NewProject(balance: 0m);
+        var copied = new AiUsage(Guid.NewGuid(), project, user, model, 5, 0);
+        var calls = Enumerable.Range(0, 64).Select(i => Usage.RecordAiUsage(i % 2 == 0 ? copied : copied with { UsageId = Guid.NewGuid() }));
+
+        var answers = await Task.WhenAll(calls);
+
+        Assert.All(answers, a => Assert.Equal(BillingStatus.InsufficientBalance, a.Problem!.Status));
+        var copies = answers.Where((_, i) => i % 2 == 0).Select(a => a.Problem!.BillingErrorId).Distinct().ToList();
+        Assert.Single(copies);
+        Assert.Equal(33, await BillingErrorCount(project));
+        Assert.Equal(33, await Scalar("SELECT count(DISTINCT billing_error_id) FROM usage_record WHERE billing_error_id IN (SELECT id FROM billing_error WHERE scope_id = $1)", project));
+        Assert.Equal(1, await Scalar("SELECT count(*) FROM billing_error WHERE id = $1 AND usage_id = $2", copies[0]!.Value, copied.UsageId));
+        Assert.Equal(66, await Scalar("SELECT count(*) FROM billing_event WHERE scope_id = $1", project)); // balance.depleted + billing_error.created each
+    }
+
+    [Fact]
     public async Task A_usage_paid_by_the_user_is_not_charged_again_by_a_topped_up_project_on_retry()
     {
         var model = await NewModel(1_000_000m, 0.0001m);

@@ -55,7 +55,7 @@ public static class CaseRunner
                 var me = Volatile.Read(ref measureEnd);
                 if (ms != 0 && t0 >= ms && (me == 0 || t1 <= me))
                 {
-                    if (outcome.Charged) mine.Add(t1 - t0);
+                    if (outcome.Charged || outcome.Expected) mine.Add(t1 - t0);
                     else Interlocked.Increment(ref errors);
                 }
 

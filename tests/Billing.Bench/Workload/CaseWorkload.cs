@@ -50,6 +50,7 @@ internal sealed class CaseWorkload(Func<Random, Task<Outcome>> call, Func<string
         }
 
         if (mode == "hold") return new(ThroughHolds(services!, accounts, seeded));
+        if (mode == "refused") return new(Refusals(services!, accounts, seeded));
         return path == "cluster" ? new(ThroughCluster(services!, accounts, seeded)) : new(ThroughHttp(services!.Http!, accounts, seeded));
     }
 
@@ -65,6 +66,23 @@ internal sealed class CaseWorkload(Func<Random, Task<Outcome>> call, Func<string
             if (!hold.IsOk) return Outcome.Refused($"place: {hold.Problem!.Status}: {hold.Problem.Detail}");
             var captured = await usage.CaptureHold(new HoldCapture(holdId, BenchUsage.InputTokens, BenchUsage.OutputTokens));
             return captured.IsOk ? Outcome.Ok(captured.Value!.Charged) : Outcome.Fault($"capture: {captured.Problem!.Status}: {captured.Problem.Detail}");
+        };
+    }
+
+    /// <summary>
+    /// refused: a dry spell — usages neither the project nor its user can pay (3 × 10⁸ USD each), each refused with its
+    /// usage record, billing error and events, and no balance moved.
+    /// </summary>
+    private static Func<Random, Task<Outcome>> Refusals(BenchServices services, string accounts, BenchAccounts seeded)
+    {
+        const long unpayableInputTokens = 100_000_000_000_000; // at 3.00 per million: 300,000,000, more than any seeded balance
+        var usage = services.Cluster.GetGrain<IUsageGrain>(0);
+        return async rng =>
+        {
+            var a = seeded.Pick(accounts, rng);
+            var result = await usage.RecordAiUsage(new AiUsage(Guid.NewGuid(), a.Project, a.User, seeded.ModelId, unpayableInputTokens, 0));
+            if (result.Problem is { Status: BillingStatus.InsufficientBalance, BillingErrorId: not null }) return Outcome.RefusedAsExpected();
+            return result.IsOk ? Outcome.Fault($"charged {result.Value!.Cost}: the case expects a refusal") : Outcome.Refused($"{result.Problem!.Status}: {result.Problem.Detail}");
         };
     }
 
