@@ -74,7 +74,7 @@ public sealed partial class UsageGrain
                 now, await Billing.Events.RefusalEvents.ForAsync(GrainFactory, scope, scopeId, now));
             if (errorId is null) continue;
             var affordable = await MaxAffordableOutputTokens(hold, price);
-            HoldLogger.LogWarning("Hold {HoldId} refused for insufficient balance ({Scope} {ScopeId}, amount {Amount} {Currency}); billing error {BillingErrorId}",
+            HoldLogger.LogInformation("Hold {HoldId} refused for insufficient balance ({Scope} {ScopeId}, amount {Amount} {Currency}); billing error {BillingErrorId}",
                 hold.HoldId, scope, scopeId, amount, price.Currency, errorId);
             return HoldRefused<HoldView>(new BillingProblem(BillingStatus.InsufficientBalance, message, errorId, affordable));
         }
@@ -124,7 +124,7 @@ public sealed partial class UsageGrain
         }
 
         if (answer.Problem!.BillingErrorId is not { } errorId || !await Holds.IsLateCaptureRefusalAsync(hold.HoldId, errorId)) return UsageIdTaken(capture);
-        HoldLogger.LogWarning("Late capture {UsageId} of hold {HoldId} refused for insufficient balance ({Scope} {ScopeId}, cost {Cost} {Currency}); billing error {BillingErrorId}",
+        HoldLogger.LogInformation("Late capture {UsageId} of hold {HoldId} refused for insufficient balance ({Scope} {ScopeId}, cost {Cost} {Currency}); billing error {BillingErrorId}",
             usageId, hold.HoldId, scope, hold.AccountId, cost, hold.Currency, errorId);
         return HoldRefused<HoldCaptureReceipt>(answer.Problem);
     }

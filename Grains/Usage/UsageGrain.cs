@@ -106,7 +106,8 @@ public sealed partial class UsageGrain(UsageRecordStore usageRecords, TimeProvid
         var answer = await usageRecords.RecordRefusalAsync(usageId, scope, scopeId, priced.Cost, priced.Currency, inputTokens, outputTokens,
             message, details, now, events);
         if (answer.IsOk) return answer; // a concurrent attempt with this usage id was charged first
-        logger.LogWarning("Usage {UsageId} refused for insufficient balance ({Scope} {ScopeId}, cost {Cost} {Currency}); billing error {BillingErrorId}",
+        // Information, not a warning: a refusal is an answer (counted in billing.refusals), and a dry spell has thousands a second.
+        logger.LogInformation("Usage {UsageId} refused for insufficient balance ({Scope} {ScopeId}, cost {Cost} {Currency}); billing error {BillingErrorId}",
             usageId, scope, scopeId, priced.Cost, priced.Currency, answer.Problem!.BillingErrorId);
         return Refused(answer.Problem);
     }

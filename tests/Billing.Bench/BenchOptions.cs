@@ -135,7 +135,7 @@ public sealed class BenchOptions
 
         foreach (var p in o.Paths) if (p is not ("cluster" or "http")) throw new ArgumentException($"--paths: unknown path {p}");
         foreach (var a in o.Accounts) if (a is not ("hot" or "spread")) throw new ArgumentException($"--accounts: unknown kind {a}");
-        foreach (var m in o.Modes) if (m is not ("orleans" or "hold" or "refused" or "seed" or "db-single" or "db-shared" or "db-grain")) throw new ArgumentException($"--modes: unknown mode {m}");
+        foreach (var m in o.Modes) if (m is not ("orleans" or "hold" or "refused" or "refused-hold" or "seed" or "db-single" or "db-shared" or "db-grain")) throw new ArgumentException($"--modes: unknown mode {m}");
         if (o.Seconds < 1 || o.WarmupSeconds < 0 || o.Clients.Any(c => c < 1)) throw new ArgumentException("--seconds ≥ 1, --warmup ≥ 0, --clients ≥ 1");
         if (o.Grants is < 1 or > 100) throw new ArgumentException("--grants between 1 and 100");
         if (o.Repeat < 1 || o.Silos.Length == 0 || o.Silos.Any(s => s is < 1 or > 4) || o.SpreadProjects < 1)
@@ -154,7 +154,8 @@ public sealed class BenchOptions
           --accounts LIST     hot (one project), spread (--projects projects); default both
           --modes LIST        orleans, seed (default both); hold: IUsageGrain.PlaceHold + CaptureHold per call
                               (cluster path; its ratio is to the seed's one-step deduction); refused: a usage neither
-                              account can pay, each refused with its billing error (cluster path: a dry spell); db-single, db-shared: DB-only experiment on
+                              account can pay, each refused with its billing error (cluster path: a dry spell); refused-hold:
+                              the same with hold placements; db-single, db-shared: DB-only experiment on
                               cross-account round-trip sharing (one statement per account write vs many
                               accounts' writes in one transaction); db-grain: the grains' own
                               LedgerStore.CommitAsync statement without Orleans, one usage per statement

@@ -54,7 +54,7 @@ static async Task<int> RunAsync(BenchOptions options)
     if (options.ExperimentSql is { } schemaExperiment) await BenchDatabase.ExecuteAsync(database.Bench, schemaExperiment);
     var report = new BenchReport(options);
     BenchAccounts? accounts = null;
-    var siloCounts = options.Modes.Any(m => m is "orleans" or "hold" or "refused") ? options.Silos.Cast<int?>().ToArray() : [null];
+    var siloCounts = options.Modes.Any(m => m is "orleans" or "hold" or "refused" or "refused-hold") ? options.Silos.Cast<int?>().ToArray() : [null];
     foreach (var siloCount in siloCounts)
     {
         await using var services = siloCount is { } count ? await BenchServices.StartAsync(options, database, runId, logDirectory, count) : null;
@@ -88,7 +88,10 @@ static async Task<int> RunAsync(BenchOptions options)
                     if (options.Modes.Contains("orleans"))
                         foreach (var path in options.Paths) await cases.RunAsync(kind, path, "orleans", clients, seed);
                     if (options.Modes.Contains("hold")) await cases.RunAsync(kind, "cluster", "hold", clients, seed);
-                    if (options.Modes.Contains("refused")) await cases.RunAsync(kind, "cluster", "refused", clients, seed);
+                    foreach (var refused in new[] { "refused", "refused-hold" })
+                    {
+                        if (options.Modes.Contains(refused)) await cases.RunAsync(kind, "cluster", refused, clients, seed);
+                    }
                 }
             }
         }

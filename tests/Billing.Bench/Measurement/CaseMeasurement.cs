@@ -41,7 +41,7 @@ internal sealed class CaseMeasurement(BenchOptions options, BenchDatabase databa
         await QuietMachine.WaitAsync(options.QuietWaitSeconds);
         Say($"start case={accounts} path={path} mode={mode} clients={clients}: {options.WarmupSeconds} s warm-up, {options.Seconds} s measured");
         // The grains' tables (orleans, db-grain) get the full ledger check; the seed's and the experiment's, theirs.
-        var ledgerTable = mode switch { "seed" => "seed_project_billing", "orleans" or "hold" or "refused" or "db-grain" => null, _ => ExperimentTables.AccountTable };
+        var ledgerTable = mode switch { "seed" => "seed_project_billing", "orleans" or "hold" or "refused" or "refused-hold" or "db-grain" => null, _ => ExperimentTables.AccountTable };
         var before = await LedgerAsync(ledgerTable);
 
         var workload = CaseWorkload.For(accounts, path, mode, options, database, services, seeded);
@@ -94,7 +94,7 @@ internal sealed class CaseMeasurement(BenchOptions options, BenchDatabase databa
         // statistics views (about a second behind) for the experiment.
         var writes = mode switch
         {
-            "orleans" or "hold" or "refused" or "db-grain" => await GrainWritesAsync(measureFrom, measureTo, result.Ops),
+            "orleans" or "hold" or "refused" or "refused-hold" or "db-grain" => await GrainWritesAsync(measureFrom, measureTo, result.Ops),
             "seed" => result.Ops,
             _ => countersEnd!.AccountWrites - countersStart!.AccountWrites,
         };

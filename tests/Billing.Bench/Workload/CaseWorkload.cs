@@ -12,6 +12,9 @@ namespace Billing.Bench.Workload;
 /// </summary>
 internal sealed class CaseWorkload(Func<Random, Task<Outcome>> call, Func<string>? extra = null, IAsyncDisposable? owned = null) : IAsyncDisposable
 {
+    /// <summary>The refused cases' calls: at 3.00 per million input tokens, 300,000,000 USD, more than any seeded balance.</summary>
+    private const long UnpayableInputTokens = 100_000_000_000_000;
+
     public Func<Random, Task<Outcome>> Call { get; } = call;
 
     public string Extra() => extra?.Invoke() ?? "";
@@ -51,6 +54,7 @@ internal sealed class CaseWorkload(Func<Random, Task<Outcome>> call, Func<string
 
         if (mode == "hold") return new(ThroughHolds(services!, accounts, seeded));
         if (mode == "refused") return new(Refusals(services!, accounts, seeded));
+        if (mode == "refused-hold") return new(HoldRefusals(services!, accounts, seeded));
         return path == "cluster" ? new(ThroughCluster(services!, accounts, seeded)) : new(ThroughHttp(services!.Http!, accounts, seeded));
     }
 
@@ -75,14 +79,26 @@ internal sealed class CaseWorkload(Func<Random, Task<Outcome>> call, Func<string
     /// </summary>
     private static Func<Random, Task<Outcome>> Refusals(BenchServices services, string accounts, BenchAccounts seeded)
     {
-        const long unpayableInputTokens = 100_000_000_000_000; // at 3.00 per million: 300,000,000, more than any seeded balance
         var usage = services.Cluster.GetGrain<IUsageGrain>(0);
         return async rng =>
         {
             var a = seeded.Pick(accounts, rng);
-            var result = await usage.RecordAiUsage(new AiUsage(Guid.NewGuid(), a.Project, a.User, seeded.ModelId, unpayableInputTokens, 0));
+            var result = await usage.RecordAiUsage(new AiUsage(Guid.NewGuid(), a.Project, a.User, seeded.ModelId, UnpayableInputTokens, 0));
             if (result.Problem is { Status: BillingStatus.InsufficientBalance, BillingErrorId: not null }) return Outcome.RefusedAsExpected();
             return result.IsOk ? Outcome.Fault($"charged {result.Value!.Cost}: the case expects a refusal") : Outcome.Refused($"{result.Problem!.Status}: {result.Problem.Detail}");
+        };
+    }
+
+    /// <summary>refused-hold: the same dry spell for agents that hold first — placements neither account can cover, each refused with its billing error.</summary>
+    private static Func<Random, Task<Outcome>> HoldRefusals(BenchServices services, string accounts, BenchAccounts seeded)
+    {
+        var usage = services.Cluster.GetGrain<IUsageGrain>(0);
+        return async rng =>
+        {
+            var a = seeded.Pick(accounts, rng);
+            var hold = await usage.PlaceHold(new HoldRequest(Guid.NewGuid(), a.Project, a.User, seeded.ModelId, UnpayableInputTokens, BenchUsage.OutputTokens));
+            if (hold.Problem is { Status: BillingStatus.InsufficientBalance, BillingErrorId: not null }) return Outcome.RefusedAsExpected();
+            return hold.IsOk ? Outcome.Fault("placed: the case expects a refusal") : Outcome.Refused($"{hold.Problem!.Status}: {hold.Problem.Detail}");
         };
     }
 
