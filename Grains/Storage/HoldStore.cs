@@ -11,8 +11,12 @@ namespace Billing.Storage;
 /// (<see cref="ClaimRefusalAsync"/>), which no read of holds returns. (A late capture's refusal claims its usage id,
 /// as a usage's does: <see cref="UsageRecordStore.RecordRefusalAsync"/>.)
 /// </summary>
-public sealed class HoldStore(NpgsqlDataSource dataSource)
+public sealed class HoldStore(NpgsqlDataSource dataSource) : IAsyncDisposable
 {
+    private readonly ClaimWriter<HoldRefusal> placementRefusals = new(dataSource, r => r.Placement.Request.HoldId, StorePlacementRefusalsAsync);
+
+    public ValueTask DisposeAsync() => placementRefusals.DisposeAsync();
+
     private const string Columns = """
         hold_id, seq, scope, account_id, project_id, user_id, model_id, input_tokens, max_output_tokens, input_price_per_million,
         output_price_per_million, amount, currency, ttl_seconds, status, expires_at, created_at, ended_at, usage_id, used_input_tokens,
@@ -131,65 +135,75 @@ public sealed class HoldStore(NpgsqlDataSource dataSource)
     }
 
     /// <summary>
-    /// Claims <paramref name="placement"/>'s hold id for its refusal: in one statement, a <c>refused</c> row under the
-    /// hold id (nothing if the id is taken), and only with it the billing error and its events. Returns the billing
-    /// error's id, or null when the hold id was taken first (by the hold itself, placed by a copy of this placement,
-    /// or by another refusal): the caller reads what is stored (<see cref="GetClaimAsync"/>) and answers with it.
+    /// Claims <paramref name="placement"/>'s hold id for its refusal: a <c>refused</c> row under the hold id (nothing if
+    /// the id is taken), and only with it the billing error and its events, in one statement shared with the other
+    /// placements refused at that moment (<see cref="ClaimWriter{TClaim}"/>). Returns the billing error's id, or null
+    /// when the hold id was taken first (by the hold itself, placed by a copy of this placement, or by another refusal):
+    /// the caller reads what is stored (<see cref="GetClaimAsync"/>) and answers with it.
     /// </summary>
     public async Task<Guid?> ClaimRefusalAsync(HoldPlacement placement, string scope, Guid scopeId, string message, object details, DateTimeOffset now,
         Func<Guid, IReadOnlyList<Billing.Events.BillingEventRow>>? events = null, CancellationToken cancellationToken = default)
     {
-        var request = placement.Request;
         var billingErrorId = RowIds.New();
-        var eventRows = events?.Invoke(billingErrorId) ?? [];
-        // ON CONFLICT DO NOTHING waits for a placement of the same id still being committed, and then does nothing if it committed.
-        await using var command = dataSource.CreateCommand("""
-            WITH claim AS (
+        var refusal = new HoldRefusal(placement, scope, scopeId, message, JsonSerializer.Serialize(details), now, billingErrorId,
+            events?.Invoke(billingErrorId) ?? []);
+        return await placementRefusals.ClaimAsync(refusal).WaitAsync(cancellationToken) ? billingErrorId : null;
+    }
+
+    /// <summary>Stores refused placements (ClaimWriter): each one whose hold id it claims, with its error and events; returns those ids.</summary>
+    private static async Task<HashSet<Guid>> StorePlacementRefusalsAsync(HoldRefusal[] refusals, NpgsqlConnection connection)
+    {
+        // Rows in the order given (ORDER BY ord: hold-id order), each refusal's events in theirs. ON CONFLICT DO NOTHING
+        // waits for a placement of the same id still being committed, and then does nothing if it committed.
+        await using var command = new NpgsqlCommand("""
+            WITH input AS (
+                SELECT * FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::uuid[], $5::uuid[], $6::uuid[], $7::bigint[], $8::bigint[],
+                                     $9::numeric[], $10::numeric[], $11::numeric[], $12::text[], $13::integer[], $14::timestamptz[],
+                                     $15::uuid[], $16::text[], $17::text[]) WITH ORDINALITY
+                    AS i(hold_id, scope, account_id, project_id, user_id, model_id, input_tokens, max_output_tokens,
+                         input_price_per_million, output_price_per_million, amount, currency, ttl_seconds, at, billing_error_id, message, details, ord)),
+            claim AS (
                 INSERT INTO billing_hold (hold_id, scope, account_id, project_id, user_id, model_id, input_tokens, max_output_tokens,
                                           input_price_per_million, output_price_per_million, amount, currency, ttl_seconds, status,
                                           expires_at, created_at, ended_at, billing_error_id)
-                VALUES ($6, $2, $3, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, 'refused', $7, $7, $7, $1)
+                SELECT hold_id, scope, account_id, project_id, user_id, model_id, input_tokens, max_output_tokens,
+                       input_price_per_million, output_price_per_million, amount, currency, ttl_seconds, 'refused', at, at, at, billing_error_id
+                FROM input ORDER BY ord
                 ON CONFLICT (hold_id) DO NOTHING
-                RETURNING billing_error_id),
+                RETURNING hold_id),
             err AS (
                 INSERT INTO billing_error (id, scope, scope_id, error_type, message, details, hold_id, created_at)
-                SELECT billing_error_id, $2, $3, 'insufficient_balance', $4, $5::jsonb, $6, $7 FROM claim
-                RETURNING id),
+                SELECT i.billing_error_id, i.scope, i.account_id, 'insufficient_balance', i.message, i.details::jsonb, i.hold_id, i.at
+                FROM input i JOIN claim USING (hold_id)
+                ORDER BY i.ord),
             ev AS (
                 INSERT INTO billing_event (id, type, scope, scope_id, billing_error_id, data, created_at)
-                SELECT e.id, e.type, $2, $3, err.id, e.data::jsonb, $7 FROM err, unnest($8::uuid[], $9::text[], $10::text[]) AS e(id, type, data))
-            SELECT id FROM err
-            """);
+                SELECT e.id, e.type, i.scope, i.account_id, i.billing_error_id, e.data::jsonb, i.at
+                FROM unnest($18::uuid[], $19::uuid[], $20::text[], $21::text[]) WITH ORDINALITY AS e(hold_id, id, type, data, ord)
+                JOIN input i USING (hold_id) JOIN claim USING (hold_id)
+                ORDER BY e.ord)
+            SELECT hold_id FROM claim
+            """, connection);
         var p = command.Parameters;
-        AddRefusalParameters(p, billingErrorId, scope, scopeId, message, details, request.HoldId, now, eventRows);
-        p.Add(new NpgsqlParameter { Value = (object?)request.ProjectId ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Uuid });
-        p.Add(new NpgsqlParameter<Guid> { TypedValue = request.UserId });
-        p.Add(new NpgsqlParameter<Guid> { TypedValue = request.ModelId });
-        p.Add(new NpgsqlParameter<long> { TypedValue = request.InputTokens });
-        p.Add(new NpgsqlParameter<long> { TypedValue = request.MaxOutputTokens });
-        p.Add(new NpgsqlParameter<decimal> { TypedValue = placement.InputPricePerMillion });
-        p.Add(new NpgsqlParameter<decimal> { TypedValue = placement.OutputPricePerMillion });
-        p.Add(new NpgsqlParameter<decimal> { TypedValue = placement.Amount });
-        p.Add(new NpgsqlParameter<string> { TypedValue = placement.Currency });
-        p.Add(new NpgsqlParameter<int> { TypedValue = request.TtlSeconds ?? HoldRequest.DefaultTtlSeconds });
-        return await command.ExecuteScalarAsync(cancellationToken) is Guid id ? id : null;
-    }
-
-    /// <summary>$1–$10 of both refusal statements: the billing error, the hold id, the time, and the refusal's events.</summary>
-    private static void AddRefusalParameters(NpgsqlParameterCollection p, Guid billingErrorId, string scope, Guid scopeId, string message, object details,
-        Guid holdId, DateTimeOffset now, IReadOnlyList<Billing.Events.BillingEventRow> eventRows)
-    {
-        p.Add(new NpgsqlParameter<Guid> { TypedValue = billingErrorId });
-        p.Add(new NpgsqlParameter<string> { TypedValue = scope });
-        p.Add(new NpgsqlParameter<Guid> { TypedValue = scopeId });
-        p.Add(new NpgsqlParameter<string> { TypedValue = message });
-        p.Add(new NpgsqlParameter<string> { TypedValue = JsonSerializer.Serialize(details) });
-        p.Add(new NpgsqlParameter<Guid> { TypedValue = holdId });
-        p.Add(new NpgsqlParameter<DateTimeOffset> { TypedValue = now });
-        // The refusal's events (balance.depleted, billing_error.created): stored with the error or not at all (E1).
-        p.Add(new NpgsqlParameter<Guid[]> { TypedValue = eventRows.Select(e => e.Id).ToArray() });
-        p.Add(new NpgsqlParameter<string[]> { TypedValue = eventRows.Select(e => e.Type).ToArray() });
-        p.Add(new NpgsqlParameter<string[]> { TypedValue = eventRows.Select(e => e.Data).ToArray() });
+        p.Add(new NpgsqlParameter<Guid[]> { TypedValue = refusals.Select(r => r.Placement.Request.HoldId).ToArray() });
+        p.Add(new NpgsqlParameter<string[]> { TypedValue = refusals.Select(r => r.Scope).ToArray() });
+        p.Add(new NpgsqlParameter<Guid[]> { TypedValue = refusals.Select(r => r.ScopeId).ToArray() });
+        p.Add(new NpgsqlParameter { Value = refusals.Select(r => r.Placement.Request.ProjectId).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Uuid });
+        p.Add(new NpgsqlParameter<Guid[]> { TypedValue = refusals.Select(r => r.Placement.Request.UserId).ToArray() });
+        p.Add(new NpgsqlParameter<Guid[]> { TypedValue = refusals.Select(r => r.Placement.Request.ModelId).ToArray() });
+        p.Add(new NpgsqlParameter<long[]> { TypedValue = refusals.Select(r => r.Placement.Request.InputTokens).ToArray() });
+        p.Add(new NpgsqlParameter<long[]> { TypedValue = refusals.Select(r => r.Placement.Request.MaxOutputTokens).ToArray() });
+        p.Add(new NpgsqlParameter<decimal[]> { TypedValue = refusals.Select(r => r.Placement.InputPricePerMillion).ToArray() });
+        p.Add(new NpgsqlParameter<decimal[]> { TypedValue = refusals.Select(r => r.Placement.OutputPricePerMillion).ToArray() });
+        p.Add(new NpgsqlParameter<decimal[]> { TypedValue = refusals.Select(r => r.Placement.Amount).ToArray() });
+        p.Add(new NpgsqlParameter<string[]> { TypedValue = refusals.Select(r => r.Placement.Currency).ToArray() });
+        p.Add(new NpgsqlParameter<int[]> { TypedValue = refusals.Select(r => r.Placement.Request.TtlSeconds ?? HoldRequest.DefaultTtlSeconds).ToArray() });
+        p.Add(new NpgsqlParameter<DateTime[]> { TypedValue = refusals.Select(r => r.At.UtcDateTime).ToArray(), DataTypeName = "timestamptz[]" });
+        p.Add(new NpgsqlParameter<Guid[]> { TypedValue = refusals.Select(r => r.BillingErrorId).ToArray() });
+        p.Add(new NpgsqlParameter<string[]> { TypedValue = refusals.Select(r => r.Message).ToArray() });
+        p.Add(new NpgsqlParameter<string[]> { TypedValue = refusals.Select(r => r.Details).ToArray() });
+        ClaimStatements.AddEvents(p, refusals.SelectMany(r => r.Events.Select(e => (r.Placement.Request.HoldId, e))));
+        return await ClaimStatements.ClaimedAsync(command);
     }
 
     /// <summary>A row of <c>billing_hold</c> that is a hold (not a refusal).</summary>
@@ -225,3 +239,8 @@ public sealed class HoldStore(NpgsqlDataSource dataSource)
             reader.Get<DateTimeOffset?>("ended_at"), capture), null);
     }
 }
+
+/// <summary>A refused placement as stored: a <c>refused</c> row under its hold id, its one billing error (of <see cref="Scope"/>) and that error's events.</summary>
+internal sealed record HoldRefusal(
+    HoldPlacement Placement, string Scope, Guid ScopeId, string Message, string Details, DateTimeOffset At, Guid BillingErrorId,
+    IReadOnlyList<Billing.Events.BillingEventRow> Events);

@@ -56,6 +56,20 @@ public sealed partial class UsageGrain
         var message = byProject is null ? byUser.Problem.Detail : $"{byProject.Problem!.Detail} The user's personal account could not cover it.";
         for (var attempt = 1; ; attempt++)
         {
+            // The claim first: it takes the id unless something is stored under it, so the usual refusal costs one
+            // statement, not a read and then a statement.
+            var now = HoldClock.GetDatabaseNow();
+            var errorId = await Holds.ClaimRefusalAsync(placement, scope, scopeId, message,
+                new { holdId = hold.HoldId, userId = hold.UserId, modelId = hold.ModelId, inputTokens = hold.InputTokens, maxOutputTokens = hold.MaxOutputTokens, amount, currency = price.Currency },
+                now, await Billing.Events.RefusalEvents.ForAsync(GrainFactory, scope, scopeId, now));
+            if (errorId is not null)
+            {
+                var affordable = await MaxAffordableOutputTokens(hold, price);
+                HoldLogger.LogInformation("Hold {HoldId} refused for insufficient balance ({Scope} {ScopeId}, amount {Amount} {Currency}); billing error {BillingErrorId}",
+                    hold.HoldId, scope, scopeId, amount, price.Currency, errorId);
+                return HoldRefused<HoldView>(new BillingProblem(BillingStatus.InsufficientBalance, message, errorId, affordable));
+            }
+
             switch (await Holds.GetClaimAsync(hold.HoldId))
             {
                 case { Hold: { } stored }:
@@ -66,17 +80,8 @@ public sealed partial class UsageGrain
                     return await RefusedAgain(hold, price, refused.ProblemFor(hold));
             }
 
-            // Only an insert that lost a race to another one of the same id (committed after this read) comes round again.
+            // The claim met a row that a committed statement wrote, so the read finds it: this is a safeguard, not a path.
             if (attempt == 3) throw new InvalidOperationException($"Hold {hold.HoldId}: its refusal was neither stored nor found.");
-            var now = HoldClock.GetDatabaseNow();
-            var errorId = await Holds.ClaimRefusalAsync(placement, scope, scopeId, message,
-                new { holdId = hold.HoldId, userId = hold.UserId, modelId = hold.ModelId, inputTokens = hold.InputTokens, maxOutputTokens = hold.MaxOutputTokens, amount, currency = price.Currency },
-                now, await Billing.Events.RefusalEvents.ForAsync(GrainFactory, scope, scopeId, now));
-            if (errorId is null) continue;
-            var affordable = await MaxAffordableOutputTokens(hold, price);
-            HoldLogger.LogInformation("Hold {HoldId} refused for insufficient balance ({Scope} {ScopeId}, amount {Amount} {Currency}); billing error {BillingErrorId}",
-                hold.HoldId, scope, scopeId, amount, price.Currency, errorId);
-            return HoldRefused<HoldView>(new BillingProblem(BillingStatus.InsufficientBalance, message, errorId, affordable));
         }
     }
 

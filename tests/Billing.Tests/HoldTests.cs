@@ -28,6 +28,25 @@ public sealed class HoldTests(ClusterFixture fixture) : BillingTestBase(fixture)
         Assert.Equal(40, await Scalar("SELECT count(*) FROM billing_hold WHERE account_id = $1 AND status = 'active'", user));
     }
 
+    [Fact]
+    public async Task Copies_of_a_refused_placement_sent_among_other_refused_placements_store_one_billing_error_and_all_answer_it()
+    {
+        // Placements refused at the same moment are stored by one statement (ClaimWriter): the copies of one hold id must
+        // still claim it once, whether they meet in one statement or follow each other.
+        var model = await NewModel(1_000_000m, 1_000_000m); // 1 per token
+        var user = await NewUser(balance: 0m);
+        var copiedId = Guid.NewGuid();
+
+        var answers = await Task.WhenAll(Enumerable.Range(0, 64).Select(i => Place(null, user, model, 5, 0, holdId: i % 2 == 0 ? copiedId : Guid.NewGuid())));
+
+        Assert.All(answers, a => Assert.Equal(BillingStatus.InsufficientBalance, a.Problem!.Status));
+        Assert.Single(answers.Where((_, i) => i % 2 == 0).Select(a => a.Problem!.BillingErrorId).Distinct());
+        Assert.Equal(33, await BillingErrorCount(user));
+        Assert.Equal(33, await Scalar("SELECT count(*) FROM billing_hold WHERE account_id = $1 AND status = 'refused'", user));
+        Assert.Equal(1, await Scalar("SELECT count(*) FROM billing_error WHERE hold_id = $1", copiedId));
+        Assert.Equal(66, await Scalar("SELECT count(*) FROM billing_event WHERE scope_id = $1", user)); // balance.depleted + billing_error.created each
+    }
+
     /// <summary>
     /// Found by the bank test: the accounts only see their active holds, so a placement retried after its hold had been
     /// captured was decided again against today's balance: a 402 for a hold that was granted, and a billing error.
