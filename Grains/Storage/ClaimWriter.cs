@@ -15,7 +15,7 @@ namespace Billing.Storage;
 /// Two claims of one key never share a statement: the second waits for the first's outcome. Claims go in key order,
 /// so two silos claiming the same keys at once cannot wait on each other in a cycle (a ledger transaction inserting the
 /// same keys in another order still can, when copies of one call race on two silos: PostgreSQL then aborts one, and a
-/// batch of claims so aborted fails its callers with a fault they retry). A statement the database refuses as data
+/// batch of claims so aborted is sent again, up to <see cref="MaxAttempts"/> times in all). A statement the database refuses as data
 /// (SQLSTATE class 22 or 23) is sent again one claim at a time, so that the claim at fault fails alone; any other fault
 /// fails the claims it carried, whose outcome the caller then does not know (a retry with the same key finds it).
 /// </para>
@@ -30,6 +30,9 @@ internal sealed class ClaimWriter<TClaim>(NpgsqlDataSource dataSource, Func<TCla
 {
     /// <summary>The most claims one statement stores.</summary>
     public const int MaxPerStatement = 256;
+
+    /// <summary>How often a statement PostgreSQL aborted to break a deadlock is sent, in all.</summary>
+    private const int MaxAttempts = 3;
 
     private readonly Channel<PendingClaim> queue = Channel.CreateUnbounded<PendingClaim>(new UnboundedChannelOptions { SingleReader = true });
     private readonly Lock starting = new();
@@ -72,7 +75,7 @@ internal sealed class ClaimWriter<TClaim>(NpgsqlDataSource dataSource, Func<TCla
         }
     }
 
-    private async Task Store(List<PendingClaim> batch, WriterConnection connection)
+    private async Task Store(List<PendingClaim> batch, WriterConnection connection, int attempt = 1)
     {
         try
         {
@@ -82,6 +85,12 @@ internal sealed class ClaimWriter<TClaim>(NpgsqlDataSource dataSource, Func<TCla
         catch (PostgresException error) when (batch.Count > 1 && BillingFaults.IsDeterministic(error))
         {
             foreach (var claim in batch) await Store([claim], connection);
+        }
+        catch (PostgresException error) when (attempt < MaxAttempts && error.SqlState is PostgresErrorCodes.DeadlockDetected or PostgresErrorCodes.SerializationFailure)
+        {
+            // Aborted to break a cycle (a ledger transaction inserting the same ids in another order): nothing was
+            // written, and the same statement is likely to go through now.
+            await Store(batch, connection, attempt + 1);
         }
         catch (Exception exception)
         {

@@ -12,12 +12,13 @@ namespace Billing.Tests;
 [Collection(ClusterCollection.Name)]
 public sealed class ClaimWriterTests(ClusterFixture fixture)
 {
-    private sealed record Claim(Guid Key, bool Poison = false);
+    private sealed record Claim(Guid Key, bool Poison = false, bool Deadlocks = false);
 
     /// <summary>A store that records each statement's keys, fails as data when it carries a poison claim, and claims each key once.</summary>
     private sealed class RecordingStore
     {
         private readonly HashSet<Guid> taken = [];
+        private int deadlocks; // statements with a Deadlocks claim that were aborted so far (the first two are)
 
         public TaskCompletionSource FirstStatementMayFinish { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
@@ -27,7 +28,10 @@ public sealed class ClaimWriterTests(ClusterFixture fixture)
         {
             Statements.Enqueue(claims.Select(c => c.Key).ToArray());
             if (Statements.Count == 1) await FirstStatementMayFinish.Task; // the claims sent meanwhile queue up behind it
-            await using var command = new NpgsqlCommand(claims.Any(c => c.Poison) ? "SELECT 1 / 0" : "SELECT 1", connection);
+            var sql = claims.Any(c => c.Poison) ? "SELECT 1 / 0"
+                : claims.Any(c => c.Deadlocks) && Interlocked.Increment(ref deadlocks) <= 2 ? "DO $$ BEGIN RAISE EXCEPTION 'deadlock detected' USING ERRCODE = '40P01'; END $$"
+                : "SELECT 1";
+            await using var command = new NpgsqlCommand(sql, connection);
             await command.ExecuteScalarAsync();
             lock (taken) return claims.Select(c => c.Key).Where(taken.Add).ToHashSet();
         }
@@ -55,6 +59,18 @@ public sealed class ClaimWriterTests(ClusterFixture fixture)
         Assert.Equal(100, statements[1].Length); // the hundred that waited went together, then one by one once it failed
         Assert.Equal(1 + 1 + 100, statements.Length);
         Assert.All(statements, keys => Assert.Equal(keys.Order(), keys)); // in key order: no two statements wait on each other in a cycle
+    }
+
+    [Fact]
+    public async Task A_statement_aborted_to_break_a_deadlock_is_sent_again_and_its_claims_are_stored()
+    {
+        await using var dataSource = NpgsqlDataSource.Create(fixture.ConnectionString);
+        var store = new RecordingStore();
+        await using var writer = new ClaimWriter<Claim>(dataSource, c => c.Key, store.StoreAsync);
+        store.FirstStatementMayFinish.SetResult();
+
+        Assert.True(await writer.ClaimAsync(new Claim(Guid.NewGuid(), Deadlocks: true)));
+        Assert.Equal(3, store.Statements.Count); // aborted twice, stored the third time
     }
 
     [Fact]
