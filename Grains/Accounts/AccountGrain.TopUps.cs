@@ -1,3 +1,4 @@
+using Billing.Hosting;
 using Billing.Storage;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
@@ -34,13 +35,17 @@ public abstract partial class AccountGrain
                 if (!await Commits.Submit(new ResolveErrorsOperation(toppedUpAt))) return;
             }
         }
-        catch (Exception exception) when (exception is not OperationCanceledException)
+        catch (Exception exception) when (IsFault(exception))
         {
             // The top-up itself is written and is answered as such; what it left stays open until the next top-up or a
             // resolve by hand.
             LogResolvingErrorsFailed(logger, exception, Table.Kind, AccountId);
         }
     }
+
+    /// <summary>The database or the writer failed (a bug is not one: it reaches the caller, whose retry finds the top-up written).</summary>
+    private static bool IsFault(Exception exception) =>
+        exception is BillingUnavailableException or BillingOperationFailedException || BillingFaults.Translate(exception) is not null;
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Resolving the {ErrorCount} open insufficient-balance error(s) a top-up of {AccountKind} account {AccountId} left, in writes of their own")]
     private static partial void LogResolvingErrorsLeft(ILogger logger, long errorCount, AccountKind accountKind, Guid accountId);

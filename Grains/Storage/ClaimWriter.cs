@@ -15,9 +15,10 @@ namespace Billing.Storage;
 /// Two claims of one key never share a statement: the second waits for the first's outcome. Claims go in key order,
 /// so two silos claiming the same keys at once cannot wait on each other in a cycle (a ledger transaction inserting the
 /// same keys in another order still can, when copies of one call race on two silos: PostgreSQL then aborts one, and a
-/// batch of claims so aborted is sent again, up to <see cref="MaxAttempts"/> times in all). A statement the database refuses as data
-/// (SQLSTATE class 22 or 23) is sent again one claim at a time, so that the claim at fault fails alone; any other fault
-/// fails the claims it carried, whose outcome the caller then does not know (a retry with the same key finds it).
+/// batch of claims so aborted is sent again, up to <see cref="MaxAttempts"/> times in all). A statement the database
+/// refuses as data (SQLSTATE class 22 or 23) is sent again one claim at a time, so that the claim at fault fails alone;
+/// any other fault fails the claims it carried, whose outcome the caller then does not know (a retry with the same key
+/// finds it).
 /// </para>
 /// </summary>
 /// <param name="key">The key a claim takes.</param>
