@@ -7,7 +7,7 @@ namespace Billing.Accounts;
 /// <remarks>
 /// Kept inline in a ring of structs, not as the receipt objects the callers got: a kept receipt outlives the
 /// young GC generations, so with one object per charge every usage of 10,000 busy accounts left a dead receipt
-/// in the oldest generation, and the silo's heap was mostly such holes (the README's "Memory" figures).
+/// in the oldest generation, and the silo's heap was mostly such holes (docs/performance.md, "Memory after the whole matrix").
 /// </remarks>
 internal sealed class RecentReceipts(int kept)
 {

@@ -15,7 +15,7 @@ public sealed record UsageHourTotal(DateTimeOffset Hour, Guid ModelId, string Cu
 /// (<see cref="AccountState.UsageHour"/>, written by the account update every commit makes anyway); a usage row of
 /// another hour, model or currency closes that open hour into <c>usage_hourly</c>, in the same statement as the row.
 /// So <c>usage_hourly</c> plus the accounts' open hours are exactly the sums of the usage rows, at every commit. An
-/// upsert of <c>usage_hourly</c> per account and commit cost ≈ 17 µs of PostgreSQL per SPREAD usage (README, "The usage
+/// upsert of <c>usage_hourly</c> per account and commit cost ≈ 17 µs of PostgreSQL per SPREAD usage (docs/performance.md, "The usage
 /// rollup on the account row"); now one is written per account and hour (or change of model).
 /// </summary>
 public static class UsageRollup

@@ -19,7 +19,7 @@ public sealed class BillingLimits
     /// silo's accounts. More give more transactions in flight, fewer give bigger ones (PostgreSQL's cost per statement
     /// and per flush is shared by more accounts). One on this project's 2-core benchmark machine, where PostgreSQL
     /// shares the cores with the silo: SPREAD hold + capture +23 % and a third less PostgreSQL CPU per pair against
-    /// two (README, "One ledger writer per silo"). A database on cores of its own may take more.
+    /// two (docs/performance.md, "One ledger writer per silo"). A database on cores of its own may take more.
     /// </summary>
     public int LedgerWriters { get; set; } = 1;
 

@@ -13,7 +13,8 @@ namespace Billing.Storage;
 /// Commits the writes of many accounts of this silo together: each account grain already groups its own
 /// requests (group commit), and this writer sends the statements of different accounts that are ready at the
 /// same moment in one round trip and one transaction: with many busy accounts, the round trip, the commit and its
-/// WAL flush are most of PostgreSQL's work per write, and this shares them (figures: README, "Benchmark").
+/// WAL flush are most of PostgreSQL's work per write, and this shares them (figures: docs/performance.md, "Should
+/// the account grains of one silo share round trips").
 /// <para>
 /// Accounts are partitioned over a few writer loops, so one account is always written by the same connection
 /// and writes are sorted by account, so two transactions never wait on each other's rows in opposite order.

@@ -12,7 +12,8 @@ namespace Billing.Usage;
 /// stores the refusal with its one billing error when neither can. Holds no state: the account grains and the
 /// usage record keep every invariant, so any number of these may run on every silo. Reentrant: a stateless
 /// worker has at most one activation per core, and without reentrancy each would carry one usage at a time,
-/// leaving the account grains nothing to group-commit (figures: README, "Benchmark").
+/// leaving the account grains nothing to group-commit (figures: docs/performance.md, "Should the account grains of
+/// one silo share round trips").
 /// </summary>
 [StatelessWorker, Reentrant]
 public sealed partial class UsageGrain(UsageRecordStore usageRecords, TimeProvider clock, ILogger<UsageGrain> logger) : Grain, IUsageGrain

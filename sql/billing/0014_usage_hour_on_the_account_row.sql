@@ -1,6 +1,6 @@
 -- The usage summary's rollup leaves the history's triggers. Each commit of an account's usage rows upserted the
 -- account's usage_hourly row through a statement trigger: ≈ 17 µs of PostgreSQL per SPREAD usage, ≈ 20 % of its work
--- (README, "Benchmark", "The usage rollup on the account row"). Now the rows of the hour, model and currency an account
+-- (docs/performance.md, "The usage rollup on the account row"). Now the rows of the hour, model and currency an account
 -- used last add up on its own row (usage_hour_*), which every commit updates anyway; when a usage row of another hour,
 -- model or currency comes, the ledger statement closes the account's open hour into usage_hourly (the grains:
 -- Grains/Accounts/UsageRollup.cs). usage_hourly plus the accounts' open hours are exactly the sums of the usage history

@@ -1,6 +1,6 @@
 -- Two of billing_hold's unique indexes served no read and guarded nothing another constraint does not already guard;
 -- each cost an index insert at placement and another at capture (a capture rewrites the row, and the new row version
--- gets an entry in every index). Without them a hold + capture costs PostgreSQL ≈ 10 % less (README, "Benchmark").
+-- gets an entry in every index). Without them a hold + capture costs PostgreSQL ≈ 10 % less (docs/performance.md, "billing_hold without its two redundant unique indexes").
 --  * seq: an identity column is unique by construction, and every read that pages by seq goes through
 --    billing_hold_account_idx (account_id, seq DESC).
 --  * usage_id: a capture's usage id is the primary key of the usage_record row the same statement inserts (every

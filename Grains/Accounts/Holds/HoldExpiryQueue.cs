@@ -9,7 +9,7 @@ namespace Billing.Accounts;
 /// When the active holds of this silo's accounts expire: one ordered set for the silo, checked every second, that
 /// calls <see cref="IHoldingAccountGrain.ExpireDueHolds"/> on an account once its earliest hold is due (H2). It replaces a
 /// grain timer per account, registered at a placement, ticking every second on the account's turn and disposed when its
-/// holds ended: without those turns SPREAD hold + capture's p99 is lower in every measured round (README, "Hold expiry:
+/// holds ended: without those turns SPREAD hold + capture's p99 is lower in every measured round (docs/performance.md, "Hold expiry:
 /// one queue per silo"), and an account with a day-long hold costs nothing until it is due. An account keeps its entry at (or before) the expiry of
 /// its earliest active hold, and drops it when it has none; an entry that fires early (that hold was captured) costs one
 /// call, which puts the account back at its next expiry. The entries die with the silo: <see cref="HoldExpiryScanner"/>
