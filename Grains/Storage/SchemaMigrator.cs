@@ -6,7 +6,8 @@ namespace Billing.Storage;
 /// <summary>
 /// Applies <c>sql/order.txt</c> in order, each file once per database, recording it in
 /// <c>billing_schema_migrations</c>. Safe to run from several processes at once (advisory lock)
-/// and on a database that already has everything (it applies nothing).
+/// and on a database that already has everything (it applies nothing). Each file runs in a transaction of its own,
+/// except an index built concurrently (<see cref="ConcurrentIndexBuild"/>), which PostgreSQL cannot build in one.
 /// </summary>
 public static class SchemaMigrator
 {
@@ -41,10 +42,20 @@ public static class SchemaMigrator
             foreach (var file in files.Where(f => !applied.Contains(f)))
             {
                 logger.LogInformation("Applying schema file {SchemaFile}", file);
-                await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-                await ExecuteAsync(connection, ReadResource(file), cancellationToken);
-                await ExecuteAsync(connection, "INSERT INTO billing_schema_migrations (name) VALUES (@name)", cancellationToken, ("name", file));
-                await transaction.CommitAsync(cancellationToken);
+                var sql = ReadResource(file);
+                if (ConcurrentIndexBuild.Of(file, sql) is { } build)
+                {
+                    await build.ApplyAsync(connection, logger, cancellationToken);
+                    await ExecuteAsync(connection, "INSERT INTO billing_schema_migrations (name) VALUES (@name)", cancellationToken, ("name", file));
+                }
+                else
+                {
+                    await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+                    await ExecuteAsync(connection, sql, cancellationToken);
+                    await ExecuteAsync(connection, "INSERT INTO billing_schema_migrations (name) VALUES (@name)", cancellationToken, ("name", file));
+                    await transaction.CommitAsync(cancellationToken);
+                }
+
                 count++;
             }
 
@@ -101,7 +112,7 @@ public static class SchemaMigrator
             """, cancellationToken);
     }
 
-    private static async Task ExecuteAsync(NpgsqlConnection connection, string sql, CancellationToken cancellationToken, params (string Name, object Value)[] parameters)
+    internal static async Task ExecuteAsync(NpgsqlConnection connection, string sql, CancellationToken cancellationToken, params (string Name, object Value)[] parameters)
     {
         await using var command = new NpgsqlCommand(sql, connection);
         foreach (var (name, value) in parameters) command.Parameters.AddWithValue(name, value);

@@ -4,5 +4,7 @@
 --    account with 200,000 errors behind it, to resolve none;
 --  * listing an account's open errors (the console's default) walked back through the resolved ones to find them.
 -- Both now read the open errors only (README, "Storage and concurrency": "A top-up after a dry spell").
--- Built without CONCURRENTLY (the migrator applies each file in a transaction): new billing errors wait while it builds.
-CREATE INDEX billing_error_open_idx ON billing_error (scope, scope_id, error_type, seq) WHERE NOT resolved;
+-- Built CONCURRENTLY, so new billing errors (every refused usage) are not held up while it builds on a large table: the
+-- migrator runs such a file outside a transaction, rebuilds an index an interrupted build left invalid, and records the
+-- file once the index is valid (Grains/Storage/ConcurrentIndexBuild.cs). One statement only, nothing else in the file.
+CREATE INDEX CONCURRENTLY IF NOT EXISTS billing_error_open_idx ON billing_error (scope, scope_id, error_type, seq) WHERE NOT resolved;
