@@ -161,10 +161,46 @@ public sealed class PostgresServer
             throw new InvalidOperationException($"{program} {arguments} exited {process.ExitCode}: {output.Result}{error.Result}");
     }
 
+    /// <summary>
+    /// A port no listener holds, below the kernel's ephemeral range. A port the kernel hands out for port 0 comes from
+    /// that range, which every outgoing connection (each Npgsql and HTTP connection of the tests) also draws from: a
+    /// silo that then binds it on every address found it taken by such a connection ("Address already in use", seen
+    /// in CI). Ports here are handed out in turn from a random start, so one test process never gets one twice.
+    /// </summary>
     public static int FreePort()
     {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
+        for (var attempt = 0; attempt < 200; attempt++)
+        {
+            var port = ListenerPorts.Low + (int)((uint)Interlocked.Increment(ref nextListenerPort) % (uint)(ListenerPorts.High - ListenerPorts.Low));
+            if (IsFree(IPAddress.Any, port) && IsFree(IPAddress.Loopback, port)) return port;
+        }
+
+        throw new InvalidOperationException($"No free port between {ListenerPorts.Low} and {ListenerPorts.High}.");
+    }
+
+    private static int nextListenerPort = Random.Shared.Next(0, 1 << 20);
+
+    /// <summary>Below the ephemeral range (Linux: /proc/sys/net/ipv4/ip_local_port_range, usually 32768–60999).</summary>
+    private static readonly (int Low, int High) ListenerPorts = ReadListenerPorts();
+
+    private static (int Low, int High) ReadListenerPorts()
+    {
+        const string range = "/proc/sys/net/ipv4/ip_local_port_range";
+        var ephemeralLow = File.Exists(range) && int.TryParse(File.ReadAllText(range).Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries)[0], out var low) ? low : 32768;
+        return ephemeralLow >= 12000 ? (ephemeralLow - 10000, ephemeralLow) : (61000, 65000);
+    }
+
+    private static bool IsFree(IPAddress address, int port)
+    {
+        try
+        {
+            using var listener = new TcpListener(address, port);
+            listener.Start();
+            return true;
+        }
+        catch (SocketException)
+        {
+            return false;
+        }
     }
 }
