@@ -45,9 +45,14 @@ internal sealed partial class ConcurrentIndexBuild
             await SchemaMigrator.ExecuteAsync(connection, $"DROP INDEX CONCURRENTLY IF EXISTS {Index}", cancellationToken);
         }
 
+        // A build waits for the transactions already writing the table, then reads it whole twice: on a large table
+        // that is minutes, during which writes go on.
+        logger.LogInformation("Building index {IndexName} of schema file {SchemaFile} concurrently: writes to its table go on meanwhile", Index, File);
+        var started = TimeProvider.System.GetTimestamp();
         await SchemaMigrator.ExecuteAsync(connection, Statement, cancellationToken);
         if (await IsValidAsync(connection, cancellationToken) != true)
             throw new InvalidOperationException($"Schema file {File}: index {Index} is missing or invalid after its build.");
+        logger.LogInformation("Index {IndexName} built in {ElapsedSeconds:F1} s", Index, TimeProvider.System.GetElapsedTime(started).TotalSeconds);
     }
 
     /// <summary>Whether the index is valid; null when there is none of that name in the current schema.</summary>

@@ -21,7 +21,10 @@ public static class SchemaMigrator
     /// <summary>Applies <paramref name="files"/> (a prefix of <see cref="Files"/>: migration tests build an older schema first).</summary>
     public static async Task<int> ApplyAsync(string connectionString, ILogger logger, IReadOnlyList<string> files, CancellationToken cancellationToken = default)
     {
-        await using var connection = new NpgsqlConnection(connectionString);
+        // No command timeout: an index built on a large table, a backfill, or the wait for another process's migration
+        // (the advisory lock) may each outlast Npgsql's 30 s, and a cut build would only start again at the next try.
+        // Stopping the process (or the token) is how a migration is cancelled.
+        await using var connection = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(connectionString) { CommandTimeout = 0 }.ConnectionString);
         await connection.OpenAsync(cancellationToken);
         await ExecuteAsync(connection, "SELECT pg_advisory_lock(@key)", cancellationToken, ("key", AdvisoryLockKey));
         try

@@ -43,6 +43,26 @@ public sealed class ConcurrentIndexMigrationTests
     }
 
     [Fact]
+    public async Task A_build_that_waits_longer_than_the_connections_command_timeout_is_not_cut()
+    {
+        var database = await DatabaseBefore(OpenErrorsMigration);
+        await using var writer = await Open(database);
+        await using var open = await writer.BeginTransactionAsync();
+        await InsertBillingErrorAsync(writer);
+
+        // A deployment's connection string with a 1 s command timeout: the build waits for the open transaction longer.
+        var migrating = SchemaMigrator.ApplyAsync(new NpgsqlConnectionStringBuilder(database) { CommandTimeout = 1 }.ConnectionString, NullLogger.Instance);
+        await using var observer = await Open(database);
+        await WaitUntilTheBuildWaitsAsync(observer, database);
+        await Task.Delay(TimeSpan.FromSeconds(2.5));
+        Assert.False(migrating.IsCompleted, migrating.Exception?.ToString());
+
+        await open.CommitAsync();
+        Assert.Equal(1, await migrating.WaitAsync(TimeSpan.FromSeconds(30)));
+        Assert.True(await IndexIsValidAsync(observer));
+    }
+
+    [Fact]
     public async Task An_open_errors_index_that_an_interrupted_build_left_invalid_is_built_again()
     {
         var database = await DatabaseBefore(OpenErrorsMigration);
