@@ -9,10 +9,14 @@ namespace Billing.Storage;
 /// guarded by the account's version instead of a row lock: when another activation wrote first, the statement
 /// changes nothing and reports it, and the grain reloads.
 /// </summary>
-public sealed class LedgerStore(NpgsqlDataSource dataSource)
+public sealed class LedgerStore(NpgsqlDataSource dataSource) : IAsyncDisposable
 {
+    private readonly VersionReader versions = new(dataSource);
+
     /// <summary>The accounts' grants (issue 12), on the same data source.</summary>
     public GrantStore Grants { get; } = new(dataSource);
+
+    public ValueTask DisposeAsync() => versions.DisposeAsync();
 
     public async Task<AccountState?> LoadAsync(AccountTable table, Guid id, CancellationToken cancellationToken = default)
     {
@@ -58,12 +62,8 @@ public sealed class LedgerStore(NpgsqlDataSource dataSource)
         };
 
     /// <summary>The account's version in the database (-1 when there is no account).</summary>
-    public async Task<long> ReadVersionAsync(AccountTable table, Guid id, CancellationToken cancellationToken = default)
-    {
-        await using var command = dataSource.CreateCommand($"SELECT version FROM {table.Accounts} WHERE {table.Key} = $1");
-        command.Parameters.Add(new NpgsqlParameter<Guid> { TypedValue = id });
-        return await command.ExecuteScalarAsync(cancellationToken) is long version ? version : -1;
-    }
+    /// <remarks>Read together with the other accounts' reads of the moment (<see cref="VersionReader"/>).</remarks>
+    public Task<long> ReadVersionAsync(AccountTable table, Guid id) => versions.ReadAsync(table, id);
 
     /// <summary>Creates an account with its opening row (if any) in one statement; false when it already existed.</summary>
     public async Task<bool> CreateAsync(AccountState account, LedgerRow? openingRow, CancellationToken cancellationToken = default)

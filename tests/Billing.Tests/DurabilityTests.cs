@@ -33,6 +33,26 @@ public sealed class DurabilityTests(ClusterFixture fixture) : BillingTestBase(fi
 
         Assert.Equal((PayingAccount.Project, 56m), (afterConflict.Value!.DeductedFrom, afterConflict.Value.BalanceAfter));
     }
+
+    [Fact]
+    public async Task A_refusal_is_decided_again_when_another_activation_topped_the_account_up_behind_the_grains_back()
+    {
+        var model = await NewModel(1_000_000m, 0.0001m);
+        var user = await NewUser();
+        var project = await NewProject(balance: 10m);
+        await using var store = new LedgerStore(NpgsqlDataSource.Create(Fixture.ConnectionString));
+        await Grains.GetGrain<IProjectGrain>(project).GetAccount(); // the grain holds the account at 10
+
+        // Another activation tops it up to 110. A refusal writes nothing, so no version guard would catch the grain's
+        // stale 10: the account reads its stored version before refusing, reloads, and charges.
+        var current = (await store.LoadAsync(AccountTable.Projects, project))!;
+        var credit = AccountLedger.Credit(current, new AccountCredit(100m, HistoryReasons.TopUp, Guid.NewGuid()), DateTimeOffset.UtcNow).Row!;
+        Assert.True(await store.CommitAsync(new LedgerCommit(AccountLedger.Apply(current, credit), current.Version, [credit], [], false)));
+        var usage = await Usage.RecordAiUsage(new AiUsage(Guid.NewGuid(), project, user, model, 50, 0));
+
+        Assert.True(usage.IsOk, usage.Problem?.Detail);
+        Assert.Equal((PayingAccount.Project, 60m), (usage.Value!.DeductedFrom, usage.Value.BalanceAfter));
+    }
 }
 
 /// <summary>
