@@ -76,10 +76,12 @@ public sealed class VersionReaderTests(ClusterFixture fixture)
             }
         }
 
-        await Assert.ThrowsAnyAsync<Exception>(() => held);
+        // Bounded waits: a reader whose loop died with the fault would leave these reads unanswered, not failed.
+        var fault = await Assert.ThrowsAnyAsync<Exception>(() => held.WaitAsync(TimeSpan.FromSeconds(30)));
+        Assert.IsAssignableFrom<NpgsqlException>(fault); // the connection's end, not the wait running out
         await locked.RollbackAsync();
 
-        Assert.Equal(7, await store.ReadVersionAsync(AccountTable.Users, user));
+        Assert.Equal(7, await store.ReadVersionAsync(AccountTable.Users, user).WaitAsync(TimeSpan.FromSeconds(30)));
     }
 
     private async Task<NpgsqlConnection> Open()
