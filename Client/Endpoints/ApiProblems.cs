@@ -30,6 +30,7 @@ internal static class ApiProblems
         BillingStatus.HoldNotFound => "Hold not found",
         BillingStatus.HoldConflict => "Hold conflict",
         BillingStatus.GrantNotFound => "Grant not found",
+        BillingStatus.Overloaded => "Billing is overloaded",
         _ => "Billing refused the request",
     };
 
@@ -45,6 +46,7 @@ internal static class ApiProblems
         BillingStatus.HoldNotFound => "hold_not_found",
         BillingStatus.HoldConflict => "hold_conflict",
         BillingStatus.GrantNotFound => "grant_not_found",
+        BillingStatus.Overloaded => "overloaded",
         _ => "billing_refused",
     };
 

@@ -58,14 +58,7 @@ internal sealed partial class GatewayExceptionHandler(IProblemDetailsService pro
                     ? "The billing cluster could not complete the request. Retry later."
                     : $"The billing cluster could not complete the request; it may or may not have been applied. Retry later with the same {operation.Member} ({operation.Id}, also in the {OperationIds.IdempotencyKeyHeader} header): it is applied at most once.",
             };
-            problem.Extensions["code"] = "unavailable";
-            if (operation is not null)
-            {
-                problem.Extensions[operation.Member] = operation.Id;
-                httpContext.Response.Headers[OperationIds.IdempotencyKeyHeader] = operation.Id.ToString();
-            }
-
-            httpContext.Response.Headers.RetryAfter = "1";
+            problem.Extensions["code"] = "unavailable"; // the id, its header and Retry-After: OperationIds.AddToRetryable
             LogUnavailable(logger, exception, httpContext.Request.Method, httpContext.Request.Path, exception.GetType().Name, operation?.Member, operation?.Id);
         }
         else

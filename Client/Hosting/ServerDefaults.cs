@@ -58,6 +58,7 @@ public static class ServerDefaults
                 context.ProblemDetails.Detail = StatusProblems.DetailFor(context.HttpContext, context.ProblemDetails.Status ?? context.HttpContext.Response.StatusCode);
             context.ProblemDetails.Instance ??= $"{context.HttpContext.Request.Method} {context.HttpContext.Request.Path}";
             context.ProblemDetails.Extensions.TryAdd("traceId", context.HttpContext.TraceIdentifier);
+            OperationIds.AddToRetryable(context);
         });
         builder.Services.AddExceptionHandler<GatewayExceptionHandler>();
         return builder;

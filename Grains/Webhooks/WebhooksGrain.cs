@@ -12,6 +12,8 @@ public sealed class WebhooksGrain(WebhookStore store, ILogger<WebhooksGrain> log
         if (!Uri.TryCreate(input.Url, UriKind.Absolute, out var url) || url.Scheme is not ("http" or "https"))
             return Invalid("url must be an absolute http or https URL.");
         if (input.Events is not { Length: > 0 }) return Invalid("events must name at least one event type.");
+        // A null entry is refused by itself: FirstOrDefault's null would read as "none unknown" and let the rest through.
+        if (input.Events.Any(string.IsNullOrEmpty)) return Invalid("events must not contain null or empty event types.");
         if (input.Events.FirstOrDefault(e => !BillingEventTypes.All.Contains(e)) is { } unknown)
             return Invalid($"Unknown event type '{unknown}'; one of: {string.Join(", ", BillingEventTypes.All.Order())}.");
 

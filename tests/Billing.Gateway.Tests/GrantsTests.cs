@@ -131,6 +131,7 @@ public sealed class GrantsTests(GatewayFixture fixture)
     [InlineData("{\"amount\":1,\"category\":\"paid\",\"grantId\":\"00000000-0000-0000-0000-000000000000\"}")]
     [InlineData("{\"amount\":1,\"category\":\"paid\",\"grantId\":\"nope\"}")]
     [InlineData("{\"amount\":1,")]
+    [InlineData("{\"amount\":1,\"category\":\"paid\",\"description\":\"a\\u0000b\"}")] // was a 500: PostgreSQL text holds no NUL
     public async Task Bad_grants_are_400_and_change_nothing(string body)
     {
         var user = await NewUserAsync(http);

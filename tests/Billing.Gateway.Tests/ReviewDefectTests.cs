@@ -76,6 +76,68 @@ public sealed class ReviewDefectTests(GatewayFixture fixture, ITestOutputHelper 
     }
 
     [Fact]
+    public async Task ReviewDefect05_An_overloaded_account_answers_503_with_the_generated_id_and_a_retry_with_it_credits_once()
+    {
+        // A silo whose accounts queue one operation at most, and a gateway on it.
+        var clusterId = $"ovl-{Guid.NewGuid():N}"[..16];
+        var silo = await GatewayFixture.StartSiloAsync(fixture.ConnectionString, clusterId,
+            s => s.Services.Configure<BillingLimits>(limits => limits.AccountQueue = 1));
+        var port = PostgresServer.FreePort();
+        var (gateway, gatewayHttp) = await BillingStack.StartGatewayAsync(new Uri($"http://127.0.0.1:{port}"),
+            GatewayFixture.GatewayArgs(port, fixture.ConnectionString, clusterId));
+        try
+        {
+            var user = await NewUserAsync(gatewayHttp);
+            var refused = new List<ApiResponse>();
+            Task<ApiResponse> TopUp() => gatewayHttp.PostAsync($"/v1/users/{user}/credits", Tokens.Admin(), Json(new { amount = 1 }));
+            Task<ApiResponse>[] queued;
+            await using (var connection = new NpgsqlConnection(fixture.ConnectionString))
+            {
+                // A slow database: the account's row is locked, so its first write waits and the next ones queue.
+                await connection.OpenAsync();
+                await using var transaction = await connection.BeginTransactionAsync();
+                await using (var lockRow = new NpgsqlCommand("UPDATE user_billing SET balance = balance WHERE \"user\" = $1", connection, transaction))
+                {
+                    lockRow.Parameters.Add(new NpgsqlParameter { Value = user });
+                    await lockRow.ExecuteNonQueryAsync();
+                }
+
+                var stuck = TopUp();
+                await Task.Delay(300);
+                queued = Enumerable.Range(0, 4).Select(_ => TopUp()).ToArray();
+                var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+                while (queued.Count(t => t.IsCompleted) < 3 && DateTime.UtcNow < deadline) await Task.Delay(20);
+                refused.AddRange(queued.Where(t => t.IsCompleted).Select(t => t.Result));
+                Assert.False(stuck.IsCompleted);
+                await transaction.RollbackAsync();
+                (await stuck).ShouldBe(HttpStatusCode.OK);
+            }
+
+            // Each refusal names the id it generated, as a fault's 503 does: body, header, detail, Retry-After.
+            Assert.Equal(3, refused.Count);
+            var ids = refused.Select(r =>
+            {
+                var id = AssertRetryableWithId(r, "creditId");
+                Assert.Equal("overloaded", r.Json.GetProperty("code").GetString());
+                Assert.NotNull(r.Message.Headers.RetryAfter);
+                return id;
+            }).ToArray();
+            Assert.Equal(3, ids.Distinct().Count());
+            Assert.All(await Task.WhenAll(queued.Where(t => !refused.Contains(t.Result))), r => r.ShouldBe(HttpStatusCode.OK));
+            Assert.Equal(12m, await BalanceAsync(gatewayHttp, "users", user)); // 10 + the stuck one + the queued one
+
+            // Retried with their ids, each is credited once; a second retry changes nothing.
+            foreach (var id in ids.Concat(ids))
+                (await gatewayHttp.PostAsync($"/v1/users/{user}/credits", Tokens.Admin(), Json(new { amount = 1, creditId = id }))).ShouldBe(HttpStatusCode.OK);
+            Assert.Equal(15m, await BalanceAsync(gatewayHttp, "users", user));
+        }
+        finally
+        {
+            await BillingStack.StopAsync(gateway, gatewayHttp, silo);
+        }
+    }
+
+    [Fact]
     public async Task ReviewDefect06_Problems_written_by_ASP_NET_Core_itself_have_type_title_status_and_detail()
     {
         var id = Guid.NewGuid();

@@ -87,6 +87,21 @@ public sealed class WebhooksTests(WebhooksFixture fixture) : IClassFixture<Webho
     }
 
     [Fact]
+    public async Task ReviewDefect_A_null_event_type_does_not_let_an_unknown_one_through()
+    {
+        var url = receiver.Url($"/null/{Guid.NewGuid():N}");
+        foreach (var events in new[] { "[null,\"balance.sideways\"]", "[null]", "[\"balance.low\",null]", "[\"\"]" })
+        {
+            var refused = await http.PostAsync("/v1/webhooks", Tokens.Admin(), $"{{\"url\":\"{url}\",\"events\":{events}}}");
+            Assert.True(refused.Status == HttpStatusCode.BadRequest, $"events {events}: {refused}");
+            refused.ShouldBe(HttpStatusCode.BadRequest);
+        }
+
+        var listed = (await http.GetAsync("/v1/webhooks", Tokens.Admin())).Json.GetProperty("items").EnumerateArray();
+        Assert.DoesNotContain(listed, i => i.GetProperty("url").GetString() == url);
+    }
+
+    [Fact]
     public async Task Balance_low_is_delivered_signed_with_one_webhook_id_and_retried_until_the_receiver_accepts()
     {
         var path = $"/flaky/2/{Guid.NewGuid():N}";

@@ -75,6 +75,8 @@ public abstract partial class AccountGrain
         if (grant.ExpiresAt is { } expiry && expiry <= (grant.EffectiveAt ?? Clock.GetDatabaseNow()))
             return "expiresAt must be after effectiveAt (after now when effectiveAt is not given).";
         if (grant.Description is { Length: > MaxGrantDescriptionLength }) return $"description must be at most {MaxGrantDescriptionLength} characters.";
+        // PostgreSQL text cannot hold U+0000: refused here as input, not failed by the database as a 500.
+        if (grant.Description?.Contains('\0') == true) return "description must not contain the NUL character (U+0000).";
         return null;
     }
 }
