@@ -28,7 +28,7 @@ internal interface IAccountLedgerPort
     Task<AccountState?> LoadAsync();
 
     /// <summary>The stored account's version, without loading it.</summary>
-    Task<long> ReadVersionAsync();
+    Task<StoredVersion> ReadVersionAsync();
 
     /// <summary>Settles the operations whose id already has its effect stored (they are answered without a write).</summary>
     Task SettleStoredAsync(IReadOnlyList<PendingOperation> operations);
@@ -132,6 +132,22 @@ internal sealed partial class GroupCommit(IAccountLedgerPort ledger, AccountTabl
         }
     }
 
+    /// <summary>
+    /// Reloads the account when its stored versions are not the ones in memory: another activation wrote it (during a
+    /// membership change there can be two). Only while no write is in flight: a write settles it by itself, its guard
+    /// failing on a stale state and reloading.
+    /// </summary>
+    public async Task ReloadIfChangedElsewhere()
+    {
+        if (Committed is not { } committed || writing is { IsCompleted: false } || reloadNeeded) return;
+        var stored = await ledger.ReadVersionAsync();
+        if (writing is { IsCompleted: false } || !ReferenceEquals(Committed, committed)) return;
+        if (stored == new StoredVersion(committed.Version, committed.HoldsVersion)) return;
+        logger.LogWarning("{AccountKind} account {AccountId} was changed by another activation; reloading", table.Kind, accountId);
+        reloadNeeded = true;
+        await ReloadIfNeeded();
+    }
+
     private async Task WriteQueued()
     {
         while (queue.Count > 0)
@@ -215,10 +231,11 @@ internal sealed partial class GroupCommit(IAccountLedgerPort ledger, AccountTabl
             if (!versionCheckedBeforeRefusing && pending.Any(o => o.RefusedForBalance))
             {
                 // A refusal writes nothing, so no version guard would notice a stale state: before refusing, make
-                // sure no other activation has moved the account on (a top-up it took, for example). The decisions
-                // stay valid across this await only because the version it reads is the one they were made against.
+                // sure no other activation has moved the account on: a top-up it took (version), or a hold it voided
+                // or expired (holds_seq alone). The decisions stay valid across this await only because the versions
+                // it reads are the ones they were made against.
                 versionCheckedBeforeRefusing = true;
-                if (await ledger.ReadVersionAsync() != decided.Start.Version)
+                if (await ledger.ReadVersionAsync() != new StoredVersion(decided.Start.Version, decided.Start.HoldsVersion))
                 {
                     logger.LogWarning("{AccountKind} account {AccountId} was changed by another activation; reloading before refusing", table.Kind, accountId);
                     reloadNeeded = true;
@@ -288,6 +305,7 @@ internal sealed partial class GroupCommit(IAccountLedgerPort ledger, AccountTabl
     private void Refuse(PendingOperation operation, BillingProblem problem)
     {
         operation.Refuse(problem);
+        operation.ForgetTopUp(); // refused unwritten: whatever it decided, it topped nothing up
         ledger.OnRefused(operation, problem);
     }
 

@@ -117,6 +117,14 @@ internal sealed class PlanChangeOperation(PlanChange plan) : PendingOperation<Bi
 
     public override void Decide(LedgerBatch batch)
     {
+        // The plan the account already has (a retried PUT, a periodic sync) changes nothing: a new cycle would give
+        // the month's quota a second time.
+        if (batch.State.IsPro == plan.IsPro && batch.State.MonthlyQuota == plan.MonthlyQuota)
+        {
+            Result = BillingResult<AccountView>.Ok(batch.State.ToView());
+            return;
+        }
+
         batch.Append(AccountLedger.PlanChange(batch.State, plan, batch.Now), (state, row) => AccountLedger.ApplyPlanChange(state, plan, row));
         Result = BillingResult<AccountView>.Ok(batch.State.ToView());
     }

@@ -124,6 +124,9 @@ internal abstract class PendingOperation
         toppedUpAt = batch.Now;
     }
 
+    /// <summary>Refused after it was decided (the writer is full): its decision is not written, so it resolves no errors.</summary>
+    internal void ForgetTopUp() => toppedUpAt = null;
+
     /// <summary>Answers the caller that nothing was done (the account or the writer is overloaded); no write follows.</summary>
     public abstract void Refuse(BillingProblem problem);
 

@@ -36,7 +36,7 @@ internal sealed class StoredAccountLedger(
 
     public void OnDecided(LedgerBatch batch) => events?.OnDecided(batch);
 
-    public Task<long> ReadVersionAsync() => ledger.ReadVersionAsync(table, accountId);
+    public Task<StoredVersion> ReadVersionAsync() => ledger.ReadVersionAsync(table, accountId);
 
     public async Task SettleStoredAsync(IReadOnlyList<PendingOperation> operations)
     {

@@ -61,9 +61,9 @@ public sealed class LedgerStore(NpgsqlDataSource dataSource) : IAsyncDisposable
                 : null,
         };
 
-    /// <summary>The account's version in the database (-1 when there is no account).</summary>
+    /// <summary>The account's version and holds version in the database (<see cref="StoredVersion.Missing"/> when there is no account).</summary>
     /// <remarks>Read together with the other accounts' reads of the moment (<see cref="VersionReader"/>).</remarks>
-    public Task<long> ReadVersionAsync(AccountTable table, Guid id) => versions.ReadAsync(table, id);
+    public Task<StoredVersion> ReadVersionAsync(AccountTable table, Guid id) => versions.ReadAsync(table, id);
 
     /// <summary>Creates an account with its opening row (if any) in one statement; false when it already existed.</summary>
     public async Task<bool> CreateAsync(AccountState account, LedgerRow? openingRow, CancellationToken cancellationToken = default)

@@ -5,8 +5,9 @@ using Npgsql;
 namespace Billing.Storage;
 
 /// <summary>
-/// Reads the stored versions of this silo's accounts together. An account reads its version before it refuses a call
-/// for balance (a refusal writes nothing, so no version guard would notice another activation's top-up), and in a dry
+/// Reads the stored versions of this silo's accounts together: the ledger's <c>version</c> and the holds'
+/// <c>holds_seq</c> (<see cref="StoredVersion"/>). An account reads them before it refuses a call for balance (a
+/// refusal writes nothing, so no guard would notice another activation's top-up or void), and in a dry
 /// spell every call is refused: one round trip and one pooled connection per refusing account made these reads two
 /// thirds of a refused SPREAD usage's cost (README, "Storage and concurrency": "Refusals are stored together"). The
 /// reads waiting at the same moment go in one round trip, one <c>key = $1</c> statement per account
@@ -23,8 +24,8 @@ internal sealed class VersionReader(NpgsqlDataSource dataSource) : IAsyncDisposa
     private readonly Lock starting = new();
     private Task? loop; // started by the first read
 
-    /// <summary>The account's stored version; -1 when it is not stored.</summary>
-    public Task<long> ReadAsync(AccountTable table, Guid id)
+    /// <summary>The account's stored versions; <see cref="StoredVersion.Missing"/> when it is not stored.</summary>
+    public Task<StoredVersion> ReadAsync(AccountTable table, Guid id)
     {
         var pending = new PendingRead(table, id);
         if (!queue.Writer.TryWrite(pending)) throw new ObjectDisposedException(nameof(VersionReader));
@@ -63,21 +64,21 @@ internal sealed class VersionReader(NpgsqlDataSource dataSource) : IAsyncDisposa
         }
     }
 
-    private static async Task<Dictionary<(AccountTable Table, Guid Id), long>> ReadVersionsAsync((AccountTable Table, Guid Id)[] accounts, NpgsqlConnection connection)
+    private static async Task<Dictionary<(AccountTable Table, Guid Id), StoredVersion>> ReadVersionsAsync((AccountTable Table, Guid Id)[] accounts, NpgsqlConnection connection)
     {
         await using var batch = new NpgsqlBatch(connection);
         foreach (var (table, id) in accounts)
         {
-            var command = new NpgsqlBatchCommand($"SELECT version FROM {table.Accounts} WHERE {table.Key} = $1");
+            var command = new NpgsqlBatchCommand($"SELECT version, holds_seq FROM {table.Accounts} WHERE {table.Key} = $1");
             command.Parameters.Add(new NpgsqlParameter<Guid> { TypedValue = id });
             batch.BatchCommands.Add(command);
         }
 
-        var versions = new Dictionary<(AccountTable, Guid), long>(accounts.Length);
+        var versions = new Dictionary<(AccountTable, Guid), StoredVersion>(accounts.Length);
         await using var reader = await batch.ExecuteReaderAsync();
         foreach (var account in accounts)
         {
-            versions[account] = await reader.ReadAsync() ? reader.GetInt64(0) : -1;
+            versions[account] = await reader.ReadAsync() ? new StoredVersion(reader.GetInt64(0), reader.GetInt64(1)) : StoredVersion.Missing;
             await reader.NextResultAsync();
         }
 
@@ -90,6 +91,16 @@ internal sealed class VersionReader(NpgsqlDataSource dataSource) : IAsyncDisposa
 
         public Guid Id { get; } = id;
 
-        public TaskCompletionSource<long> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public TaskCompletionSource<StoredVersion> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
+}
+
+/// <summary>
+/// What an account's row says it is at: <paramref name="Version"/> moves with every history row (balance, quota),
+/// <paramref name="HoldsVersion"/> (<c>holds_seq</c>) with every hold placed or ended, which writes no history row.
+/// </summary>
+public readonly record struct StoredVersion(long Version, long HoldsVersion)
+{
+    /// <summary>No such account is stored.</summary>
+    public static readonly StoredVersion Missing = new(-1, -1);
 }

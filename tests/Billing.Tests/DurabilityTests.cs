@@ -53,6 +53,43 @@ public sealed class DurabilityTests(ClusterFixture fixture) : BillingTestBase(fi
         Assert.True(usage.IsOk, usage.Problem?.Detail);
         Assert.Equal((PayingAccount.Project, 60m), (usage.Value!.DeductedFrom, usage.Value.BalanceAfter));
     }
+
+    [Fact]
+    public async Task ReviewDefect_A_refusal_is_decided_again_when_another_activation_voided_a_hold_behind_the_grains_back()
+    {
+        var model = await NewModel(1_000_000m, 0m); // 1.00 per input token
+        var user = await NewUser();
+        var project = await NewProject(balance: 10m);
+        var placed = await Usage.PlaceHold(new HoldRequest(Guid.NewGuid(), project, user, model, 8, 0));
+        Assert.True(placed.IsOk, placed.Problem?.Detail);
+        Assert.Equal(2m, (await Grains.GetGrain<IProjectGrain>(project).GetAccount()).Value!.Available); // the grain holds 8 of 10
+
+        // Another activation voids the hold, as its commit writes a void: the hold's status and holds_seq, no history
+        // row, so the version stays. Only holds_seq tells the grain its 8 are free again.
+        await using (var connection = Fixture.OpenDatabase())
+        await using (var transaction = await connection.BeginTransactionAsync())
+        {
+            foreach (var (sql, key) in new[]
+            {
+                ("UPDATE billing_hold SET status = 'voided', ended_at = now() WHERE hold_id = $1", placed.Value!.HoldId),
+                ("UPDATE project_billing SET holds_seq = holds_seq + 1 WHERE project = $1", project),
+            })
+            {
+                await using var command = new NpgsqlCommand(sql, connection, transaction);
+                command.Parameters.Add(new NpgsqlParameter { Value = key });
+                Assert.Equal(1, await command.ExecuteNonQueryAsync());
+            }
+
+            await transaction.CommitAsync();
+        }
+
+        // A usage of 5: the grain's stale holds leave 2, so it would refuse and send it to the user.
+        var usage = await Usage.RecordAiUsage(new AiUsage(Guid.NewGuid(), project, user, model, 5, 0));
+
+        Assert.True(usage.IsOk, usage.Problem?.Detail);
+        Assert.Equal((PayingAccount.Project, 5m), (usage.Value!.DeductedFrom, usage.Value.BalanceAfter));
+        Assert.Equal(10m, (await View(AccountKind.User, user)).Balance);
+    }
 }
 
 /// <summary>

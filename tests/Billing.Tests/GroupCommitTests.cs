@@ -271,6 +271,21 @@ public sealed class GroupCommitTests
     }
 
     [Fact]
+    public async Task ReviewDefect_A_top_up_refused_as_Overloaded_tops_nothing_up_so_it_resolves_no_billing_errors()
+    {
+        var commits = NewGroupCommit();
+        ledger.Answer = write => write.Fail(new LedgerWriterFullException());
+        var topUp = new CreditOperation(new AccountCredit(5m, HistoryReasons.TopUp, Guid.NewGuid()));
+
+        var answer = await thread.Run(() => commits.Submit(topUp));
+
+        // Decided as a top-up, then refused unwritten: the grain resolves the account's open errors only after a top-up.
+        Assert.Equal(BillingStatus.Overloaded, answer.Problem!.Status);
+        Assert.Null(topUp.ToppedUpAt);
+        Assert.Equal(10m, ledger.Stored.Balance);
+    }
+
+    [Fact]
     public async Task A_duplicate_id_in_flight_shares_the_first_answer()
     {
         var commits = NewGroupCommit();
@@ -384,10 +399,10 @@ public sealed class GroupCommitTests
             return Task.FromResult<AccountState?>(Stored);
         }
 
-        public Task<long> ReadVersionAsync()
+        public Task<StoredVersion> ReadVersionAsync()
         {
             VersionReads++;
-            return Task.FromResult(Stored.Version);
+            return Task.FromResult(new StoredVersion(Stored.Version, Stored.HoldsVersion));
         }
 
         public Task SettleStoredAsync(IReadOnlyList<PendingOperation> operations)

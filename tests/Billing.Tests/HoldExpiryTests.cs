@@ -1,5 +1,6 @@
 using Billing.Accounts;
 using Microsoft.Extensions.DependencyInjection;
+using Npgsql;
 
 namespace Billing.Tests;
 
@@ -78,6 +79,51 @@ public sealed class HoldExpiryTests(ClockClusterFixture fixture) : BillingTestBa
         var waited = System.Diagnostics.Stopwatch.StartNew();
         while (ExpiryQueue.ExpectedAt(AccountKind.User, user) != later.ExpiresAt && waited.Elapsed < TimeSpan.FromSeconds(5)) await Task.Delay(50);
         Assert.Equal(later.ExpiresAt, ExpiryQueue.ExpectedAt(AccountKind.User, user));
+    }
+
+    [Fact]
+    public async Task ReviewDefect_A_hold_another_activation_placed_is_recorded_expired_when_the_scan_calls_the_account()
+    {
+        var model = await NewModel(1_000_000m, 1_000_000m);
+        var user = await NewUser(); // 10
+        Assert.Equal(10m, (await View(AccountKind.User, user)).Available); // the grain holds the account, no holds
+
+        // Another activation places a hold of 2, as its commit writes a placement: the hold's row and holds_seq, no
+        // history row, so the version stays. Then it is gone, and this activation never heard of the hold.
+        var holdId = Guid.NewGuid();
+        var placedAt = Fixture.Clock.GetUtcNow().UtcDateTime;
+        await using (var connection = Fixture.OpenDatabase())
+        await using (var transaction = await connection.BeginTransactionAsync())
+        {
+            await using (var insert = new NpgsqlCommand("""
+                INSERT INTO billing_hold (hold_id, scope, account_id, user_id, model_id, input_tokens, max_output_tokens,
+                    input_price_per_million, output_price_per_million, amount, currency, ttl_seconds, status, expires_at, created_at)
+                VALUES ($1, 'user', $2, $2, $3, 0, 2, 1000000, 1000000, 2, 'USD', 60, 'active', $4, $5)
+                """, connection, transaction))
+            {
+                insert.Parameters.Add(new NpgsqlParameter { Value = holdId });
+                insert.Parameters.Add(new NpgsqlParameter { Value = user });
+                insert.Parameters.Add(new NpgsqlParameter { Value = model });
+                insert.Parameters.Add(new NpgsqlParameter { Value = placedAt.AddSeconds(60) });
+                insert.Parameters.Add(new NpgsqlParameter { Value = placedAt });
+                await insert.ExecuteNonQueryAsync();
+            }
+
+            await using (var seq = new NpgsqlCommand("UPDATE user_billing SET holds_seq = holds_seq + 1 WHERE \"user\" = $1", connection, transaction))
+            {
+                seq.Parameters.Add(new NpgsqlParameter { Value = user });
+                Assert.Equal(1, await seq.ExecuteNonQueryAsync());
+            }
+
+            await transaction.CommitAsync();
+        }
+
+        // Past its expiry the scan finds it in the database and calls the account, as below (and on its own).
+        Fixture.Clock.Advance(TimeSpan.FromSeconds(61));
+        await Grains.GetGrain<IUserGrain>(user).ExpireDueHolds();
+
+        await UntilStored(holdId, "expired", TimeSpan.FromSeconds(10));
+        Assert.Equal(10m, (await View(AccountKind.User, user)).Available);
     }
 
     /// <summary>

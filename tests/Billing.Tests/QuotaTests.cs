@@ -37,6 +37,29 @@ public sealed class QuotaTests(ClockClusterFixture fixture) : BillingTestBase(fi
     }
 
     [Fact]
+    public async Task ReviewDefect_The_same_plan_again_changes_nothing_and_gives_no_second_quota()
+    {
+        var model = await NewModel(1_000_000m, 0.0001m);
+        var user = await NewUser(balance: 0m);
+        var grain = Grains.GetGrain<IUserGrain>(user);
+        var first = (await grain.ChangePlan(new PlanChange(true, 5m))).Value!;
+        Assert.True((await Usage.RecordPersonalUsage(new PersonalUsage(Guid.NewGuid(), user, model, 5, 0))).IsOk); // the quota, all of it
+
+        // An admin's retried PUT, or a periodic sync: the same plan.
+        var again = await grain.ChangePlan(new PlanChange(true, 5.00m));
+
+        Assert.True(again.IsOk, again.Problem?.Detail);
+        Assert.Equal((5m, first.CycleStart, first.CycleEnd), (again.Value!.MonthUsed, again.Value.CycleStart, again.Value.CycleEnd));
+        Assert.Equal(BillingStatus.InsufficientBalance,
+            (await Usage.RecordPersonalUsage(new PersonalUsage(Guid.NewGuid(), user, model, 1, 0))).Problem?.Status);
+        Assert.Equal(1, await Scalar("SELECT count(*) FROM user_billing_history WHERE \"user\" = $1 AND reason = 'plan_change'", user));
+
+        // Another quota is another plan: a new cycle, as before.
+        var changed = (await grain.ChangePlan(new PlanChange(true, 7m))).Value!;
+        Assert.Equal((0m, 7m), (changed.MonthUsed, changed.MonthlyQuota));
+    }
+
+    [Fact]
     public async Task An_ended_cycle_resets_month_used_lazily_with_a_quota_cycle_reset_row()
     {
         var model = await NewModel(1_000_000m, 0.0001m);

@@ -18,8 +18,8 @@ public sealed class VersionReaderTests(ClusterFixture fixture)
         await using (var connection = await Open())
         {
             await using var insert = new NpgsqlCommand("""
-                INSERT INTO user_billing ("user", balance, currency, version, created_at, updated_at)
-                SELECT id, 10, 'USD', version, now(), now() FROM unnest($1::uuid[], $2::bigint[]) AS u(id, version)
+                INSERT INTO user_billing ("user", balance, currency, version, holds_seq, created_at, updated_at)
+                SELECT id, 10, 'USD', version, version * 3, now(), now() FROM unnest($1::uuid[], $2::bigint[]) AS u(id, version)
                 """, connection);
             insert.Parameters.Add(new NpgsqlParameter<Guid[]> { TypedValue = users.Select(u => u.Id).ToArray() });
             insert.Parameters.Add(new NpgsqlParameter<long[]> { TypedValue = users.Select(u => u.Version).ToArray() });
@@ -29,9 +29,9 @@ public sealed class VersionReaderTests(ClusterFixture fixture)
         await using var store = new LedgerStore(NpgsqlDataSource.Create(fixture.ConnectionString));
         // More than one round trip carries (256), copies of one account among them, accounts that do not exist, and
         // a project key that is a user: the tables are apart.
-        var expected = users.Concat(users.Take(40)).Select(u => (Table: AccountTable.Users, u.Id, u.Version))
-            .Concat(Enumerable.Range(0, 10).Select(_ => (Table: AccountTable.Users, Id: Guid.NewGuid(), Version: -1L)))
-            .Concat(users.Take(5).Select(u => (Table: AccountTable.Projects, u.Id, Version: -1L)))
+        var expected = users.Concat(users.Take(40)).Select(u => (Table: AccountTable.Users, u.Id, Version: new StoredVersion(u.Version, u.Version * 3)))
+            .Concat(Enumerable.Range(0, 10).Select(_ => (Table: AccountTable.Users, Id: Guid.NewGuid(), Version: StoredVersion.Missing)))
+            .Concat(users.Take(5).Select(u => (Table: AccountTable.Projects, u.Id, Version: StoredVersion.Missing)))
             .OrderBy(_ => Random.Shared.Next())
             .ToArray();
 
@@ -54,7 +54,7 @@ public sealed class VersionReaderTests(ClusterFixture fixture)
         }
 
         await using var store = new LedgerStore(NpgsqlDataSource.Create(fixture.ConnectionString));
-        Assert.Equal(7, await store.ReadVersionAsync(AccountTable.Users, user)); // the reader's connection is open
+        Assert.Equal(7, (await store.ReadVersionAsync(AccountTable.Users, user)).Version); // the reader's connection is open
 
         // Hold the read up with a lock, then end its backend, as a restart or a dropped connection would.
         await using var locker = await Open();
@@ -68,7 +68,7 @@ public sealed class VersionReaderTests(ClusterFixture fixture)
             {
                 await using var terminate = new NpgsqlCommand("""
                     SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
-                    WHERE pid <> pg_backend_pid() AND query LIKE 'SELECT version FROM user_billing%' AND wait_event_type = 'Lock'
+                    WHERE pid <> pg_backend_pid() AND query LIKE 'SELECT version, holds_seq FROM user_billing%' AND wait_event_type = 'Lock'
                     """, observer);
                 if ((long)(await terminate.ExecuteScalarAsync())! > 0) break;
                 Assert.True(DateTime.UtcNow < deadline, "The read never waited for the lock.");
@@ -81,7 +81,7 @@ public sealed class VersionReaderTests(ClusterFixture fixture)
         Assert.IsAssignableFrom<NpgsqlException>(fault); // the connection's end, not the wait running out
         await locked.RollbackAsync();
 
-        Assert.Equal(7, await store.ReadVersionAsync(AccountTable.Users, user).WaitAsync(TimeSpan.FromSeconds(30)));
+        Assert.Equal(7, (await store.ReadVersionAsync(AccountTable.Users, user).WaitAsync(TimeSpan.FromSeconds(30))).Version);
     }
 
     private async Task<NpgsqlConnection> Open()

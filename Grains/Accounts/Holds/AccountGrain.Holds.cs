@@ -60,6 +60,15 @@ public abstract partial class AccountGrain
         var now = Clock.GetDatabaseNow();
         if (!HasExpiredHolds(now))
         {
+            // Called for a hold memory does not have as due: the scan found it due in the database, so another
+            // activation may have placed it (a placement moves holds_seq only). Without this check the scan would
+            // call again every round and the hold would never be recorded expired.
+            await Commits.ReloadIfChangedElsewhere();
+            now = Clock.GetDatabaseNow();
+        }
+
+        if (!HasExpiredHolds(now))
+        {
             ExpectEarliestExpiry();
             return 0;
         }
