@@ -30,22 +30,24 @@ public sealed partial class UsageGrain
         if (ValidateHold(hold) is { } invalid) return HoldRefused<HoldView>(invalid);
         var price = await PriceBook.Of(ServiceProvider).GetPriceAt(hold.ModelId, HoldClock.GetDatabaseNow());
         if (price is null || (price.InputPricePerMillion == 0 && price.OutputPricePerMillion == 0))
-            return HoldRefused<HoldView>(new BillingProblem(BillingStatus.NoPriceInEffect, $"Model {hold.ModelId} has no price in effect; configure its pricing first."));
+            return await RefusedUnlessStored(hold, null, new BillingProblem(BillingStatus.NoPriceInEffect, $"Model {hold.ModelId} has no price in effect; configure its pricing first."));
         if (UsageCost.TryCompute(hold.InputTokens, hold.MaxOutputTokens, price.InputPricePerMillion, price.OutputPricePerMillion) is not { } amount)
-            return HoldRefused<HoldView>(new BillingProblem(BillingStatus.InvalidInput, "Token counts are too large: their cost cannot be represented exactly."));
+            return await RefusedUnlessStored(hold, null, new BillingProblem(BillingStatus.InvalidInput, "Token counts are too large: their cost cannot be represented exactly."));
         var placement = new HoldPlacement(hold, amount, price.Currency, price.InputPricePerMillion, price.OutputPricePerMillion);
 
         BillingResult<HoldView>? byProject = null;
         if (hold.ProjectId is { } projectId)
         {
             byProject = await SiloLossRetry.CallAsync(() => GrainFactory.GetGrain<IProjectGrain>(projectId).PlaceHold(placement));
-            if (byProject.IsOk || byProject.Problem!.Status != BillingStatus.InsufficientBalance) return Placed(byProject);
+            if (byProject.IsOk) return Placed(byProject);
+            if (byProject.Problem!.Status != BillingStatus.InsufficientBalance) return await RefusedUnlessStored(hold, price, byProject.Problem);
             // The hold id's refusal was stored first (the account met it placing the hold): that is the answer.
             if (byProject.Problem.BillingErrorId is not null) return await RefusedAgain(hold, price, byProject.Problem);
         }
 
         var byUser = await SiloLossRetry.CallAsync(() => GrainFactory.GetGrain<IUserGrain>(hold.UserId).PlaceHold(placement));
-        if (byUser.IsOk || byUser.Problem!.Status != BillingStatus.InsufficientBalance) return Placed(byUser);
+        if (byUser.IsOk) return Placed(byUser);
+        if (byUser.Problem!.Status != BillingStatus.InsufficientBalance) return await RefusedUnlessStored(hold, price, byUser.Problem);
         if (byUser.Problem.BillingErrorId is not null) return await RefusedAgain(hold, price, byUser.Problem);
 
         // Neither account can cover it: the refusal claims the hold id, with one billing error (of the project for a
@@ -73,9 +75,7 @@ public sealed partial class UsageGrain
             switch (await Holds.GetClaimAsync(hold.HoldId))
             {
                 case { Hold: { } stored }:
-                    return Placed(stored.SameRequest(hold)
-                        ? BillingResult<HoldView>.Ok(stored.AsSeenAt(HoldClock.GetDatabaseNow()))
-                        : BillingResult<HoldView>.Fail(BillingStatus.HoldConflict, $"Hold {stored.HoldId} exists with another request; use a new hold id."));
+                    return Placed(StoredAnswer(stored, hold));
                 case { Refusal: { } refused }:
                     return await RefusedAgain(hold, price, refused.ProblemFor(hold));
             }
@@ -162,6 +162,31 @@ public sealed partial class UsageGrain
             ? BillingResult<HoldView>.Ok(hold.AsSeenAt(HoldClock.GetDatabaseNow()))
             : HoldNotFound<HoldView>(holdId);
     }
+
+    /// <summary>
+    /// A placement refused for anything but insufficient balance (no price, an unknown account, another currency, …):
+    /// the accounts know only their active holds, so a retry of a hold id placed before (ended since) or refused before
+    /// gets here too; that stored outcome is its answer, as on the insufficient-balance path. The read happens on
+    /// refusals only. An overload (shed load: no read then) or a conflict (already the stored hold's answer) is the answer.
+    /// </summary>
+    private async Task<BillingResult<HoldView>> RefusedUnlessStored(HoldRequest hold, ModelPrice? price, BillingProblem problem)
+    {
+        if (problem.Status is BillingStatus.Overloaded or BillingStatus.HoldConflict) return HoldRefused<HoldView>(problem);
+        switch (await Holds.GetClaimAsync(hold.HoldId))
+        {
+            case { Hold: { } stored }:
+                return Placed(StoredAnswer(stored, hold));
+            case { Refusal: { } refused }:
+                return price is null ? HoldRefused<HoldView>(refused.ProblemFor(hold)) : await RefusedAgain(hold, price, refused.ProblemFor(hold));
+            default:
+                return HoldRefused<HoldView>(problem);
+        }
+    }
+
+    /// <summary>The answer of a copy of a placement whose hold is stored: that hold as it is now, or a conflict when its body differs.</summary>
+    private BillingResult<HoldView> StoredAnswer(HoldView stored, HoldRequest hold) => stored.SameRequest(hold)
+        ? BillingResult<HoldView>.Ok(stored.AsSeenAt(HoldClock.GetDatabaseNow()))
+        : BillingResult<HoldView>.Fail(BillingStatus.HoldConflict, $"Hold {stored.HoldId} exists with another request; use a new hold id.");
 
     /// <summary>A copy of a placement whose refusal is stored: that refusal (or a conflict), with how far the caller could go now.</summary>
     private async Task<BillingResult<HoldView>> RefusedAgain(HoldRequest hold, ModelPrice price, BillingProblem stored) =>

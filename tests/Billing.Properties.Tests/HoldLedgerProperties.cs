@@ -147,6 +147,7 @@ public class HoldLedgerProperties
     {
         var hold = batch.FindHold(holdId);
         var rowsBefore = batch.Rows.Count;
+        var spendable = HoldLedger.Spendable(batch.State, batch.Now);
         var answer = Decided(new CaptureHoldOperation(new HoldCapture(holdId, 0, tokens), null, 0), batch)!;
         if (hold is null) return answer.IsOk || answer.Problem!.Status is BillingStatus.HoldNotFound or BillingStatus.HoldConflict ? null : $"capture of an ended hold: {answer.Problem}";
         if (hold.Capture is not null) return answer.Value == hold.Capture && batch.Rows.Count == rowsBefore ? null : "a second capture charged again";
@@ -155,8 +156,9 @@ public class HoldLedgerProperties
         var late = !hold.IsHeldAt(batch.Now);
         if (!answer.IsOk) return late && answer.Problem!.Status == BillingStatus.InsufficientBalance && cost > available ? null : $"capture refused: {answer.Problem}";
         var r = answer.Value!;
-        var room = late ? available : available + hold.Amount;
-        var charged = late ? cost : Math.Min(cost, Math.Max(0m, room));
+        // On time: the hold's own amount as far as balance and quota left cover it, plus what is available beyond all holds
+        // (API.md Holds), not "available + the hold", which let other holds that expired credit no longer backs take it.
+        var charged = late ? cost : Math.Min(cost, Math.Min(hold.Amount, spendable) + Math.Max(0m, available));
         if (r.Cost != cost || r.Charged != charged || r.Shortfall != cost - charged || r.Late != late) return $"receipt {r}, expected charged {charged} of {cost}";
         if (r.Released != (late ? 0m : Math.Max(0m, hold.Amount - charged))) return $"released {r.Released}";
         if (batch.Rows.Count != rowsBefore + 1 || batch.Rows[^1].QuotaUsed - batch.Rows[^1].Amount != charged) return "the capture's row does not charge what it says";

@@ -66,6 +66,46 @@ public sealed class HoldGrantTests(GrantClusterFixture fixture) : BillingTestBas
         Assert.Equal(1, await Scalar("SELECT count(*) FROM billing_event WHERE scope_id = $1 AND type = 'grant.expired'", user));
     }
 
+    /// <summary>
+    /// Review defect: a grant expiring under two holds left held (20) above the balance (10), and an on-time capture of
+    /// one hold was given only what the other hold left (nothing): charged 0 with a shortfall although the balance
+    /// covered it. A capture is entitled to its own hold's money as far as the balance has it (API.md Holds); the other
+    /// hold then reserves only what is left, so its capture is the shortfall.
+    /// </summary>
+    [Fact]
+    public async Task ReviewDefect_OnTimeCaptureAfterAGrantExpiredUnderHoldsChargesWhatTheBalanceCovers()
+    {
+        var model = await NewModel(1_000_000m, 1_000_000m); // 1 token = 1.0000
+        var user = await NewUser(); // signup: 10
+        await Grant(user, 10m, priority: 50, expiresAt: Now.AddHours(1)); // 20
+        var first = await Usage.PlaceHold(new HoldRequest(Guid.NewGuid(), null, user, model, 10, 0, 86_400));
+        var second = await Usage.PlaceHold(new HoldRequest(Guid.NewGuid(), null, user, model, 10, 0, 86_400));
+        Assert.True(first.IsOk && second.IsOk, first.Problem?.Detail ?? second.Problem?.Detail);
+
+        Fixture.Clock.Advance(TimeSpan.FromHours(2)); // the grant expires under both holds
+        await Eventually(async () => await Scalar("SELECT count(*) FROM user_billing_history WHERE \"user\" = $1 AND reason = 'grant_expired'", user) == 1);
+        var account = await View(AccountKind.User, user);
+        Assert.Equal((10m, 20m, 0m), (account.Balance, account.Held, account.Available));
+
+        var captured = await Usage.CaptureHold(new HoldCapture(first.Value!.HoldId, 10, 0));
+
+        Assert.True(captured.IsOk, captured.Problem?.Detail);
+        var r = captured.Value!;
+        Assert.Equal((10m, 10m, 0m, 0m, 0m, false), (r.Cost, r.Charged, r.Shortfall, r.Released, r.BalanceAfter, r.Late));
+        Assert.Null(r.ShortfallErrorId);
+
+        // The other hold still reserves its 10 but the balance has nothing left for it: its capture is all shortfall.
+        var other = await Usage.CaptureHold(new HoldCapture(second.Value!.HoldId, 10, 0));
+
+        Assert.True(other.IsOk, other.Problem?.Detail);
+        var o = other.Value!;
+        Assert.Equal((10m, 0m, 10m, 10m, 0m), (o.Cost, o.Charged, o.Shortfall, o.Released, o.BalanceAfter));
+        Assert.NotNull(o.ShortfallErrorId);
+        account = await View(AccountKind.User, user);
+        Assert.Equal((0m, 0m, 0m), (account.Balance, account.Held, account.Available));
+        Assert.Equal(1, await Scalar("SELECT count(*) FROM billing_error WHERE scope_id = $1 AND error_type = 'capture_shortfall'", user));
+    }
+
     private async Task<Guid> Grant(Guid user, decimal amount, int priority, DateTimeOffset? expiresAt = null)
     {
         var result = await Grains.GetGrain<IUserGrain>(user).Grant(new GrantInput(Guid.NewGuid(), amount, GrantCategory.Paid, priority, null, expiresAt, null));

@@ -72,6 +72,56 @@ public sealed class HoldTests(ClusterFixture fixture) : BillingTestBase(fixture)
     }
 
     /// <summary>
+    /// Review defect: the stored hold was looked up only when both accounts refused for insufficient balance, so a retry
+    /// of a placed hold id answered 404 when the project could no longer cover it and the user has no account.
+    /// </summary>
+    [Fact]
+    public async Task ReviewDefect_PlacementRetriedWhenTheUserHasNoAccountAnswersTheStoredHoldNotA404()
+    {
+        var model = await NewModel(1_000_000m, 1_000_000m); // 1 per token
+        var project = await NewProject(); // 20
+        var user = Guid.NewGuid(); // never initialised
+        var holdId = Guid.NewGuid();
+        var placed = await Place(project, user, model, 15, 0, holdId: holdId);
+        Assert.True(placed.IsOk, placed.Problem?.Detail);
+        Assert.Equal(PayingAccount.Project, placed.Value!.Payer);
+        Assert.True((await Usage.CaptureHold(new HoldCapture(holdId, 15, 0))).IsOk); // 5: the hold would not fit now
+
+        var retried = await Place(project, user, model, 15, 0, holdId: holdId);
+        var otherBody = await Place(project, user, model, 14, 0, holdId: holdId);
+
+        Assert.True(retried.IsOk, retried.Problem?.Detail);
+        Assert.Equal((holdId, HoldStatus.Captured, 15m), (retried.Value!.HoldId, retried.Value.Status, retried.Value.Amount));
+        Assert.Equal(BillingStatus.HoldConflict, otherBody.Problem!.Status);
+        Assert.Equal(0, await BillingErrorCount(project));
+        Assert.Equal(5m, (await View(AccountKind.Project, project)).Balance);
+    }
+
+    /// <summary>
+    /// Review defect, the same for a price that changed since the hold was placed: the project's currency mismatch (422)
+    /// was answered to a retry of a placed hold id instead of its hold (no price: ReviewDefectTests_RulesClock).
+    /// </summary>
+    [Fact]
+    public async Task ReviewDefect_PlacementRetriedAfterThePriceChangedAnswersTheStoredHoldNotA422()
+    {
+        var model = await NewModel(1_000_000m, 1_000_000m); // 1 per token
+        var user = await NewUser(); // 10
+        var project = await NewProject(creator: user); // 20
+        var holdId = Guid.NewGuid();
+        Assert.True((await Place(project, user, model, 15, 0, holdId: holdId)).IsOk);
+        Assert.True((await Usage.VoidHold(holdId)).IsOk);
+        Assert.True((await Grains.GetGrain<IModelPricingGrain>(model).AddPrice(new ModelPriceInput(1_000_000m, 1_000_000m, "EUR", null))).IsOk);
+
+        var inEuros = await Place(project, user, model, 15, 0, holdId: holdId);
+
+        Assert.True(inEuros.IsOk, inEuros.Problem?.Detail);
+        Assert.Equal((HoldStatus.Voided, PayingAccount.Project, "USD"), (inEuros.Value!.Status, inEuros.Value.Payer, inEuros.Value.Currency));
+        Assert.Equal(BillingStatus.CurrencyMismatch, (await Place(project, user, model, 15, 0)).Problem!.Status); // a new hold id: 422
+        Assert.Equal(0, await BillingErrorCount(project));
+        Assert.Equal(0, await BillingErrorCount(user));
+    }
+
+    /// <summary>
     /// Found by the bank test: a refused placement claimed nothing, so a copy of the same placement still on its way to
     /// the account (the client's retry after a timeout, while the first copy ran) could place the hold after the caller
     /// had been answered 402: money reserved for a hold its caller believes refused. The copy is sent here as the usage

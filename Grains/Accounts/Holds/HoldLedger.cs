@@ -64,8 +64,9 @@ public static class HoldLedger
 
     /// <summary>
     /// Decides the capture of <paramref name="hold"/> (active or expired, not yet captured): its charge row and receipt,
-    /// and the hold as it ends. In time: the payer is charged the cost up to the hold plus what its available covers
-    /// beyond it; the rest is shortfall. Late (the hold expired): the whole cost from available, or refused.
+    /// and the hold as it ends. In time: the payer is charged the cost up to the hold (as far as balance and quota left
+    /// cover it) plus what its available covers beyond it; the rest is shortfall. Late (the hold expired): the whole cost
+    /// from available, or refused.
     /// </summary>
     public static (LedgerRow? Row, HoldCaptureReceipt? Receipt, HoldView? Ended, BillingProblem? Problem) Capture(
         AccountState state, HoldView hold, HoldCapture capture, DateTimeOffset now)
@@ -74,23 +75,26 @@ public static class HoldLedger
             return (null, null, null, new BillingProblem(BillingStatus.InvalidInput, "Token counts are too large: their cost cannot be represented exactly."));
 
         var late = !hold.IsHeldAt(now);
-        var otherHeld = Held(state, now) - (late ? 0m : hold.Amount);
-        var room = Math.Max(0m, Spendable(state, now) - otherHeld);
+        var spendable = Spendable(state, now);
+        var available = Math.Max(0m, spendable - Held(state, now));
         decimal charged;
         if (late)
         {
             // An expired hold reserves nothing: the slow caller's usage is charged like a new one, whole or not at all.
-            if (cost > room)
+            if (cost > available)
             {
                 return (null, null, null, new BillingProblem(BillingStatus.InsufficientBalance,
-                    $"Hold {hold.HoldId} expired at {hold.ExpiresAt:O} and the {Describe(state)} cannot cover its late capture. Required: {cost} {hold.Currency}, available: {room} {state.Currency}."));
+                    $"Hold {hold.HoldId} expired at {hold.ExpiresAt:O} and the {Describe(state)} cannot cover its late capture. Required: {cost} {hold.Currency}, available: {available} {state.Currency}."));
             }
 
             charged = cost;
         }
         else
         {
-            charged = Math.Min(cost, room);
+            // The hold's own money first, as far as the balance still has it (an expired grant can leave the holds above
+            // it: API.md), then what is available beyond all holds. Not "spendable − the other holds": that let the
+            // other holds' reservations, no longer backed, take this hold's money. Never more than spendable.
+            charged = Math.Min(cost, Math.Min(hold.Amount, spendable) + available);
         }
 
         var shortfall = cost - charged;
@@ -131,7 +135,7 @@ public static class HoldLedger
 
     /// <summary>The message of a shortfall's billing error.</summary>
     public static string ShortfallMessage(HoldCaptureReceipt receipt) =>
-        $"The capture of hold {receipt.HoldId} cost {receipt.Cost} {receipt.Currency}, more than the hold ({receipt.Held}) and what the account had available beyond it: {receipt.Shortfall} {receipt.Currency} was not charged.";
+        $"The capture of hold {receipt.HoldId} cost {receipt.Cost} {receipt.Currency}, more than the hold ({receipt.Held}, as far as the balance still covered it) and what the account had available beyond it: {receipt.Shortfall} {receipt.Currency} was not charged.";
 
     /// <summary>The history reason of a capture, as for usage: the project, the user paying for a project, or personal.</summary>
     private static (string Reason, Guid? Counterparty) ChargeReason(HoldView hold) => hold.Payer switch
