@@ -99,7 +99,7 @@ internal sealed partial class GroupCommit(IAccountLedgerPort ledger, AccountTabl
     public Task<T> Submit<T>(PendingOperation<T> operation)
     {
         var key = operation.RequestId is { } id ? (operation.GetType(), id) : default((Type, Guid)?);
-        if (key is { } k && inFlight.TryGetValue(k, out var first)) return ((PendingOperation<T>)first).Task;
+        if (key is { } k && inFlight.TryGetValue(k, out var first)) return ((PendingOperation<T>)first).CopyAnswer();
 
         if (queue.Count >= queueLimit)
         {

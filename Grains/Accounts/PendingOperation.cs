@@ -147,4 +147,7 @@ internal abstract class PendingOperation<T> : PendingOperation
     public override void Complete(AccountState? committed) => completion.TrySetResult(Result!);
 
     public override void Fail(Exception exception) => completion.TrySetException(exception);
+
+    /// <summary>The answer of a copy that arrived while this operation was queued or being written (same id).</summary>
+    public virtual Task<T> CopyAnswer() => Task;
 }

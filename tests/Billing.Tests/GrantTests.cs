@@ -30,6 +30,21 @@ public sealed class GrantTests(GrantClusterFixture fixture) : BillingTestBase(fi
     private DateTimeOffset Now => Fixture.Clock.GetUtcNow();
 
     [Fact]
+    public async Task ReviewDefect_Copies_of_a_grant_sent_at_once_are_created_once_and_the_rest_answered_as_repeats()
+    {
+        var user = await NewUser(); // 10
+        var input = new GrantInput(Guid.NewGuid(), 5m, GrantCategory.Paid, 0, null, null, null);
+        var account = Grains.GetGrain<IUserGrain>(user);
+
+        var answers = await Task.WhenAll(Enumerable.Range(0, 20).Select(_ => account.Grant(input)));
+
+        // The ones that arrived while the first was being written shared its answer, and said "created" too.
+        Assert.All(answers, a => Assert.True(a.IsOk, a.Problem?.Detail));
+        Assert.Single(answers, a => a.Value!.Created);
+        Assert.Equal(15m, (await View(AccountKind.User, user)).Balance);
+    }
+
+    [Fact]
     public async Task Charges_follow_the_spending_order_priority_then_soonest_expiry_then_promotional_then_oldest()
     {
         var model = await NewModel(1_000_000m, 0.0001m); // 1 input token = 1.0000

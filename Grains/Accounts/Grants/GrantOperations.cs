@@ -58,6 +58,12 @@ internal sealed class GrantOperation(GrantInput input) : PendingOperation<Billin
         Result = BillingResult<GrantIssued>.Ok(new GrantIssued(after.ToView(state.Id, state.Kind), Created: true));
     }
 
+    /// <summary>A copy sent while the first was in flight is a repeat, not the grant's creation (API.md: "200 with the grant").</summary>
+    public override Task<BillingResult<GrantIssued>> CopyAnswer() => AsRepeat(Task);
+
+    private static async Task<BillingResult<GrantIssued>> AsRepeat(Task<BillingResult<GrantIssued>> first) =>
+        await first is { Value: { Created: true } issued } ? BillingResult<GrantIssued>.Ok(issued with { Created = false }) : await first;
+
     /// <summary>The grant id is already stored (a retry, or a concurrent grant): answer with the stored grant.</summary>
     public void Settle(BillingResult<GrantIssued> stored)
     {
