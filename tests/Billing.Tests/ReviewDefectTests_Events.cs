@@ -4,7 +4,8 @@ namespace Billing.Tests;
 
 /// <summary>
 /// Review defects of balance alerts: a rise of available that time made alone (a hold past its expiry, an ended pro
-/// quota cycle) must still write its <c>balance.recovered</c>. On a movable clock.
+/// quota cycle) must still write its <c>balance.recovered</c>; <c>crossed</c> must not count a grant past its expiry.
+/// On a movable clock.
 /// </summary>
 [Collection(ClockClusterCollection.Name)]
 public sealed class ReviewDefectTests_Events(ClockClusterFixture fixture) : BillingTestBase(fixture)
@@ -88,6 +89,35 @@ public sealed class ReviewDefectTests_Events(ClockClusterFixture fixture) : Bill
         Assert.Equal(
             [(BillingEventTypes.BalanceLow, 2m), (BillingEventTypes.BalanceRecovered, 2m), (BillingEventTypes.BalanceLow, 2m)],
             await Events(user));
+    }
+
+    /// <summary>
+    /// GET and PUT alerts computed <c>crossed</c> from the committed state without first writing what time had made
+    /// due, unlike GET billing: a grant past its expiry still counted as available until the grant clock swept it.
+    /// </summary>
+    [Fact]
+    public async Task ReviewDefect_AlertsCrossedDoesNotCountAGrantThatHasExpired()
+    {
+        var read = await NewUser(); // 10
+        var written = await NewUser();
+        var expiresAt = Fixture.Clock.GetUtcNow().AddHours(1);
+        foreach (var user in new[] { read, written })
+        {
+            var grant = await Grains.GetGrain<IUserGrain>(user).Grant(new GrantInput(Guid.NewGuid(), 5m, GrantCategory.Promotional, 0, null, expiresAt, null));
+            Assert.True(grant.IsOk, grant.Problem?.Detail); // 15
+        }
+
+        var set = await Alerts(AccountKind.User, read).SetAlerts([12m]);
+        Assert.Empty(set.Value!.Crossed);
+
+        Fixture.Clock.Advance(TimeSpan.FromHours(1) + TimeSpan.FromSeconds(2)); // before the grant clock's next sweep (5 s)
+        var got = await Alerts(AccountKind.User, read).GetAlerts();
+        var put = await Alerts(AccountKind.User, written).SetAlerts([12m]);
+
+        Assert.Equal([12m], got.Value!.Crossed);
+        Assert.Equal([12m], put.Value!.Crossed);
+        Assert.Equal(10m, (await View(AccountKind.User, read)).Available);
+        Assert.Equal(10m, (await View(AccountKind.User, written)).Available);
     }
 
     private async Task UntilStored(Guid holdId, string status)
