@@ -19,7 +19,7 @@ public abstract partial class AccountGrain : IBalanceAlertsGrain
         if (thresholds.Length > MaxThresholds) return Invalid<AlertSettings>($"At most {MaxThresholds} thresholds.");
         if (thresholds.Any(t => t <= 0)) return Invalid<AlertSettings>("Every threshold must be a positive amount.");
         if (thresholds.Distinct().Count() != thresholds.Length) return Invalid<AlertSettings>("Thresholds must be distinct.");
-        await Commits.ReloadIfNeeded();
+        await ApplyDueGrants(); // crossed is judged on available now: a lapsed grant is written first, as GetAccount does
         if (State is null) return NotFound<AlertSettings>();
 
         var ordered = thresholds.OrderDescending().ToArray();
@@ -31,7 +31,7 @@ public abstract partial class AccountGrain : IBalanceAlertsGrain
 
     public async Task<BillingResult<AlertSettings>> GetAlerts()
     {
-        await Commits.ReloadIfNeeded();
+        await ApplyDueGrants(); // as GetAccount: a grant that lapsed or came into effect is written before crossed is shown
         return State is null ? NotFound<AlertSettings>() : BillingResult<AlertSettings>.Ok(Settings());
     }
 

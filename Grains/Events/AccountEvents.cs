@@ -24,7 +24,7 @@ internal sealed class AccountEvents(EventStore store, AccountTable table, Guid a
 
     public void OnCommitted(LedgerBatch batch)
     {
-        Alerts.Committed();
+        Alerts.Committed(batch);
         foreach (var written in batch.Events) EventMetrics.RecordWritten(written.Type);
     }
 }

@@ -15,6 +15,8 @@ internal sealed class BalanceAlerts
     private bool lowPending;           // committed
     private bool batchLowPending;      // as the batch being decided leaves it
     private decimal lastAvailable;
+    private AccountState? committedState; // the state the last batch committed, and what it left available then
+    private decimal committedAvailable;
 
     public IReadOnlyList<decimal> Thresholds => thresholds;
 
@@ -29,11 +31,31 @@ internal sealed class BalanceAlerts
     /// <summary>Thresholds <paramref name="available"/> is at or below.</summary>
     public decimal[] Crossed(decimal available) => thresholds.Where(t => available <= t).ToArray();
 
-    /// <summary>A batch opens against its start state (before any row, a cycle reset included).</summary>
+    /// <summary>
+    /// A batch opens against its start state (before any row, a cycle reset included). Its crossings are judged from
+    /// what the account's last write left available, not from the start state's available now: time alone raises
+    /// available (a hold past its expiry, an ended quota cycle), and that rise must reach the first evaluation of the
+    /// next write (the one that records the expiry or the cycle reset) to write its <c>balance.recovered</c>.
+    /// </summary>
     public void Begin(LedgerBatch batch)
     {
         batchLowPending = lowPending;
-        lastAvailable = BillingEvents.Available(batch.Start, batch.Now);
+        lastAvailable = ReferenceEquals(batch.Start, committedState) ? committedAvailable : AvailableWhenStored(batch.Start);
+    }
+
+    /// <summary>
+    /// An account loaded (or written outside the group commit): its available as of its newest change, the newest of
+    /// its history row and its active holds' placements. What expired or ended after that is a rise still to judge.
+    /// </summary>
+    private static decimal AvailableWhenStored(AccountState state)
+    {
+        var at = state.UpdatedAt;
+        foreach (var hold in state.Holds.All)
+        {
+            if (hold.CreatedAt > at) at = hold.CreatedAt;
+        }
+
+        return BillingEvents.Available(state, at);
     }
 
     /// <summary>After a row (or a decision that appended none): the crossings it made, as events of the batch.</summary>
@@ -62,6 +84,11 @@ internal sealed class BalanceAlerts
         }
     }
 
-    /// <summary>The batch decided last was committed.</summary>
-    public void Committed() => lowPending = batchLowPending;
+    /// <summary>The batch decided last was committed: what it left is what the next batch is judged from.</summary>
+    public void Committed(LedgerBatch batch)
+    {
+        lowPending = batchLowPending;
+        committedState = batch.State;
+        committedAvailable = BillingEvents.Available(batch.State, batch.Now);
+    }
 }

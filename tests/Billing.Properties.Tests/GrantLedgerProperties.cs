@@ -388,9 +388,12 @@ public class GrantLedgerProperties
         var answer = Decided(new VoidGrantOperation(grant.Id), batch);
         if (!grant.IsOpen)
         {
-            // Ended before: a no-op (the grain answers a stored grant from the database; here only this batch's rows are known).
-            if (!answer.IsOk && answer.Problem!.Status != BillingStatus.GrantNotFound) return $"void of an ended grant answered {answer.Problem}";
-            if (answer.IsOk && answer.Value!.Status != grant.Status) return $"void of an ended {grant.Status} grant answered {answer.Value.Status}";
+            // Ended before: a no-op, never a 404. Ended in this batch: answered as the batch leaves it; in a batch committed
+            // before: null, and the grain answers the grant as stored (the account keeps no ended grants).
+            var endedHere = batch.Rows.Any(r => r.GrantChanges.Any(c => c.GrantId == grant.Id)) || batch.GrantsWithoutRow.Any(g => g.Grant.GrantId == grant.Id);
+            if (answer is null && endedHere) return $"void of a grant {grant.Status} in this very batch answered nothing";
+            if (answer is { IsOk: false }) return $"void of an ended grant answered {answer.Problem}";
+            if (answer is { Value: { } view } && (view.Status != grant.Status || view.Remaining != 0m)) return $"void of an ended {grant.Status} grant answered {view.Status} with {view.Remaining} left";
             return batch.Rows.Count == rowsBefore && batch.GrantsWithoutRow.Count == withoutRow ? null : "a void of an ended grant wrote something";
         }
 
@@ -398,7 +401,7 @@ public class GrantLedgerProperties
         var wasScheduled = grant.Status == GrantStatus.Scheduled;
         grant.Status = GrantStatus.Voided;
         grant.Remaining = 0m;
-        if (answer is not { IsOk: true, Value.Status: GrantStatus.Voided, Value.Remaining: 0m }) return $"void answered {answer.Value?.ToString() ?? answer.Problem!.ToString()}";
+        if (answer is not { IsOk: true, Value.Status: GrantStatus.Voided, Value.Remaining: 0m }) return $"void answered {answer?.Value?.ToString() ?? answer?.Problem?.ToString() ?? "nothing"}";
         if (wasScheduled) return batch.Rows.Count == rowsBefore && batch.GrantsWithoutRow.Count == withoutRow + 1 ? null : "a scheduled grant's void wrote a row";
         if (batch.Rows.Count != rowsBefore + 1) return "an active grant's void wrote no row";
         var row = batch.Rows[^1];

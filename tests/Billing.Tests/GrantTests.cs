@@ -295,6 +295,77 @@ public sealed class GrantTests(GrantClusterFixture fixture) : BillingTestBase(fi
         Assert.Equal(10m, await StoredBalance(user)); // credited once, expired once
     }
 
+    /// <summary>
+    /// A void that arrives while the account's write that depletes the grant is in flight is queued (the committed
+    /// grant is still open); the next batch found it neither open nor in its own rows and answered 404, not the
+    /// grant as it ended (API.md: void is 200 with the grant, idempotent).
+    /// </summary>
+    [Fact]
+    public async Task ReviewDefect_VoidingAGrantTheInFlightWriteDepletesAnswersTheDepletedGrantNotA404()
+    {
+        var model = await NewModel(1_000_000m, 0.0001m); // 1 input token = 1
+        var user = await NewUser(); // signup 10, priority 50
+        var grant = await Grant(user, 3m, GrantCategory.Paid, priority: 0); // drawn first
+
+        Task<BillingResult<UsageReceipt>> charge;
+        Task<BillingResult<GrantView>> voided;
+        await using (var connection = Fixture.OpenDatabase())
+        await using (var locked = await LockAccountRow(connection, user))
+        {
+            charge = Usage.RecordPersonalUsage(new PersonalUsage(Guid.NewGuid(), user, model, 3, 0)); // takes all 3
+            await UntilAWriteWaitsForTheLock();
+            voided = Grains.GetGrain<IGrantsGrain>(0).Void(grant);
+            await Task.Delay(300); // the void queues behind the write in flight
+            await locked.RollbackAsync();
+        }
+
+        Assert.True((await charge).IsOk);
+        var answer = await voided;
+        Assert.True(answer.IsOk, answer.Problem?.Detail);
+        Assert.Equal((grant, GrantStatus.Depleted, 0m), (answer.Value!.GrantId, answer.Value.Status, answer.Value.Remaining));
+        Assert.DoesNotContain(await History(AccountKind.User, user), r => r.Reason == GrantReasons.GrantVoided);
+        Assert.Equal(answer.Value, (await Grains.GetGrain<IGrantsGrain>(0).Void(grant)).Value); // idempotent
+        Assert.Equal(10m, await StoredBalance(user));
+    }
+
+    /// <summary>The same for a grant that the write in flight expires (the grant clock's).</summary>
+    [Fact]
+    public async Task ReviewDefect_VoidingAGrantTheInFlightWriteExpiresAnswersTheExpiredGrantNotA404()
+    {
+        var user = await NewUser();
+        var grant = await Grant(user, 3m, GrantCategory.Paid, priority: 0, expiresAt: Now.AddHours(1));
+
+        Task<BillingResult<GrantView>> voided;
+        await using (var connection = Fixture.OpenDatabase())
+        await using (var locked = await LockAccountRow(connection, user))
+        {
+            Fixture.Clock.Advance(TimeSpan.FromHours(2)); // the grant clock's write of the expiry waits for the lock
+            await UntilAWriteWaitsForTheLock();
+            voided = Grains.GetGrain<IGrantsGrain>(0).Void(grant);
+            await Task.Delay(300);
+            await locked.RollbackAsync();
+        }
+
+        var answer = await voided;
+        Assert.True(answer.IsOk, answer.Problem?.Detail);
+        Assert.Equal((grant, GrantStatus.Expired, 0m), (answer.Value!.GrantId, answer.Value.Status, answer.Value.Remaining));
+        Assert.DoesNotContain(await History(AccountKind.User, user), r => r.Reason == GrantReasons.GrantVoided);
+        Assert.Equal(10m, await StoredBalance(user));
+    }
+
+    /// <summary>Locks the user's account row in a transaction of the test's own, so the account's next write waits (in flight) until it ends.</summary>
+    private static async Task<Npgsql.NpgsqlTransaction> LockAccountRow(Npgsql.NpgsqlConnection connection, Guid user)
+    {
+        var transaction = await connection.BeginTransactionAsync();
+        await using var command = new Npgsql.NpgsqlCommand("SELECT 1 FROM user_billing WHERE \"user\" = $1 FOR UPDATE", connection, transaction);
+        command.Parameters.Add(new Npgsql.NpgsqlParameter { Value = user });
+        await command.ExecuteScalarAsync();
+        return transaction;
+    }
+
+    private Task UntilAWriteWaitsForTheLock() => Eventually(async () =>
+        await Scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'") > 0);
+
     [Fact]
     public async Task The_signup_grant_expires_after_the_configured_days()
     {

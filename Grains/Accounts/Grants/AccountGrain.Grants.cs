@@ -40,9 +40,14 @@ public abstract partial class AccountGrain
         if (grantId == Guid.Empty) return Invalid<GrantView>("grantId must not be the nil UUID.");
         await Commits.ReloadIfNeeded();
         if (State is null) return NotFound<GrantView>();
-        if (State.Grants.Any(g => g.GrantId == grantId)) return await Commits.Submit(new VoidGrantOperation(grantId));
+        // Null: the write in flight when it was queued ended the grant (depleted or expired); answered as stored then.
+        if (State.Grants.Any(g => g.GrantId == grantId)) return await Commits.Submit(new VoidGrantOperation(grantId)) ?? await StoredGrantView(grantId);
+        return await StoredGrantView(grantId);
+    }
 
-        // Not open: ended before (voided, expired or depleted; a second void is a no-op), or not this account's.
+    /// <summary>A grant that is not open: ended before (voided, expired or depleted; a void of it is a no-op), or not this account's.</summary>
+    private async Task<BillingResult<GrantView>> StoredGrantView(Guid grantId)
+    {
         var stored = await Ledger.Grants.FindAsync(grantId);
         return stored is var (grant, kind, owner) && kind == Table.Kind && owner == AccountId
             ? BillingResult<GrantView>.Ok(grant.ToView(owner, kind))

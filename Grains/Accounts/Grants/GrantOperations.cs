@@ -84,8 +84,12 @@ internal sealed class GrantOperation(GrantInput input) : PendingOperation<Billin
     }
 }
 
-/// <summary>Takes back what is left of a grant: a <c>grant_voided</c> row (−remaining), or no row for a grant not yet in effect.</summary>
-internal sealed class VoidGrantOperation(Guid grantId) : PendingOperation<BillingResult<GrantView>>
+/// <summary>
+/// Takes back what is left of a grant: a <c>grant_voided</c> row (−remaining), or no row for a grant not yet in effect.
+/// Answers null when the grant ended before this batch (in the write that was in flight when the void was queued):
+/// the grain answers it as stored, since the account no longer holds ended grants.
+/// </summary>
+internal sealed class VoidGrantOperation(Guid grantId) : PendingOperation<BillingResult<GrantView>?>
 {
     public override string Kind => "grant void";
 
@@ -99,11 +103,11 @@ internal sealed class VoidGrantOperation(Guid grantId) : PendingOperation<Billin
         var grant = state.Grants.FirstOrDefault(g => g.GrantId == grantId);
         if (grant is null)
         {
-            // It ended while this waited (expired or depleted as the batch opened): already nothing left to take.
-            var ended = batch.Rows.SelectMany(r => r.GrantChanges).LastOrDefault(c => c.GrantId == grantId)?.After;
-            Result = ended is null
-                ? BillingResult<GrantView>.Fail(BillingStatus.GrantNotFound, $"The {state.Kind.ToString().ToLowerInvariant()} account {state.Id} has no open grant {grantId}.")
-                : BillingResult<GrantView>.Ok(ended.ToView(state.Id, state.Kind));
+            // It ended while this waited, so there is nothing left to take: in this batch (expired as it opened,
+            // depleted or voided before this), answered as this batch leaves it; or in a batch committed since (null).
+            var ended = batch.Rows.SelectMany(r => r.GrantChanges).LastOrDefault(c => c.GrantId == grantId)?.After
+                ?? batch.GrantsWithoutRow.LastOrDefault(g => g.Grant.GrantId == grantId).Grant;
+            Result = ended is null ? null : BillingResult<GrantView>.Ok(ended.ToView(state.Id, state.Kind));
             return;
         }
 
