@@ -106,10 +106,10 @@ if [ -f "$DATA/run.pids" ]; then
   while read -r pid; do
     if [ -n "$pid" ] && tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q 'Billing\.\(Silo\|Client\)\.dll'; then
       log "stopping process $pid left by an earlier run"
-      kill -TERM "$pid" 2>/dev/null || true
+      # Waited for, not slept on: a silo still leaving the cluster holds its ports, and ours would fail to bind them.
+      stop_process "$pid" 30 "process $pid left by an earlier run"
     fi
   done < "$DATA/run.pids"
-  sleep 2
   rm -f "$DATA/run.pids"
 fi
 
@@ -143,6 +143,11 @@ else
     # The postgres user must be able to enter every folder on the way to its data.
     chmod 755 "$DATA"
     chown postgres:postgres "$PG_SOCKETS"
+    if ! runuser -u postgres -- test -x "$DATA"; then
+      echo "PostgreSQL runs as the postgres user, which cannot enter $DATA (a folder on the way, such as /root, is closed to it)." >&2
+      echo "Put the data elsewhere, e.g. BILLING_DATA_DIR=/tmp/billing-data ./run.sh" >&2
+      exit 2
+    fi
   fi
   if [ ! -f "$PG_DATA/PG_VERSION" ]; then
     log "creating a PostgreSQL cluster in $PG_DATA (first run)"

@@ -138,10 +138,17 @@ public static class AccountLedger
         CycleAnchor = plan.IsPro ? row.CreatedAt : null,
     };
 
-    /// <summary>The project's zero-amount row for a usage its user paid (what was charged to whom is in its extra).</summary>
+    /// <summary>
+    /// The project's zero-amount row for a usage its user paid (what was charged to whom is in its extra, with the
+    /// seed's keys for this row, so that readers of the seed's schema keep finding them; DESIGN.md, Storage).
+    /// </summary>
     public static LedgerRow UserFallbackMarker(AccountState state, UsageReceipt userReceipt, Guid modelId, DateTimeOffset now) =>
         Row(state, now, 0m, 0m, HistoryReasons.AiUsageUserFallback,
-            extra: Json(new { deductedFrom = "user", userId = userReceipt.AccountId, cost = userReceipt.Cost, currency = userReceipt.Currency }),
+            extra: Json(new
+            {
+                model_id = modelId, input_tokens = userReceipt.InputTokens, output_tokens = userReceipt.OutputTokens, deducted_from = "user",
+                user_id = userReceipt.AccountId, cost = userReceipt.Cost, currency = userReceipt.Currency,
+            }),
             userReceipt.UsageId, userReceipt.AccountId, modelId, userReceipt.InputTokens, userReceipt.OutputTokens)!;
 
     /// <summary>The next row, or null when its balance or monthUsed would not be exact.</summary>

@@ -45,7 +45,7 @@ public sealed partial class UsageGrain(UsageRecordStore usageRecords, TimeProvid
         // member's personal balance.
         var message = $"{byProject.Problem.Detail} The user's personal account could not cover it.";
         return await Refuse(usage.UsageId, BillingScopes.Project, usage.ProjectId, priced, usage.InputTokens, usage.OutputTokens, message,
-            new { userId = usage.UserId, modelId = usage.ModelId, inputTokens = usage.InputTokens, outputTokens = usage.OutputTokens, cost = priced.Cost, currency = priced.Currency });
+            SeedErrorDetails(usage.UserId, usage.ModelId, usage.InputTokens, usage.OutputTokens, priced, personal: false));
     }
 
     public async Task<BillingResult<UsageReceipt>> RecordPersonalUsage(PersonalUsage usage)
@@ -61,7 +61,7 @@ public sealed partial class UsageGrain(UsageRecordStore usageRecords, TimeProvid
         if (byUser.Problem!.Status != BillingStatus.InsufficientBalance || byUser.Problem.BillingErrorId is not null) return Refused(byUser.Problem);
 
         return await Refuse(usage.UsageId, BillingScopes.User, usage.UserId, priced, usage.InputTokens, usage.OutputTokens, byUser.Problem.Detail,
-            new { userId = usage.UserId, modelId = usage.ModelId, inputTokens = usage.InputTokens, outputTokens = usage.OutputTokens, cost = priced.Cost, currency = priced.Currency, scope = "personal" });
+            SeedErrorDetails(usage.UserId, usage.ModelId, usage.InputTokens, usage.OutputTokens, priced, personal: true));
     }
 
     public async Task<BillingResult<BalanceCheckResult>> CheckBalance(BalanceCheck check)
@@ -80,17 +80,44 @@ public sealed partial class UsageGrain(UsageRecordStore usageRecords, TimeProvid
             var project = await GrainFactory.GetGrain<IProjectGrain>(projectId).GetAccount();
             if (!project.IsOk) return BillingResult<BalanceCheckResult>.Fail(project.Problem!);
             projectAvailable = AccountLedger.Available(project.Value!, now);
-            projectCanPay = project.Value!.Currency == priced.Currency && projectAvailable >= priced.Cost;
+            // The usage would be refused 422 by the project, never sent to the user: so is its check.
+            if (CurrencyMismatch(project.Value!, priced.Currency) is { } mismatch) return BillingResult<BalanceCheckResult>.Fail(mismatch);
+            projectCanPay = projectAvailable >= priced.Cost;
         }
 
         var user = await GrainFactory.GetGrain<IUserGrain>(check.UserId).GetAccount();
         if (!user.IsOk) return BillingResult<BalanceCheckResult>.Fail(user.Problem!);
         var userAvailable = AccountLedger.Available(user.Value!, now);
+        // The user's currency matters only when the user would be charged.
+        if (!projectCanPay && CurrencyMismatch(user.Value!, priced.Currency) is { } userMismatch) return BillingResult<BalanceCheckResult>.Fail(userMismatch);
         var userCanPay = user.Value!.Currency == priced.Currency && userAvailable >= priced.Cost;
 
         // One account alone must be able to pay: a deduction is never split (seed defect 1).
         return BillingResult<BalanceCheckResult>.Ok(new BalanceCheckResult(projectCanPay || userCanPay, priced.Cost, priced.Currency, projectAvailable, userAvailable));
     }
+
+    /// <summary>
+    /// The details of an insufficient-balance error, with the seed's keys (snake_case, <c>scope</c> only for personal
+    /// usage): the table keeps the seed's columns so that its readers keep working (DESIGN.md, Storage), and that
+    /// includes what they read out of this column.
+    /// </summary>
+    private static Dictionary<string, object> SeedErrorDetails(Guid userId, Guid modelId, long inputTokens, long outputTokens, (decimal Cost, string Currency) priced, bool personal)
+    {
+        var details = new Dictionary<string, object>
+        {
+            ["user_id"] = userId, ["model_id"] = modelId, ["input_tokens"] = inputTokens, ["output_tokens"] = outputTokens,
+            ["cost"] = priced.Cost, ["currency"] = priced.Currency,
+        };
+        if (personal) details["scope"] = "personal";
+        return details;
+    }
+
+    /// <summary>The 422 a charge of this account in <paramref name="currency"/> would get (API.md, "Status codes for bad input").</summary>
+    private static BillingProblem? CurrencyMismatch(AccountView account, string currency) =>
+        string.Equals(account.Currency, currency, StringComparison.Ordinal)
+            ? null
+            : new BillingProblem(BillingStatus.CurrencyMismatch,
+                $"The price is in {currency} but the {account.Kind.ToString().ToLowerInvariant()} account {account.Id} is in {account.Currency}.");
 
     /// <summary>When the user paid, the project's history gets its zero-amount row (idempotent; done again on a retry).</summary>
     private static async Task<BillingResult<UsageReceipt>> WithFallbackMarker(IProjectGrain project, BillingResult<UsageReceipt> paid, Guid modelId)

@@ -83,11 +83,18 @@ public sealed class ConsoleFixture : IAsyncLifetime
         var page = await context.NewPageAsync();
         page.SetDefaultTimeout(15_000);
         beforeLoad?.Invoke(page);
-        var errors = new List<string>();
-        page.PageError += (_, error) => errors.Add(error);
+        page.PageError += (_, error) => pageErrors.Enqueue($"{page.Url}: {error}");
         await page.GotoAsync("/console/");
         return page;
     }
+
+    private readonly System.Collections.Concurrent.ConcurrentQueue<string> pageErrors = new();
+
+    /// <summary>How many uncaught errors the console's pages have thrown so far (a mark for <see cref="PageErrorsSince"/>).</summary>
+    public int PageErrorCount => pageErrors.Count;
+
+    /// <summary>The uncaught errors thrown by the console's pages after <paramref name="mark"/>.</summary>
+    public IReadOnlyList<string> PageErrorsSince(int mark) => pageErrors.Skip(mark).ToArray();
 }
 
 public static class Tokens

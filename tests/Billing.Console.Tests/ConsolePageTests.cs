@@ -7,9 +7,24 @@ namespace Billing.Console.Tests;
 
 /// <summary>The console in a real browser (Debian's chromium) against a real gateway, silo and PostgreSQL.</summary>
 [Collection(ConsoleCollection.Name)]
-public sealed class ConsolePageTests(ConsoleFixture fixture)
+public sealed class ConsolePageTests(ConsoleFixture fixture) : IAsyncLifetime
 {
     private readonly HttpClient http = fixture.Http;
+
+    private int pageErrorMark;
+
+    public Task InitializeAsync()
+    {
+        pageErrorMark = fixture.PageErrorCount;
+        return Task.CompletedTask;
+    }
+
+    /// <summary>Every test also fails when the page threw: an error the test's assertions did not happen to see.</summary>
+    public Task DisposeAsync()
+    {
+        Assert.Empty(fixture.PageErrorsSince(pageErrorMark));
+        return Task.CompletedTask;
+    }
 
     private static ILocator T(IPage page, string testId) => page.Locator($"[data-testid=\"{testId}\"]");
 

@@ -4,6 +4,39 @@ namespace Billing.Tests;
 public sealed class MoneyRulesTests(ClusterFixture fixture) : BillingTestBase(fixture)
 {
     [Fact]
+    public async Task The_json_of_the_seeds_rows_keeps_the_seeds_keys_for_readers_of_its_schema()
+    {
+        var model = await NewModel(1_000_000m, 0.0001m); // 1 input token = 1.0000
+        var user = await NewUser(); // 10
+        var project = await NewProject(balance: 2m);
+
+        var fallback = await Usage.RecordAiUsage(new AiUsage(Guid.NewGuid(), project, user, model, 3, 0));    // the user pays
+        var refused = await Usage.RecordAiUsage(new AiUsage(Guid.NewGuid(), project, user, model, 50, 0));    // nobody can
+        var personal = await Usage.RecordPersonalUsage(new PersonalUsage(Guid.NewGuid(), user, model, 50, 0));
+
+        Assert.Equal(PayingAccount.User, fallback.Value!.DeductedFrom);
+        await using var connection = Fixture.OpenDatabase();
+        async Task<System.Text.Json.JsonElement> Json(string sql, Guid key)
+        {
+            await using var command = new Npgsql.NpgsqlCommand(sql, connection);
+            command.Parameters.Add(new Npgsql.NpgsqlParameter { Value = key });
+            return System.Text.Json.JsonDocument.Parse((string)(await command.ExecuteScalarAsync())!).RootElement.Clone();
+        }
+
+        var marker = await Json("SELECT extra::text FROM project_billing_history WHERE usage_id = $1", fallback.Value.UsageId);
+        Assert.Equal((model, 3L, 0L, "user", user), (marker.GetProperty("model_id").GetGuid(), marker.GetProperty("input_tokens").GetInt64(),
+            marker.GetProperty("output_tokens").GetInt64(), marker.GetProperty("deducted_from").GetString(), marker.GetProperty("user_id").GetGuid()));
+        foreach (var (id, scope) in new[] { (refused.Problem!.BillingErrorId!.Value, (string?)null), (personal.Problem!.BillingErrorId!.Value, "personal") })
+        {
+            var details = await Json("SELECT details::text FROM billing_error WHERE id = $1", id);
+            Assert.Equal((user, model, 50L, 0L, 50m, "USD"), (details.GetProperty("user_id").GetGuid(), details.GetProperty("model_id").GetGuid(),
+                details.GetProperty("input_tokens").GetInt64(), details.GetProperty("output_tokens").GetInt64(), details.GetProperty("cost").GetDecimal(),
+                details.GetProperty("currency").GetString()));
+            Assert.Equal(scope, details.TryGetProperty("scope", out var s) ? s.GetString() : null);
+        }
+    }
+
+    [Fact]
     public async Task User_signup_credits_10_once_with_a_signup_credit_row()
     {
         var user = await NewUser();

@@ -135,6 +135,12 @@ public sealed class SeedDefectTests(ClusterFixture fixture) : BillingTestBase(fi
         Assert.Equal(20.0000m, (await View(AccountKind.Project, project)).Balance);
         Assert.Equal(10.0000m, (await View(AccountKind.User, user)).Balance);
         Assert.Equal(0, await BillingErrorCount(project));
+
+        // Its balance check says the same (422), instead of "not sufficient", which invited a top-up that cannot help.
+        var check = await Usage.CheckBalance(new BalanceCheck(project, user, model, 1_000, 1_000));
+        Assert.Equal(BillingStatus.CurrencyMismatch, check.Problem?.Status);
+        var personalCheck = await Usage.CheckBalance(new BalanceCheck(null, user, model, 1_000, 1_000));
+        Assert.Equal(BillingStatus.CurrencyMismatch, personalCheck.Problem?.Status);
     }
 
     [Fact]
@@ -149,6 +155,16 @@ public sealed class SeedDefectTests(ClusterFixture fixture) : BillingTestBase(fi
         Assert.Equal(0.3m, result.Value!.Cost);
         Assert.Equal(9.7m, result.Value.BalanceAfter);
         Assert.Equal("9.7000", await BalanceText(user));
+
+        // 0.3 survives a trip through double (it rounds back to 15 digits). A cost of 19 significant digits does not:
+        // a double anywhere on the path (cost, balance, stored text) would change these digits.
+        var precise = await NewModel(1.234567890123m, 0.0001m);
+        var exact = await Usage.RecordPersonalUsage(new PersonalUsage(Guid.NewGuid(), user, precise, 1_000_001, 0));
+        Assert.True(exact.IsOk, exact.Problem?.Detail);
+        Assert.Equal("1.234569124690890123", exact.Value!.Cost.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        Assert.Equal("8.465430875309109877", exact.Value.BalanceAfter.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        Assert.Equal("8.465430875309109877", await BalanceText(user));
+        Assert.NotEqual(exact.Value.Cost, (decimal)(double)exact.Value.Cost);
     }
 
     [Fact]
