@@ -14,7 +14,20 @@ public sealed class BillingErrorsGrain(BillingErrorStore store, TimeProvider clo
         if (query.ScopeId == Guid.Empty) return BillingResult<BillingErrorPage>.Fail(BillingStatus.InvalidInput, "scopeId must be a UUID other than the nil UUID.");
         if (query.Limit is < 1 or > 500) return BillingResult<BillingErrorPage>.Fail(BillingStatus.InvalidInput, "limit must be between 1 and 500.");
         if (query.Before is < 1) return BillingResult<BillingErrorPage>.Fail(BillingStatus.InvalidInput, "cursor is not valid.");
-        return BillingResult<BillingErrorPage>.Ok(await store.ListAsync(query));
+        var page = await store.ListAsync(query);
+        // No error at all: an account never initialised is a 404 (API.md, status codes), not an empty list. Asked only
+        // then: an account with errors exists.
+        if (page.Items.Length == 0 && query.Before is null && await AccountProblem(query.Scope, query.ScopeId) is { } missing)
+            return BillingResult<BillingErrorPage>.Fail(missing);
+        return BillingResult<BillingErrorPage>.Ok(page);
+    }
+
+    private async Task<BillingProblem?> AccountProblem(string scope, Guid id)
+    {
+        var account = scope == BillingScopes.Project
+            ? await GrainFactory.GetGrain<IProjectGrain>(id).GetAccount()
+            : await GrainFactory.GetGrain<IUserGrain>(id).GetAccount();
+        return account.Problem is { Status: BillingStatus.AccountNotFound } problem ? problem : null;
     }
 
     public async Task<BillingResult<BillingErrorView>> Resolve(Guid billingErrorId)

@@ -67,6 +67,31 @@ public sealed class HistoryAndErrorsTests(GatewayFixture fixture)
     }
 
     [Fact]
+    public async Task ReviewDefect_Billing_errors_of_an_account_never_initialised_are_404_not_an_empty_list()
+    {
+        var (project, user) = await NewProjectAsync(http);
+
+        // Accounts that exist and have no error: an empty page.
+        foreach (var (scope, id) in new[] { ("user", user), ("project", project) })
+        {
+            var empty = await http.GetAsync($"/v1/billing-errors?scope={scope}&scopeId={id}", Tokens.Service());
+            empty.ShouldBe(HttpStatusCode.OK);
+            Assert.Empty(empty.Json.GetProperty("items").EnumerateArray());
+        }
+
+        // Accounts that were never initialised: 404, as history is (API.md: "account never initialised … 404").
+        foreach (var scope in new[] { "user", "project" })
+        {
+            var missing = await http.GetAsync($"/v1/billing-errors?scope={scope}&scopeId={Guid.NewGuid()}", Tokens.Service());
+            missing.ShouldBe(HttpStatusCode.NotFound);
+            Assert.Equal("account_not_found", missing.Json.GetProperty("code").GetString());
+        }
+
+        var own = Guid.NewGuid(); // a plain user asking about their own account, never initialised
+        (await http.GetAsync($"/v1/billing-errors?scope=user&scopeId={own}", Tokens.User(own))).ShouldBe(HttpStatusCode.NotFound);
+    }
+
+    [Fact]
     public async Task Billing_errors_are_listed_resolved_and_filtered()
     {
         var user = await NewUserAsync(http);
