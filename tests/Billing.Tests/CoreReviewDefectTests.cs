@@ -306,39 +306,6 @@ public sealed class CoreReviewDefectTests(ClusterFixture fixture) : BillingTestB
         new(Guid.NewGuid(), HistoryReasons.AiUsagePersonal, cost, "USD", model, 1, 0, null);
 }
 
-/// <summary>Defect 11 moves the clock, so it runs on the cluster whose clock may move.</summary>
-[Collection(ClockClusterCollection.Name)]
-public sealed class CoreReviewClockTests(ClockClusterFixture fixture) : BillingTestBase(fixture)
-{
-    [Fact]
-    public async Task ReviewDefect11_HistoryTimeNeverGoesBackWhenTheClockDoes()
-    {
-        var user = await NewUser();
-        var grain = Grains.GetGrain<IUserGrain>(user);
-        Assert.True((await grain.Credit(new AccountCredit(1m, HistoryReasons.TopUp, Guid.NewGuid()))).IsOk);
-        var newest = (await History(AccountKind.User, user))[0].CreatedAt;
-
-        // The account fails over to a silo whose clock is an hour behind.
-        Fixture.Clock.Advance(TimeSpan.FromHours(-1));
-        try
-        {
-            Assert.True((await grain.Credit(new AccountCredit(1m, HistoryReasons.TopUp, Guid.NewGuid()))).IsOk);
-            var plan = (await grain.ChangePlan(new PlanChange(true, 5m))).Value!;
-            Assert.True(plan.CycleStart >= newest, $"cycle starts {plan.CycleStart:O}, before the newest row {newest:O}");
-        }
-        finally
-        {
-            Fixture.Clock.Advance(TimeSpan.FromHours(1));
-        }
-
-        var rows = (await History(AccountKind.User, user)).Reverse().ToArray();
-        for (var i = 1; i < rows.Length; i++)
-        {
-            Assert.True(rows[i].CreatedAt >= rows[i - 1].CreatedAt, $"row {rows[i].Sequence} at {rows[i].CreatedAt:O} is before row {rows[i - 1].Sequence} at {rows[i - 1].CreatedAt:O}");
-        }
-    }
-}
-
 /// <summary>A cluster whose account queues hold 4 operations (defect 9).</summary>
 public sealed class LimitedClusterFixture : ClusterFixture, IAsyncDisposable
 {
