@@ -3,6 +3,7 @@ using Billing.Accounts;
 using Billing.Diagnostics;
 using Billing.Hosting;
 using Billing.Storage;
+using Billing.Testing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
@@ -151,7 +152,7 @@ public sealed class CoreReviewDefectTests(ClusterFixture fixture) : BillingTestB
             }
 
             var inFlight = grain.Credit(new AccountCredit(1m, HistoryReasons.TopUp, Guid.NewGuid()));
-            await Task.Delay(200);
+            await LockWaits.UntilBlockedByAsync(cluster.ConnectionString, connection); // in flight, out of the queue of 4
             credits = Enumerable.Range(0, 10).Select(_ => grain.Credit(new AccountCredit(1m, HistoryReasons.TopUp, Guid.NewGuid()))).ToArray();
             // The refusals are answered at once, while the write is still stuck (calls may arrive in any order).
             var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(5);
@@ -191,7 +192,7 @@ public sealed class CoreReviewDefectTests(ClusterFixture fixture) : BillingTestB
         }
 
         var first = Write();         // taken by the partition's loop, waits on the row
-        await Task.Delay(300);
+        await LockWaits.UntilBlockedByAsync(Fixture.ConnectionString, connection); // taken: the queue is empty again
         var second = Write();        // fills the partition's queue (one account, one partition)
         Assert.Throws<LedgerWriterFullException>(() => { _ = Write(); });
         await transaction.RollbackAsync();
