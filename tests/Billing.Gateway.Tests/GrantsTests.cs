@@ -48,11 +48,15 @@ public sealed class GrantsTests(GatewayFixture fixture)
     {
         var user = await NewUserAsync(http);
         var grantId = Guid.NewGuid();
-        var body = Json(new { grantId, amount = 2.00m, category = "promotional", expiresAt = DateTimeOffset.UtcNow.AddSeconds(1.5) });
+        // Real time (the gateway's silo has no test clock): 10 s ahead, so that creating it answers before its expiry on a
+        // loaded machine too (after it, the creation is refused 400 as expiring before now).
+        var expiresAt = DateTimeOffset.UtcNow.AddSeconds(10);
+        var body = Json(new { grantId, amount = 2.00m, category = "promotional", expiresAt });
         var created = await http.PostAsync($"/v1/users/{user}/grants", Tokens.Admin(), body);
         created.ShouldBe(HttpStatusCode.Created);
 
-        await Task.Delay(TimeSpan.FromSeconds(2)); // past its expiry: a retry whose first answer was lost
+        var pastExpiry = expiresAt.AddSeconds(0.5) - DateTimeOffset.UtcNow;
+        if (pastExpiry > TimeSpan.Zero) await Task.Delay(pastExpiry); // past its expiry: a retry whose first answer was lost
         var retried = await http.PostAsync($"/v1/users/{user}/grants", Tokens.Admin(), body);
         var expiredNew = await http.PostAsync($"/v1/users/{user}/grants", Tokens.Admin(),
             Json(new { grantId = Guid.NewGuid(), amount = 2.00m, category = "promotional", expiresAt = DateTimeOffset.UtcNow.AddSeconds(-1) }));

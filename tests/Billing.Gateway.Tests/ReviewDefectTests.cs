@@ -103,7 +103,7 @@ public sealed class ReviewDefectTests(GatewayFixture fixture, ITestOutputHelper 
                 }
 
                 var stuck = TopUp();
-                await Task.Delay(300);
+                await LockWaits.UntilBlockedByAsync(fixture.ConnectionString, connection); // the stuck one is the write in flight
                 queued = Enumerable.Range(0, 4).Select(_ => TopUp()).ToArray();
                 var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
                 while (queued.Count(t => t.IsCompleted) < 3 && DateTime.UtcNow < deadline) await Task.Delay(20);

@@ -79,6 +79,18 @@ public sealed class ClockClusterCollection : ICollectionFixture<ClockClusterFixt
     public const string Name = "billing cluster with a movable clock";
 }
 
+/// <summary>
+/// A cluster of its own for the tests that move its clock backwards (a silo whose clock is behind): on the movable
+/// clock's cluster that would put the clock behind where other tests left it and what they stored by it.
+/// </summary>
+public sealed class SkewClockClusterFixture : ClusterFixture;
+
+[CollectionDefinition(Name)]
+public sealed class SkewClockClusterCollection : ICollectionFixture<SkewClockClusterFixture>
+{
+    public const string Name = "skew-clock";
+}
+
 /// <summary>A cluster of its own for the test that restarts its silo (<see cref="SiloRestartTests"/>).</summary>
 [CollectionDefinition(Name)]
 public sealed class SiloRestartCollection : ICollectionFixture<ClusterFixture>

@@ -99,7 +99,7 @@ public sealed class HoldTests(ClusterFixture fixture) : BillingTestBase(fixture)
 
     /// <summary>
     /// Review defect, the same for a price that changed since the hold was placed: the project's currency mismatch (422)
-    /// was answered to a retry of a placed hold id instead of its hold (no price: ReviewDefectTests_RulesClock).
+    /// was answered to a retry of a placed hold id instead of its hold (no price: ClockSkewTests).
     /// </summary>
     [Fact]
     public async Task ReviewDefect_PlacementRetriedAfterThePriceChangedAnswersTheStoredHoldNotA422()

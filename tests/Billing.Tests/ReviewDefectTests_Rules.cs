@@ -122,7 +122,7 @@ public sealed class ReviewDefectTests_Rules(ClusterFixture fixture) : BillingTes
     }
 }
 
-/// <summary>Issue 9, defect 2: quota cycles keep their anchor day across short months; a holds review defect that needs the clock.</summary>
+/// <summary>Issue 9, defect 2: quota cycles keep their anchor day across short months (the clock moves forward only).</summary>
 [Collection(ClockClusterCollection.Name)]
 public sealed class ReviewDefectTests_RulesClock(ClockClusterFixture fixture) : BillingTestBase(fixture)
 {
@@ -161,40 +161,6 @@ public sealed class ReviewDefectTests_RulesClock(ClockClusterFixture fixture) : 
             Assert.Equal(anchor.TimeOfDay, account.CycleEnd.Value.TimeOfDay); // at the anchor's time of day
             previousEnd = account.CycleEnd.Value;
         }
-    }
-
-    /// <summary>
-    /// Holds review defect: a retry of a placed hold id that meets no price in effect was answered 422, not its hold
-    /// ("the same holdId again with the same body: 200 with the same hold"). No price after a placement happens when a
-    /// silo's clock is behind the one that placed it; here the clock goes forward to place and back as far, never
-    /// below where it was, so every other model keeps its price.
-    /// </summary>
-    [Fact]
-    public async Task ReviewDefect_PlacementRetriedWhenNoPriceIsInEffectAnswersTheStoredHoldNotA422()
-    {
-        var start = Fixture.Clock.GetUtcNow();
-        var model = Guid.NewGuid();
-        var priced = await Grains.GetGrain<IModelPricingGrain>(model).AddPrice(new ModelPriceInput(1_000_000m, 1_000_000m, "USD", start.AddMinutes(10)));
-        Assert.True(priced.IsOk, priced.Problem?.Detail);
-        var user = await NewUser(); // 10
-        var request = new HoldRequest(Guid.NewGuid(), null, user, model, 6, 0);
-        Fixture.Clock.Advance(TimeSpan.FromMinutes(11));
-        try
-        {
-            Assert.True((await Usage.PlaceHold(request)).IsOk);
-            Assert.True((await Usage.VoidHold(request.HoldId)).IsOk);
-        }
-        finally
-        {
-            Fixture.Clock.Advance(TimeSpan.FromMinutes(-11)); // back where it was: the model's price is not in effect yet
-        }
-
-        var retried = await Usage.PlaceHold(request);
-
-        Assert.True(retried.IsOk, retried.Problem?.Detail);
-        Assert.Equal((request.HoldId, HoldStatus.Voided, 6m), (retried.Value!.HoldId, retried.Value.Status, retried.Value.Amount));
-        Assert.Equal(BillingStatus.NoPriceInEffect, (await Usage.PlaceHold(request with { HoldId = Guid.NewGuid() })).Problem!.Status);
-        Assert.Equal(0, await BillingErrorCount(user));
     }
 
     /// <summary>Moves the test clock to <paramref name="at"/> (forward only; see the quota cycle test).</summary>

@@ -10,20 +10,21 @@ namespace Billing.Tests;
 /// The usage summary's rollup on the account row (migration 0014, <see cref="UsageRollup"/>): an account's usage rows of
 /// one hour, model and currency add up on the account; another hour or model closes them into <c>usage_hourly</c> in the
 /// same statement. Every test's accounts are also checked against their history rows by <see cref="BillingTestBase"/>.
+/// On the cluster whose clock may move: a test moves it an hour on, and each starts just after an hour boundary.
 /// </summary>
-[Collection(ClusterCollection.Name)]
-public sealed class UsageRollupTests(ClusterFixture fixture) : BillingTestBase(fixture)
+[Collection(ClockClusterCollection.Name)]
+public sealed class UsageRollupTests(ClockClusterFixture fixture) : BillingTestBase(fixture)
 {
     [Fact]
     public async Task Usage_adds_up_on_the_account_until_another_hour_or_model_closes_it_into_usage_hourly()
     {
+        var hour = ToTheNextHour();
         var (modelA, modelB) = (await NewModel(1.00m, 2.00m), await NewModel(3.00m, 5.00m));
         var project = await NewProject(balance: 100m);
         var user = (await View(AccountKind.Project, project)).CreatorId!.Value;
         async Task Charge(Guid model, long input, long output) =>
             Assert.True((await Usage.RecordAiUsage(new AiUsage(Guid.NewGuid(), project, user, model, input, output))).IsOk);
 
-        var hour = UsageRollup.HourOf(Fixture.Clock.GetUtcNow());
         for (var i = 1; i <= 3; i++) await Charge(modelA, 1000 * i, 10);
         Assert.Empty(await Closed(project));
         Assert.Equal((hour, modelA, 3L, 6000m, 30m), await Open(project));
@@ -51,6 +52,7 @@ public sealed class UsageRollupTests(ClusterFixture fixture) : BillingTestBase(f
     [Fact]
     public async Task A_users_personal_usage_and_the_fallbacks_it_pays_add_up_on_the_user_and_a_projects_marker_does_not()
     {
+        var hour = ToTheNextHour();
         var model = await NewModel(1_000_000m, 0m); // a dollar per input token
         var user = await NewUser(balance: 50m);
         var project = await NewProject(user, balance: 0m);
@@ -58,11 +60,22 @@ public sealed class UsageRollupTests(ClusterFixture fixture) : BillingTestBase(f
         var fallback = await Usage.RecordAiUsage(new AiUsage(Guid.NewGuid(), project, user, model, 3, 0));
         Assert.Equal(PayingAccount.User, fallback.Value!.DeductedFrom);
 
-        var hour = UsageRollup.HourOf(Fixture.Clock.GetUtcNow());
         Assert.Equal((hour, model, 2L, 5m, 0m), await Open(user, AccountKind.User));
         // The project's zero fallback marker is not its spend: nothing of this model in its rollup.
         Assert.NotEqual(model, (await OpenOrNull(project, AccountKind.Project))?.Item2);
         Assert.DoesNotContain(await Closed(project), r => r.Item2 == model);
+    }
+
+    /// <summary>
+    /// Moves the clock to a second past the next whole hour, and returns that hour: the test's rows all fall in it
+    /// (until it moves the clock itself), as no real hour boundary can pass in the seconds a test takes.
+    /// </summary>
+    private DateTimeOffset ToTheNextHour()
+    {
+        var next = UsageRollup.HourOf(Fixture.Clock.GetUtcNow()).AddHours(1);
+        Fixture.Clock.Advance(next.AddSeconds(1) - Fixture.Clock.GetUtcNow());
+        Assert.Equal(next, UsageRollup.HourOf(Fixture.Clock.GetUtcNow()));
+        return next;
     }
 
     private async Task<List<(DateTimeOffset, Guid, long, decimal, decimal)>> Closed(Guid project)
