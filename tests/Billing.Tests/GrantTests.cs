@@ -1,4 +1,5 @@
 using Billing.Accounts;
+using Billing.Testing;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace Billing.Tests;
@@ -313,7 +314,7 @@ public sealed class GrantTests(GrantClusterFixture fixture) : BillingTestBase(fi
         await using (var locked = await LockAccountRow(connection, user))
         {
             charge = Usage.RecordPersonalUsage(new PersonalUsage(Guid.NewGuid(), user, model, 3, 0)); // takes all 3
-            await UntilAWriteWaitsForTheLock();
+            await LockWaits.UntilBlockedByAsync(Fixture.ConnectionString, connection); // the test's own lock, not any
             voided = Grains.GetGrain<IGrantsGrain>(0).Void(grant);
             await Task.Delay(300); // the void queues behind the write in flight
             await locked.RollbackAsync();
@@ -340,7 +341,7 @@ public sealed class GrantTests(GrantClusterFixture fixture) : BillingTestBase(fi
         await using (var locked = await LockAccountRow(connection, user))
         {
             Fixture.Clock.Advance(TimeSpan.FromHours(2)); // the grant clock's write of the expiry waits for the lock
-            await UntilAWriteWaitsForTheLock();
+            await LockWaits.UntilBlockedByAsync(Fixture.ConnectionString, connection); // the test's own lock, not any
             voided = Grains.GetGrain<IGrantsGrain>(0).Void(grant);
             await Task.Delay(300);
             await locked.RollbackAsync();
@@ -362,9 +363,6 @@ public sealed class GrantTests(GrantClusterFixture fixture) : BillingTestBase(fi
         await command.ExecuteScalarAsync();
         return transaction;
     }
-
-    private Task UntilAWriteWaitsForTheLock() => Eventually(async () =>
-        await Scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'") > 0);
 
     [Fact]
     public async Task The_signup_grant_expires_after_the_configured_days()
