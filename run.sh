@@ -243,6 +243,7 @@ for i in $(seq 0 $((SILOS - 1))); do
 done
 if [ "$GATEWAY" = 1 ]; then
   echo "  HTTP API        http://127.0.0.1:$HTTP_PORT   (health /health/ready, OpenAPI /openapi/v1.json)"
+  echo "  console         http://127.0.0.1:$HTTP_PORT/console/   (sign in with a token below)"
 fi
 # A development token only for run.sh's own throwaway database: with an external one the operator mints tokens
 # with their own key (dotnet Billing.Client.dll token --role admin --sub <uuid>, with Auth__SigningKey set).

@@ -1,3 +1,4 @@
+using System.Text.Json;
 using System.Text.Json.Serialization;
 
 namespace Billing.Client.Contracts;
@@ -98,14 +99,14 @@ public sealed record HistoryItemResponse(
     long? InputTokens,
     long? OutputTokens,
     Guid? CreditId,
-    string? Details,
+    JsonElement? Details,
     DateTime CreatedAt,
     Guid? HoldId,
     IReadOnlyList<GrantDrawResponse> Grants)
 {
     public static HistoryItemResponse From(HistoryEntry e) => new(
         e.Id, e.Sequence, e.Amount, e.QuotaUsed, e.Currency, e.Reason, e.BalanceAfter, e.MonthUsedAfter,
-        e.UsageId, e.UserId, e.ProjectId, e.ModelId, e.InputTokens, e.OutputTokens, e.CreditId, e.Details,
+        e.UsageId, e.UserId, e.ProjectId, e.ModelId, e.InputTokens, e.OutputTokens, e.CreditId, StoredJson.Parse(e.Details),
         e.CreatedAt.UtcDateTime, e.HoldId, e.Grants?.Select(d => new GrantDrawResponse(d.GrantId, d.Amount)).ToArray() ?? []);
 }
 
@@ -122,13 +123,13 @@ public sealed record BillingErrorResponse(
     Guid ScopeId,
     string ErrorType,
     string Message,
-    string? Details,
+    JsonElement? Details,
     bool Resolved,
     DateTime CreatedAt,
     DateTime? ResolvedAt)
 {
     public static BillingErrorResponse From(BillingErrorView e) => new(
-        e.Id, e.Scope, e.ScopeId, e.ErrorType, e.Message, e.Details, e.Resolved, e.CreatedAt.UtcDateTime, e.ResolvedAt?.UtcDateTime);
+        e.Id, e.Scope, e.ScopeId, e.ErrorType, e.Message, StoredJson.Parse(e.Details), e.Resolved, e.CreatedAt.UtcDateTime, e.ResolvedAt?.UtcDateTime);
 }
 
 public sealed record BillingErrorPageResponse(IReadOnlyList<BillingErrorResponse> Items, string? NextCursor)
@@ -174,5 +175,19 @@ public static class Cursor
         }
 
         return false;
+    }
+}
+
+/// <summary>
+/// A stored <c>jsonb</c> value (a history row's extra, a billing error's details) as the JSON it is, an object in the
+/// response body, not a string of JSON that clients would have to parse a second time.
+/// </summary>
+internal static class StoredJson
+{
+    public static JsonElement? Parse(string? json)
+    {
+        if (json is null) return null;
+        using var document = JsonDocument.Parse(json);
+        return document.RootElement.Clone();
     }
 }

@@ -57,6 +57,7 @@ public static class ServerDefaults
             if (string.IsNullOrWhiteSpace(context.ProblemDetails.Detail))
                 context.ProblemDetails.Detail = StatusProblems.DetailFor(context.HttpContext, context.ProblemDetails.Status ?? context.HttpContext.Response.StatusCode);
             context.ProblemDetails.Instance ??= $"{context.HttpContext.Request.Method} {context.HttpContext.Request.Path}";
+            context.ProblemDetails.Extensions.TryAdd("code", StatusProblems.CodeFor(context.ProblemDetails.Status ?? context.HttpContext.Response.StatusCode));
             context.ProblemDetails.Extensions.TryAdd("traceId", context.HttpContext.TraceIdentifier);
             OperationIds.AddToRetryable(context);
         });

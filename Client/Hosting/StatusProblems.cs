@@ -43,6 +43,26 @@ internal static class StatusProblems
         };
     }
 
+    /// <summary>
+    /// The <c>code</c> of a problem that has none of its own (the ones ASP.NET Core writes, the gateway's 403s): every
+    /// problem body has one, so clients can match on it rather than on the title.
+    /// </summary>
+    public static string CodeFor(int status) => status switch
+    {
+        StatusCodes.Status400BadRequest => "invalid_input",
+        StatusCodes.Status401Unauthorized => "unauthorized",
+        StatusCodes.Status403Forbidden => "forbidden",
+        StatusCodes.Status404NotFound => "not_found",
+        StatusCodes.Status405MethodNotAllowed => "method_not_allowed",
+        StatusCodes.Status409Conflict => "conflict",
+        StatusCodes.Status413PayloadTooLarge => "body_too_large",
+        StatusCodes.Status415UnsupportedMediaType => "unsupported_media_type",
+        StatusCodes.Status429TooManyRequests => "too_many_requests",
+        StatusCodes.Status500InternalServerError => "internal_error",
+        StatusCodes.Status503ServiceUnavailable => "unavailable",
+        _ => $"http_{status}",
+    };
+
     private static long? MaxBodyBytes(HttpContext http) =>
         http.Features.Get<IHttpMaxRequestBodySizeFeature>()?.MaxRequestBodySize
         ?? http.RequestServices.GetService<IOptions<HttpApiOptions>>()?.Value.MaxRequestBodyBytes;

@@ -54,6 +54,7 @@ public sealed class HistoryAndErrorsTests(GatewayFixture fixture)
         var items = history.Json.GetProperty("items").EnumerateArray().ToArray();
         Assert.Equal(new[] { "ai_usage_user_fallback", "ai_usage", "first_project_credit" }, items.Select(i => i.GetProperty("reason").GetString() ?? "").ToArray());
         Assert.Equal(0m, items[0].GetProperty("amount").GetDecimal());
+        Assert.Equal("user", items[0].GetProperty("details").GetProperty("deducted_from").GetString()); // an object, not a string
         Assert.Equal(await BalanceAsync(http, "projects", project), items.Sum(i => i.GetProperty("amount").GetDecimal()));
 
         (await http.GetAsync($"/v1/projects/{project}/history?limit=0", Tokens.Service())).ShouldBe(HttpStatusCode.BadRequest);
@@ -107,6 +108,11 @@ public sealed class HistoryAndErrorsTests(GatewayFixture fixture)
         Assert.Equal("user", item.GetProperty("scope").GetString());
         Assert.Equal(user, item.GetProperty("scopeId").GetGuid());
         Assert.False(item.GetProperty("resolved").GetBoolean());
+        // details is the stored JSON as an object, not a string of JSON to parse a second time.
+        var details = item.GetProperty("details");
+        Assert.Equal(System.Text.Json.JsonValueKind.Object, details.ValueKind);
+        Assert.Equal(11m, details.GetProperty("cost").GetDecimal());
+        Assert.Equal("personal", details.GetProperty("scope").GetString());
 
         var resolved = await http.PostAsync($"/v1/billing-errors/{errorId}/resolve", Tokens.Service());
         resolved.ShouldBe(HttpStatusCode.OK);

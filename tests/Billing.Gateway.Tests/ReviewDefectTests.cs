@@ -164,6 +164,8 @@ public sealed class ReviewDefectTests(GatewayFixture fixture, ITestOutputHelper 
             response.ShouldBe(expected);
             Assert.True(response.Json.TryGetProperty("detail", out var detail) && !string.IsNullOrWhiteSpace(detail.GetString()),
                 $"{name}: problem without detail: {response}");
+            Assert.True(response.Json.TryGetProperty("code", out var code) && !string.IsNullOrWhiteSpace(code.GetString()),
+                $"{name}: problem without code: {response}");
         }
 
         // The details say what to do, not just the status again.
