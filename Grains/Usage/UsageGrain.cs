@@ -23,15 +23,17 @@ public sealed partial class UsageGrain(UsageRecordStore usageRecords, TimeProvid
         if (Validate(usage.UsageId, usage.InputTokens, usage.OutputTokens, ("projectId", usage.ProjectId), ("userId", usage.UserId), ("modelId", usage.ModelId)) is { } invalid)
             return Refused(invalid);
         var (priced, problem) = await Price(usage.ModelId, usage.InputTokens, usage.OutputTokens);
-        if (problem is not null) return Refused(problem);
+        var project = GrainFactory.GetGrain<IProjectGrain>(usage.ProjectId);
+        if (problem is not null) return await RefusedUnlessStored(usage.UsageId, problem, project, usage.ModelId);
 
         var charge = new AccountCharge(usage.UsageId, HistoryReasons.AiUsage, priced.Cost, priced.Currency, usage.ModelId,
             usage.InputTokens, usage.OutputTokens, usage.UserId);
-        var project = GrainFactory.GetGrain<IProjectGrain>(usage.ProjectId);
         var byProject = await SiloLossRetry.CallAsync(() => project.Charge(charge));
         if (byProject.IsOk) return await WithFallbackMarker(project, byProject, usage.ModelId);
-        // Not found, another currency, or this usage id's refusal stored earlier: that is the answer.
-        if (byProject.Problem!.Status != BillingStatus.InsufficientBalance || byProject.Problem.BillingErrorId is not null) return Refused(byProject.Problem);
+        // Not found, another currency, or this usage id's refusal stored earlier: that is the answer, unless the id
+        // was answered before (a retry).
+        if (byProject.Problem!.Status != BillingStatus.InsufficientBalance || byProject.Problem.BillingErrorId is not null)
+            return await RefusedUnlessStored(usage.UsageId, byProject.Problem, project, usage.ModelId);
 
         var byUser = await SiloLossRetry.CallAsync(() => GrainFactory.GetGrain<IUserGrain>(usage.UserId)
             .Charge(charge with { Reason = HistoryReasons.AiUsageUserFallback, CounterpartyId = usage.ProjectId }));
@@ -39,7 +41,8 @@ public sealed partial class UsageGrain(UsageRecordStore usageRecords, TimeProvid
         // Only a user who lacks the money makes this a stored refusal; any other reason (the user's account was never
         // initialised, another currency, this usage id's answer stored earlier) is the answer, and nothing is stored,
         // so the same usage id can succeed once that is put right.
-        if (byUser.Problem!.Status != BillingStatus.InsufficientBalance || byUser.Problem.BillingErrorId is not null) return Refused(byUser.Problem);
+        if (byUser.Problem!.Status != BillingStatus.InsufficientBalance || byUser.Problem.BillingErrorId is not null)
+            return await RefusedUnlessStored(usage.UsageId, byUser.Problem, project, usage.ModelId);
 
         // The error is the project's (its creator sees it): it names the project's amounts and the cost, never the
         // member's personal balance.
@@ -53,12 +56,13 @@ public sealed partial class UsageGrain(UsageRecordStore usageRecords, TimeProvid
         if (Validate(usage.UsageId, usage.InputTokens, usage.OutputTokens, ("userId", usage.UserId), ("modelId", usage.ModelId)) is { } invalid)
             return Refused(invalid);
         var (priced, problem) = await Price(usage.ModelId, usage.InputTokens, usage.OutputTokens);
-        if (problem is not null) return Refused(problem);
+        if (problem is not null) return await RefusedUnlessStored(usage.UsageId, problem);
 
         var byUser = await SiloLossRetry.CallAsync(() => GrainFactory.GetGrain<IUserGrain>(usage.UserId).Charge(new AccountCharge(
             usage.UsageId, HistoryReasons.AiUsagePersonal, priced.Cost, priced.Currency, usage.ModelId, usage.InputTokens, usage.OutputTokens, null)));
         if (byUser.IsOk) return byUser;
-        if (byUser.Problem!.Status != BillingStatus.InsufficientBalance || byUser.Problem.BillingErrorId is not null) return Refused(byUser.Problem);
+        if (byUser.Problem!.Status != BillingStatus.InsufficientBalance || byUser.Problem.BillingErrorId is not null)
+            return await RefusedUnlessStored(usage.UsageId, byUser.Problem);
 
         return await Refuse(usage.UsageId, BillingScopes.User, usage.UserId, priced, usage.InputTokens, usage.OutputTokens, byUser.Problem.Detail,
             SeedErrorDetails(usage.UserId, usage.ModelId, usage.InputTokens, usage.OutputTokens, priced, personal: true));
@@ -161,6 +165,20 @@ public sealed partial class UsageGrain(UsageRecordStore usageRecords, TimeProvid
 
         if (inputTokens < 0 || outputTokens < 0) return new BillingProblem(BillingStatus.InvalidInput, "Token counts must not be negative.");
         return null;
+    }
+
+    /// <summary>
+    /// A usage refused for anything but a stored refusal or an overload (no price, another currency, an account not
+    /// found, …): the accounts remember only their latest receipts, so a retry of a usage id charged or refused before
+    /// (a silo lost after the commit, a client's retry of a 503) gets here too when the world moved on in between.
+    /// API.md: a repeated usage id returns the first call's result. The read happens on such refusals only.
+    /// </summary>
+    private async Task<BillingResult<UsageReceipt>> RefusedUnlessStored(Guid usageId, BillingProblem problem, IProjectGrain? project = null, Guid modelId = default)
+    {
+        if (problem.BillingErrorId is not null || problem.Status == BillingStatus.Overloaded) return Refused(problem);
+        if (!(await usageRecords.ReadAsync([usageId])).TryGetValue(usageId, out var stored)) return Refused(problem);
+        // Paid by the user for the project: the project's zero-amount row may be the part the first call did not finish.
+        return stored.IsOk && project is not null ? await WithFallbackMarker(project, stored, modelId) : stored;
     }
 
     private static BillingResult<UsageReceipt> Refused(BillingProblem problem)

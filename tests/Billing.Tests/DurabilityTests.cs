@@ -90,6 +90,47 @@ public sealed class DurabilityTests(ClusterFixture fixture) : BillingTestBase(fi
         Assert.Equal((PayingAccount.Project, 5m), (usage.Value!.DeductedFrom, usage.Value.BalanceAfter));
         Assert.Equal(10m, (await View(AccountKind.User, user)).Balance);
     }
+
+    [Fact]
+    public async Task ReviewDefect_A_retried_usage_charged_before_answers_its_receipt_not_the_404_of_a_user_without_an_account()
+    {
+        var model = await NewModel(100_000m, 0.0001m); // 1 input token = 0.1000
+        var project = await NewProject(balance: 1m);
+        var neverInitialised = Guid.NewGuid(); // a project usage never needs the user's own account
+        var usage = new AiUsage(Guid.NewGuid(), project, neverInitialised, model, 9, 0); // 0.9000
+        var first = await Usage.RecordAiUsage(usage);
+        Assert.True(first.IsOk, first.Problem?.Detail);
+
+        // The answer was lost with its silo; the account's new activation no longer remembers the receipt, and the
+        // project's 0.1000 left cannot pay it again, so the retry goes on to the user, who has no account.
+        await Fixture.Cluster.DeactivateAsync(Grains.GetGrain<IProjectGrain>(project));
+        var retried = await Usage.RecordAiUsage(usage);
+
+        Assert.True(retried.IsOk, retried.Problem?.Detail);
+        Assert.Equal(first.Value, retried.Value);
+        Assert.Equal(0.1m, (await View(AccountKind.Project, project)).Balance);
+    }
+
+    [Fact]
+    public async Task ReviewDefect_A_retried_personal_usage_charged_before_answers_its_receipt_not_a_422_after_the_price_changed_currency()
+    {
+        var model = await NewModel(1_000_000m, 0.0001m);
+        var user = await NewUser(); // 10
+        var usage = new PersonalUsage(Guid.NewGuid(), user, model, 2, 0);
+        var first = await Usage.RecordPersonalUsage(usage);
+        Assert.True(first.IsOk, first.Problem?.Detail);
+
+        // In between, the model got a price in another currency; the retry is priced in it.
+        var repriced = await Grains.GetGrain<IModelPricingGrain>(model).AddPrice(new ModelPriceInput(1_000_000m, 0.0001m, "EUR", DateTimeOffset.UtcNow.AddSeconds(-30)));
+        Assert.True(repriced.IsOk, repriced.Problem?.Detail);
+        await Fixture.Cluster.DeactivateAsync(Grains.GetGrain<IUserGrain>(user));
+        var retried = await Usage.RecordPersonalUsage(usage);
+
+        Assert.True(retried.IsOk, retried.Problem?.Detail);
+        Assert.Equal(first.Value, retried.Value);
+        Assert.Equal(8m, (await View(AccountKind.User, user)).Balance);
+        Assert.Equal(BillingStatus.CurrencyMismatch, (await Usage.RecordPersonalUsage(usage with { UsageId = Guid.NewGuid() })).Problem?.Status);
+    }
 }
 
 /// <summary>
