@@ -26,7 +26,7 @@ public static class SchemaMigrator
         // Stopping the process (or the token) is how a migration is cancelled.
         await using var connection = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(connectionString) { CommandTimeout = 0 }.ConnectionString);
         await connection.OpenAsync(cancellationToken);
-        await ExecuteAsync(connection, "SELECT pg_advisory_lock(@key)", cancellationToken, ("key", AdvisoryLockKey));
+        await LockAsync(connection, logger, cancellationToken);
         try
         {
             await ExecuteAsync(connection, """
@@ -67,7 +67,46 @@ public static class SchemaMigrator
         }
         finally
         {
+            await UnlockAsync(connection, logger);
+        }
+    }
+
+    /// <summary>
+    /// Takes the migration lock by trying, not by waiting in <c>pg_advisory_lock</c>: a statement waiting there holds a
+    /// snapshot, a concurrent index build of the process holding the lock waits for every older snapshot, and the two
+    /// would wait for each other until PostgreSQL aborts one (40P01). Between tries this session holds no snapshot.
+    /// </summary>
+    private static async Task LockAsync(NpgsqlConnection connection, ILogger logger, CancellationToken cancellationToken)
+    {
+        var waited = System.Diagnostics.Stopwatch.StartNew();
+        var logged = false;
+        await using var tryLock = new NpgsqlCommand("SELECT pg_try_advisory_lock(@key)", connection);
+        tryLock.Parameters.AddWithValue("key", AdvisoryLockKey);
+        while (!(bool)(await tryLock.ExecuteScalarAsync(cancellationToken))!)
+        {
+            if (!logged && waited.Elapsed > TimeSpan.FromSeconds(2))
+            {
+                logger.LogInformation("Waiting for another process's schema migration to finish");
+                logged = true;
+            }
+
+            await Task.Delay(TimeSpan.FromMilliseconds(200), cancellationToken);
+        }
+    }
+
+    /// <summary>
+    /// Releases the lock; a session that died with the migration's fault has lost it already, and that fault, not this
+    /// one, is what the caller must see.
+    /// </summary>
+    private static async Task UnlockAsync(NpgsqlConnection connection, ILogger logger)
+    {
+        try
+        {
             await ExecuteAsync(connection, "SELECT pg_advisory_unlock(@key)", CancellationToken.None, ("key", AdvisoryLockKey));
+        }
+        catch (Exception exception) when (exception is NpgsqlException or InvalidOperationException)
+        {
+            logger.LogWarning(exception, "Could not release the schema migration lock; the session's end releases it");
         }
     }
 

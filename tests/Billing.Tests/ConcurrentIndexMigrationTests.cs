@@ -95,6 +95,34 @@ public sealed class ConcurrentIndexMigrationTests
         Assert.Empty(await SchemaMigrator.PendingAsync(database));
     }
 
+    /// <summary>
+    /// Two hosts migrating at once (an init job per host, or silos with ApplySchema): the second waited for the first in
+    /// <c>pg_advisory_lock</c>, a statement that holds a snapshot, and a concurrent build waits for every older
+    /// snapshot, so each waited for the other and PostgreSQL aborted one with 40P01 (deadlock detected).
+    /// </summary>
+    [Fact]
+    public async Task ReviewDefect_Two_migrations_at_once_both_finish_while_one_builds_an_index_concurrently()
+    {
+        var database = await DatabaseBefore(OpenErrorsMigration);
+        await using var writer = await Open(database);
+        await using var observer = await Open(database);
+        await using var open = await writer.BeginTransactionAsync();
+        await InsertBillingErrorAsync(writer);
+
+        var first = SchemaMigrator.ApplyAsync(database, NullLogger.Instance);
+        await WaitUntilTheBuildWaitsAsync(observer, database); // the first holds the lock, its build waits for `open`
+        var second = SchemaMigrator.ApplyAsync(database, NullLogger.Instance);
+        // Let the second reach its wait for the lock (seen as an ungranted advisory lock when it blocks in the database).
+        for (var i = 0; i < 60 && await ScalarAsync<long>(observer, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted") == 0; i++)
+            await Task.Delay(50);
+        await open.CommitAsync();
+
+        var applied = await Task.WhenAll(first, second).WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.Equal([1, 0], applied);
+        Assert.True(await IndexIsValidAsync(observer));
+        Assert.Empty(await SchemaMigrator.PendingAsync(database));
+    }
+
     private static async Task<string> DatabaseBefore(string migration)
     {
         Assert.Contains(migration, SchemaMigrator.Files);
