@@ -65,10 +65,19 @@ internal sealed class StoredAccountLedger(
         events?.OnCommitted(written);
         foreach (var operation in decided)
         {
-            if (operation is not ChargeOperation { Receipt: { } receipt } charge) continue;
-            recentReceipts.Remember(receipt);
-            BillingMetrics.RecordCharge(table.Scope, charge.Charge.Cost, charge.Charge.Currency);
-            BillingMetrics.RecordDeduction(charge.StartTimestamp);
+            switch (operation)
+            {
+                case ChargeOperation { Receipt: { } receipt } charge:
+                    recentReceipts.Remember(receipt);
+                    BillingMetrics.RecordCharge(table.Scope, charge.Charge.Cost, charge.Charge.Currency);
+                    BillingMetrics.RecordDeduction(charge.StartTimestamp);
+                    break;
+                case CaptureHoldOperation { Receipt: { } captured } capture:
+                    // A capture is a usage charged too (what the balance paid of it; a shortfall is not charged).
+                    BillingMetrics.RecordCharge(table.Scope, captured.Charged, captured.Currency);
+                    BillingMetrics.RecordDeduction(capture.StartTimestamp);
+                    break;
+            }
         }
     }
 

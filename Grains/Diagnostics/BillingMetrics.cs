@@ -11,7 +11,7 @@ public static class BillingMetrics
     private static readonly Meter Meter = new(MeterName, "1.0");
 
     private static readonly Counter<long> UsageRecorded = Meter.CreateCounter<long>(
-        "billing.usage.recorded", "{usage}", "Usages charged, by paying account kind.");
+        "billing.usage.recorded", "{usage}", "Usages charged (hold captures included), by paying account kind.");
 
     // OpenTelemetry exports long and double instruments only (a decimal counter is silently dropped), and money is
     // never a double: the cost is counted in billionths of the currency unit, whole ones only, the fraction carried
@@ -28,7 +28,7 @@ public static class BillingMetrics
         "billing.deduction.duration", "ms", "Time from a charge reaching its account to its commit.");
 
     private static readonly Histogram<long> BatchSize = Meter.CreateHistogram<long>(
-        "billing.group_commit.batch_size", "{operation}", "Ledger operations committed together in one round trip.");
+        "billing.group_commit.batch_size", "{row}", "History rows one account's group commit writes at once (the silo's ledger writer may send several accounts' in one round trip).");
 
     public static void RecordCharge(string paidBy, decimal cost, string currency)
     {

@@ -8,6 +8,30 @@ public sealed class HoldTests(ClusterFixture fixture) : BillingTestBase(fixture)
         Usage.PlaceHold(new HoldRequest(holdId ?? Guid.NewGuid(), project, user, model, input, maxOutput, ttl));
 
     [Fact]
+    public async Task ReviewDefect_A_capture_is_counted_in_the_money_metrics_like_a_usage()
+    {
+        // A cost no other test charges, in whole billionths: the counter records exactly it, whatever fraction of a
+        // billionth other charges of the currency carried over.
+        var model = await NewModel(987_654.321m, 0m); // 1 input token = 0.987654321
+        var user = await NewUser(); // 10
+        var charged = new System.Collections.Concurrent.ConcurrentBag<long>();
+        using var listener = new System.Diagnostics.Metrics.MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (instrument.Meter.Name == Billing.Diagnostics.BillingMetrics.MeterName && instrument.Name == "billing.cost.charged") l.EnableMeasurementEvents(instrument);
+        };
+        listener.SetMeasurementEventCallback<long>((_, value, _, _) => charged.Add(value));
+        listener.Start();
+
+        var hold = (await Place(null, user, model, 2, 0)).Value!;
+        var capture = await Usage.CaptureHold(new HoldCapture(hold.HoldId, 1, 0));
+
+        Assert.True(capture.IsOk, capture.Problem?.Detail);
+        Assert.Equal(0.987654321m, capture.Value!.Charged);
+        Assert.Contains(987_654_321L, charged);
+    }
+
+    [Fact]
     public async Task Hundred_concurrent_holds_on_a_balance_covering_forty_grant_exactly_forty()
     {
         var model = await NewModel(250_000m, 250_000m); // 0.25 per token
