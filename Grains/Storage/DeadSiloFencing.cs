@@ -17,6 +17,11 @@ public sealed partial class DeadSiloFencing(NpgsqlDataSource dataSource, ICluste
     /// <summary>The Application Name of a silo's billing sessions (address and generation: a restarted silo is another).</summary>
     public static string ApplicationName(SiloAddress silo) => $"billing-silo {silo.ToParsableString()}";
 
+    /// <summary>The first wait before a failed fence is tried again; it doubles up to <see cref="MaxRetryDelay"/>.</summary>
+    public static readonly TimeSpan FirstRetryDelay = TimeSpan.FromSeconds(1);
+
+    public static readonly TimeSpan MaxRetryDelay = TimeSpan.FromSeconds(30);
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var fenced = new HashSet<SiloAddress>();
@@ -27,19 +32,9 @@ public sealed partial class DeadSiloFencing(NpgsqlDataSource dataSource, ICluste
                 foreach (var member in snapshot.Members.Values)
                 {
                     if (member.Status != SiloStatus.Dead || !fenced.Add(member.SiloAddress)) continue;
-                    try
-                    {
-                        await using var command = dataSource.CreateCommand(
-                            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1 AND pid <> pg_backend_pid()");
-                        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = ApplicationName(member.SiloAddress) });
-                        var terminated = (long)(await command.ExecuteScalarAsync(stoppingToken) ?? 0L);
-                        if (terminated > 0) LogFenced(logger, member.SiloAddress, terminated);
-                    }
-                    catch (Exception exception) when (exception is NpgsqlException or TimeoutException)
-                    {
-                        fenced.Remove(member.SiloAddress); // tried again on the next membership change
-                        LogFenceFailed(logger, member.SiloAddress, exception.GetType().Name, exception.Message);
-                    }
+                    // Tried again until it succeeds, not at the next membership change, which may never come: until
+                    // then a frozen silo's open transaction keeps its accounts' rows locked.
+                    if (!await TryFenceAsync(member.SiloAddress, stoppingToken)) _ = RetryUntilFencedAsync(member.SiloAddress, stoppingToken);
                 }
             }
         }
@@ -48,9 +43,44 @@ public sealed partial class DeadSiloFencing(NpgsqlDataSource dataSource, ICluste
         }
     }
 
+    private async Task RetryUntilFencedAsync(SiloAddress silo, CancellationToken stoppingToken)
+    {
+        var delay = FirstRetryDelay;
+        try
+        {
+            do
+            {
+                await Task.Delay(delay, stoppingToken);
+                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, MaxRetryDelay.Ticks));
+            }
+            while (!await TryFenceAsync(silo, stoppingToken));
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+        }
+    }
+
+    private async Task<bool> TryFenceAsync(SiloAddress silo, CancellationToken stoppingToken)
+    {
+        try
+        {
+            await using var command = dataSource.CreateCommand(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1 AND pid <> pg_backend_pid()");
+            command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = ApplicationName(silo) });
+            var terminated = (long)(await command.ExecuteScalarAsync(stoppingToken) ?? 0L);
+            if (terminated > 0) LogFenced(logger, silo, terminated);
+            return true;
+        }
+        catch (Exception exception) when (exception is NpgsqlException or TimeoutException)
+        {
+            LogFenceFailed(logger, silo, exception.GetType().Name, exception.Message);
+            return false;
+        }
+    }
+
     [LoggerMessage(Level = LogLevel.Warning, Message = "Silo {Silo} was declared dead: terminated its {Sessions} database session(s), rolling back what it left open")]
     private static partial void LogFenced(ILogger logger, SiloAddress silo, long sessions);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Cannot terminate the database sessions of dead silo {Silo} ({ExceptionType}: {Reason})")]
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Cannot terminate the database sessions of dead silo {Silo} ({ExceptionType}: {Reason}); trying again")]
     private static partial void LogFenceFailed(ILogger logger, SiloAddress silo, string exceptionType, string reason);
 }
