@@ -142,7 +142,7 @@ internal sealed partial class GroupCommit(IAccountLedgerPort ledger, AccountTabl
         if (Committed is not { } committed || writing is { IsCompleted: false } || reloadNeeded) return;
         var stored = await ledger.ReadVersionAsync();
         if (writing is { IsCompleted: false } || !ReferenceEquals(Committed, committed)) return;
-        if (stored == new StoredVersion(committed.Version, committed.HoldsVersion)) return;
+        if (stored == StoredVersion.Of(committed)) return;
         logger.LogWarning("{AccountKind} account {AccountId} was changed by another activation; reloading", table.Kind, accountId);
         reloadNeeded = true;
         await ReloadIfNeeded();
@@ -235,7 +235,7 @@ internal sealed partial class GroupCommit(IAccountLedgerPort ledger, AccountTabl
                 // or expired (holds_seq alone). The decisions stay valid across this await only because the versions
                 // it reads are the ones they were made against.
                 versionCheckedBeforeRefusing = true;
-                if (await ledger.ReadVersionAsync() != new StoredVersion(decided.Start.Version, decided.Start.HoldsVersion))
+                if (await ledger.ReadVersionAsync() != StoredVersion.Of(decided.Start))
                 {
                     logger.LogWarning("{AccountKind} account {AccountId} was changed by another activation; reloading before refusing", table.Kind, accountId);
                     reloadNeeded = true;

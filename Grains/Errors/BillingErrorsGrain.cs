@@ -17,17 +17,10 @@ public sealed class BillingErrorsGrain(BillingErrorStore store, TimeProvider clo
         var page = await store.ListAsync(query);
         // No error at all: an account never initialised is a 404 (API.md, status codes), not an empty list. Asked only
         // then: an account with errors exists.
-        if (page.Items.Length == 0 && query.Before is null && await AccountProblem(query.Scope, query.ScopeId) is { } missing)
+        if (page.Items.Length == 0 && query.Before is null &&
+            (await Accounts.AccountGrains.Of(GrainFactory, query.Scope, query.ScopeId).GetAccount()).Problem is { Status: BillingStatus.AccountNotFound } missing)
             return BillingResult<BillingErrorPage>.Fail(missing);
         return BillingResult<BillingErrorPage>.Ok(page);
-    }
-
-    private async Task<BillingProblem?> AccountProblem(string scope, Guid id)
-    {
-        var account = scope == BillingScopes.Project
-            ? await GrainFactory.GetGrain<IProjectGrain>(id).GetAccount()
-            : await GrainFactory.GetGrain<IUserGrain>(id).GetAccount();
-        return account.Problem is { Status: BillingStatus.AccountNotFound } problem ? problem : null;
     }
 
     public async Task<BillingResult<BillingErrorView>> Resolve(Guid billingErrorId)

@@ -9,9 +9,8 @@ internal static class RefusalEvents
     /// <summary>The account's figures now (it refused, so it exists), and a maker of the events once the error id is known.</summary>
     public static async Task<Func<Guid, IReadOnlyList<BillingEventRow>>> ForAsync(IGrainFactory grains, string scope, Guid scopeId, DateTimeOffset now)
     {
-        var kind = scope == BillingScopes.Project ? AccountKind.Project : AccountKind.User;
-        IAccountGrain account = kind == AccountKind.Project ? grains.GetGrain<IProjectGrain>(scopeId) : grains.GetGrain<IUserGrain>(scopeId);
-        var view = (await account.GetAccount()).Value;
+        var kind = Accounts.AccountGrains.KindOf(scope);
+        var view = (await Accounts.AccountGrains.Of(grains, kind, scopeId).GetAccount()).Value;
         var available = view is null ? 0m : BillingEvents.Available(view, now);
         var balance = view?.Balance ?? 0m;
         var currency = view?.Currency ?? Accounts.AccountLedger.DefaultCurrency;
@@ -25,9 +24,8 @@ internal static class RefusalEvents
     /// <summary>The <c>billing_error.resolved</c> of an error resolved by hand, with its account's figures now.</summary>
     public static async Task<BillingEventRow> ResolvedAsync(IGrainFactory grains, string scope, Guid scopeId, Guid errorId, string errorType, DateTimeOffset now)
     {
-        var kind = scope == BillingScopes.Project ? AccountKind.Project : AccountKind.User;
-        IAccountGrain account = kind == AccountKind.Project ? grains.GetGrain<IProjectGrain>(scopeId) : grains.GetGrain<IUserGrain>(scopeId);
-        var view = (await account.GetAccount()).Value;
+        var kind = Accounts.AccountGrains.KindOf(scope);
+        var view = (await Accounts.AccountGrains.Of(grains, kind, scopeId).GetAccount()).Value;
         return BillingEvents.BillingErrorResolved(kind, scopeId, view is null ? 0m : BillingEvents.Available(view, now),
             view?.Balance ?? 0m, view?.Currency ?? Accounts.AccountLedger.DefaultCurrency, errorId, errorType, now);
     }

@@ -103,4 +103,7 @@ public readonly record struct StoredVersion(long Version, long HoldsVersion)
 {
     /// <summary>No such account is stored.</summary>
     public static readonly StoredVersion Missing = new(-1, -1);
+
+    /// <summary>What the row of <paramref name="account"/> says when it is the one stored.</summary>
+    internal static StoredVersion Of(Billing.Accounts.AccountState account) => new(account.Version, account.HoldsVersion);
 }

@@ -17,11 +17,8 @@ public sealed class UsageSummaryGrain(NpgsqlDataSource dataSource) : Grain, IUsa
     {
         if (Validate(query) is { } invalid) return BillingResult<UsageSummary>.Fail(BillingStatus.InvalidInput, invalid);
 
-        var kind = query.Scope == BillingScopes.Project ? AccountKind.Project : AccountKind.User;
-        IAccountGrain account = kind == AccountKind.Project
-            ? GrainFactory.GetGrain<IProjectGrain>(query.ScopeId)
-            : GrainFactory.GetGrain<IUserGrain>(query.ScopeId);
-        var view = await account.GetAccount();
+        var kind = Accounts.AccountGrains.KindOf(query.Scope);
+        var view = await Accounts.AccountGrains.Of(GrainFactory, kind, query.ScopeId).GetAccount();
         if (view.Problem is { } problem) return BillingResult<UsageSummary>.Fail(problem);
 
         var buckets = await store.SumAsync(kind, query.ScopeId, query.From, query.To, UsageBuckets.Size(query.Bucket), query.GroupByModel);

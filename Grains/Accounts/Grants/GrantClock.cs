@@ -44,8 +44,7 @@ public sealed partial class GrantClock(LedgerStore ledger, IGrainFactory grains,
         }
     }
 
-    private ICreditGrants Account(AccountKind kind, Guid id) =>
-        kind == AccountKind.Project ? grains.GetGrain<IProjectGrain>(id) : grains.GetGrain<IUserGrain>(id);
+    private ICreditGrants Account(AccountKind kind, Guid id) => AccountGrains.Of(grains, kind, id);
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Grant clock: applied due grants of {AccountCount} account(s)")]
     private static partial void LogSwept(ILogger logger, int accountCount);

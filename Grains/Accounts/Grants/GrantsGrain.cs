@@ -18,7 +18,7 @@ public sealed partial class GrantsGrain(LedgerStore ledger, ILogger<GrantsGrain>
         if (grantId == Guid.Empty) return BillingResult<GrantView>.Fail(BillingStatus.InvalidInput, "grantId must not be the nil UUID.");
         if (await ledger.Grants.FindAsync(grantId) is not var (_, kind, accountId))
             return BillingResult<GrantView>.Fail(BillingStatus.GrantNotFound, $"There is no grant {grantId}.");
-        IAccountGrain account = kind == AccountKind.Project ? GrainFactory.GetGrain<IProjectGrain>(accountId) : GrainFactory.GetGrain<IUserGrain>(accountId);
+        var account = AccountGrains.Of(GrainFactory, kind, accountId);
         return await account.VoidGrant(grantId);
     }
 

@@ -131,7 +131,7 @@ public sealed partial class HoldExpiryQueue(IGrainFactory grains, TimeProvider c
         {
             try
             {
-                IHoldingAccountGrain grain = account.Kind == AccountKind.Project ? grains.GetGrain<IProjectGrain>(account.AccountId) : grains.GetGrain<IUserGrain>(account.AccountId);
+                IHoldingAccountGrain grain = AccountGrains.Of(grains, account.Kind, account.AccountId);
                 await grain.ExpireDueHolds(); // puts the account back in the queue at its next expiry, if it has one
                 lock (gate) failedCalls.Remove(account);
             }

@@ -62,7 +62,7 @@ internal sealed partial class HoldExpiryScanner(IGrainFactory grains, HoldStore 
     {
         try
         {
-            IHoldingAccountGrain account = kind == AccountKind.Project ? grains.GetGrain<IProjectGrain>(accountId) : grains.GetGrain<IUserGrain>(accountId);
+            IHoldingAccountGrain account = AccountGrains.Of(grains, kind, accountId);
             await account.ExpireDueHolds();
         }
         catch (Exception exception)
