@@ -46,4 +46,8 @@ public sealed record BillingResult<T>(T? Value, BillingProblem? Problem) where T
         new(null, new BillingProblem(status, detail, billingErrorId));
 
     public static BillingResult<T> Fail(BillingProblem problem) => new(null, problem);
+
+    /// <summary>The same outcome with its value mapped; a problem stays as it is.</summary>
+    public BillingResult<TOut> Select<TOut>(Func<T, TOut> map) where TOut : class =>
+        Problem is null ? new(map(Value!), null) : new(null, Problem);
 }

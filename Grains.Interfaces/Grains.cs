@@ -65,6 +65,14 @@ public interface IUsageGrain : IGrainWithIntegerKey
     [Alias("PlaceHold")]
     Task<BillingResult<HoldView>> PlaceHold(HoldRequest hold);
 
+    /// <summary>
+    /// As <see cref="PlaceHold"/>, saying whether this call placed the hold or an earlier copy of the same request did
+    /// (<see cref="HoldPlaced.Created"/>): never two calls for one hold id. A call retried after its answer was lost
+    /// (the payer's silo failed after the commit) answers false for the hold it placed.
+    /// </summary>
+    [Alias("PlaceHoldOnce")]
+    Task<BillingResult<HoldPlaced>> PlaceHoldOnce(HoldRequest hold);
+
     /// <summary>Charges what a held call used to the hold's payer, at its pinned price, and releases the rest.</summary>
     [Alias("CaptureHold")]
     Task<BillingResult<HoldCaptureReceipt>> CaptureHold(HoldCapture capture);

@@ -93,6 +93,13 @@ public sealed record HoldView(
 }
 
 /// <summary>
+/// The hold a placement answers with, and whether this call placed it (<see cref="Created"/>) or found it placed by an
+/// earlier copy of the same request (a retry, or a copy sent at the same time): what tells a 201 from a 200.
+/// </summary>
+[GenerateSerializer, Immutable, Alias("Billing.HoldPlaced")]
+public sealed record HoldPlaced(HoldView Hold, bool Created);
+
+/// <summary>
 /// A hold asked of one account by <see cref="IUsageGrain"/>, priced: the amount and the price it pins.
 /// </summary>
 [GenerateSerializer, Immutable, Alias("Billing.HoldPlacement")]
@@ -111,6 +118,10 @@ public interface IHoldingAccountGrain : IGrainWithGuidKey
 {
     [Alias("PlaceHold")]
     Task<BillingResult<HoldView>> PlaceHold(HoldPlacement placement);
+
+    /// <summary>As <see cref="PlaceHold"/>, saying whether this call placed the hold.</summary>
+    [Alias("PlaceHoldOnce")]
+    Task<BillingResult<HoldPlaced>> PlaceHoldOnce(HoldPlacement placement);
 
     [Alias("CaptureHold")]
     Task<BillingResult<HoldCaptureReceipt>> CaptureHold(HoldCapture capture);

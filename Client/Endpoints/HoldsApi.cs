@@ -58,16 +58,14 @@ public static class HoldsApi
         if (!RequestInput.RequireTokens(body.MaxOutputTokens, "maxOutputTokens", out var maxOutput, out invalid)) return invalid;
         if (body.TtlSeconds is < 1 or > HoldRequest.MaxTtlSeconds)
             return ApiProblems.BadRequest($"ttlSeconds must be a whole number from 1 to {HoldRequest.MaxTtlSeconds} (default {HoldRequest.DefaultTtlSeconds}).");
-        var given = body.HoldId is not null || idempotencyKey is not null;
         if (!RequestInput.TryResolveId(body.HoldId, idempotencyKey, HoldIdMember, out var holdId, out invalid)) return invalid;
         OperationIds.Remember(http, HoldIdMember, holdId); // a 503 must still name the id to retry with
 
-        // 201 for a new hold, 200 for a retry of one that exists: only an id the caller chose can exist already.
-        var existed = given && (await usageGrains.CallAsync(grain => grain.GetHold(holdId), retryUnanswered: true)).IsOk;
-        var result = await usageGrains.CallAsync(grain => grain.PlaceHold(new HoldRequest(holdId, projectId, userId, modelId, input, maxOutput, body.TtlSeconds)), retryUnanswered: true);
+        // 201 for the call that placed the hold, 200 for a copy of it (a retry, or one sent at the same time).
+        var result = await usageGrains.CallAsync(grain => grain.PlaceHoldOnce(new HoldRequest(holdId, projectId, userId, modelId, input, maxOutput, body.TtlSeconds)), retryUnanswered: true);
         if (result.Problem is { } problem) return ApiProblems.Problem(problem);
-        var hold = HoldResponse.From(result.Value!);
-        return existed ? TypedResults.Ok(hold) : TypedResults.Created($"/v1/holds/{holdId}", hold);
+        var hold = HoldResponse.From(result.Value!.Hold);
+        return result.Value.Created ? TypedResults.Created($"/v1/holds/{holdId}", hold) : TypedResults.Ok(hold);
     }
 
     private static async Task<Results<Ok<HoldCaptureResponse>, ProblemHttpResult>> CaptureHold(

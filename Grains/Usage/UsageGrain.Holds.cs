@@ -25,9 +25,11 @@ public sealed partial class UsageGrain
 
     private ILogger HoldLogger => holdLogger ??= ServiceProvider.GetRequiredService<ILogger<UsageGrain>>();
 
-    public async Task<BillingResult<HoldView>> PlaceHold(HoldRequest hold)
+    public async Task<BillingResult<HoldView>> PlaceHold(HoldRequest hold) => (await PlaceHoldOnce(hold)).Select(placed => placed.Hold);
+
+    public async Task<BillingResult<HoldPlaced>> PlaceHoldOnce(HoldRequest hold)
     {
-        if (ValidateHold(hold) is { } invalid) return HoldRefused<HoldView>(invalid);
+        if (ValidateHold(hold) is { } invalid) return HoldRefused<HoldPlaced>(invalid);
         var price = await PriceBook.Of(ServiceProvider).GetPriceAt(hold.ModelId, HoldClock.GetDatabaseNow());
         if (price is null || (price.InputPricePerMillion == 0 && price.OutputPricePerMillion == 0))
             return await RefusedUnlessStored(hold, null, new BillingProblem(BillingStatus.NoPriceInEffect, $"Model {hold.ModelId} has no price in effect; configure its pricing first."));
@@ -35,17 +37,17 @@ public sealed partial class UsageGrain
             return await RefusedUnlessStored(hold, null, new BillingProblem(BillingStatus.InvalidInput, "Token counts are too large: their cost cannot be represented exactly."));
         var placement = new HoldPlacement(hold, amount, price.Currency, price.InputPricePerMillion, price.OutputPricePerMillion);
 
-        BillingResult<HoldView>? byProject = null;
+        BillingResult<HoldPlaced>? byProject = null;
         if (hold.ProjectId is { } projectId)
         {
-            byProject = await SiloLossRetry.CallAsync(() => GrainFactory.GetGrain<IProjectGrain>(projectId).PlaceHold(placement));
+            byProject = await SiloLossRetry.CallAsync(() => GrainFactory.GetGrain<IProjectGrain>(projectId).PlaceHoldOnce(placement));
             if (byProject.IsOk) return Placed(byProject);
             if (byProject.Problem!.Status != BillingStatus.InsufficientBalance) return await RefusedUnlessStored(hold, price, byProject.Problem);
             // The hold id's refusal was stored first (the account met it placing the hold): that is the answer.
             if (byProject.Problem.BillingErrorId is not null) return await RefusedAgain(hold, price, byProject.Problem);
         }
 
-        var byUser = await SiloLossRetry.CallAsync(() => GrainFactory.GetGrain<IUserGrain>(hold.UserId).PlaceHold(placement));
+        var byUser = await SiloLossRetry.CallAsync(() => GrainFactory.GetGrain<IUserGrain>(hold.UserId).PlaceHoldOnce(placement));
         if (byUser.IsOk) return Placed(byUser);
         if (byUser.Problem!.Status != BillingStatus.InsufficientBalance) return await RefusedUnlessStored(hold, price, byUser.Problem);
         if (byUser.Problem.BillingErrorId is not null) return await RefusedAgain(hold, price, byUser.Problem);
@@ -69,7 +71,7 @@ public sealed partial class UsageGrain
                 var affordable = await MaxAffordableOutputTokens(hold, price);
                 HoldLogger.LogInformation("Hold {HoldId} refused for insufficient balance ({Scope} {ScopeId}, amount {Amount} {Currency}); billing error {BillingErrorId}",
                     hold.HoldId, scope, scopeId, amount, price.Currency, errorId);
-                return HoldRefused<HoldView>(new BillingProblem(BillingStatus.InsufficientBalance, message, errorId, affordable));
+                return HoldRefused<HoldPlaced>(new BillingProblem(BillingStatus.InsufficientBalance, message, errorId, affordable));
             }
 
             switch (await Holds.GetClaimAsync(hold.HoldId))
@@ -169,28 +171,28 @@ public sealed partial class UsageGrain
     /// gets here too; that stored outcome is its answer, as on the insufficient-balance path. The read happens on
     /// refusals only. An overload (shed load: no read then) or a conflict (already the stored hold's answer) is the answer.
     /// </summary>
-    private async Task<BillingResult<HoldView>> RefusedUnlessStored(HoldRequest hold, ModelPrice? price, BillingProblem problem)
+    private async Task<BillingResult<HoldPlaced>> RefusedUnlessStored(HoldRequest hold, ModelPrice? price, BillingProblem problem)
     {
-        if (problem.Status is BillingStatus.Overloaded or BillingStatus.HoldConflict) return HoldRefused<HoldView>(problem);
+        if (problem.Status is BillingStatus.Overloaded or BillingStatus.HoldConflict) return HoldRefused<HoldPlaced>(problem);
         switch (await Holds.GetClaimAsync(hold.HoldId))
         {
             case { Hold: { } stored }:
                 return Placed(StoredAnswer(stored, hold));
             case { Refusal: { } refused }:
-                return price is null ? HoldRefused<HoldView>(refused.ProblemFor(hold)) : await RefusedAgain(hold, price, refused.ProblemFor(hold));
+                return price is null ? HoldRefused<HoldPlaced>(refused.ProblemFor(hold)) : await RefusedAgain(hold, price, refused.ProblemFor(hold));
             default:
-                return HoldRefused<HoldView>(problem);
+                return HoldRefused<HoldPlaced>(problem);
         }
     }
 
     /// <summary>The answer of a copy of a placement whose hold is stored: that hold as it is now, or a conflict when its body differs.</summary>
-    private BillingResult<HoldView> StoredAnswer(HoldView stored, HoldRequest hold) => stored.SameRequest(hold)
-        ? BillingResult<HoldView>.Ok(stored.AsSeenAt(HoldClock.GetDatabaseNow()))
-        : BillingResult<HoldView>.Fail(BillingStatus.HoldConflict, $"Hold {stored.HoldId} exists with another request; use a new hold id.");
+    private BillingResult<HoldPlaced> StoredAnswer(HoldView stored, HoldRequest hold) => stored.SameRequest(hold)
+        ? BillingResult<HoldPlaced>.Ok(new HoldPlaced(stored.AsSeenAt(HoldClock.GetDatabaseNow()), Created: false))
+        : BillingResult<HoldPlaced>.Fail(BillingStatus.HoldConflict, $"Hold {stored.HoldId} exists with another request; use a new hold id.");
 
     /// <summary>A copy of a placement whose refusal is stored: that refusal (or a conflict), with how far the caller could go now.</summary>
-    private async Task<BillingResult<HoldView>> RefusedAgain(HoldRequest hold, ModelPrice price, BillingProblem stored) =>
-        HoldRefused<HoldView>(stored.Status == BillingStatus.InsufficientBalance
+    private async Task<BillingResult<HoldPlaced>> RefusedAgain(HoldRequest hold, ModelPrice price, BillingProblem stored) =>
+        HoldRefused<HoldPlaced>(stored.Status == BillingStatus.InsufficientBalance
             ? stored with { MaxAffordableOutputTokens = await MaxAffordableOutputTokens(hold, price) }
             : stored);
 
@@ -199,9 +201,9 @@ public sealed partial class UsageGrain
         Routes.Find(holdId) ?? (await Holds.GetAsync(holdId) is { } stored ? HoldRoute.Of(stored) : null);
 
     /// <summary>The answer of a placement; an active hold (placed now, or before for a retry) is remembered for its capture.</summary>
-    private BillingResult<HoldView> Placed(BillingResult<HoldView> result)
+    private BillingResult<HoldPlaced> Placed(BillingResult<HoldPlaced> result)
     {
-        if (result.Value is { Status: HoldStatus.Active } placed) Routes.Remember(placed);
+        if (result.Value?.Hold is { Status: HoldStatus.Active } placed) Routes.Remember(placed);
         return Answered(result);
     }
 

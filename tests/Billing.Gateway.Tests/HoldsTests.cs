@@ -1,4 +1,6 @@
 using System.Net;
+using Billing.Testing;
+using Npgsql;
 using static Billing.Gateway.Tests.Scenario;
 
 namespace Billing.Gateway.Tests;
@@ -59,6 +61,40 @@ public sealed class HoldsTests(GatewayFixture fixture)
         Assert.Equal(first.Body, repeat.Body);
         other.ShouldBe(HttpStatusCode.Conflict);
         Assert.Equal("application/problem+json", other.ContentType);
+        Assert.Equal(8.0000m, (await http.GetAsync($"/v1/users/{user}/billing", Tokens.Service())).Json.GetProperty("available").GetDecimal());
+    }
+
+    [Fact]
+    public async Task ReviewDefect_Two_copies_of_a_placement_sent_at_once_answer_one_201_and_one_200()
+    {
+        var user = await NewUserAsync(http);
+        var model = await NewModelAsync(http, "1000000", "1000000");
+        var holdId = Guid.NewGuid();
+        Task<ApiResponse> Place() => http.PostAsync("/v1/holds", Tokens.Service(), HoldBody(null, user, model, 1, 1, holdId));
+
+        ApiResponse first, second;
+        await using (var connection = new NpgsqlConnection(fixture.ConnectionString))
+        {
+            // The first copy's write waits on the account's row lock; the second arrives while it is in flight (it
+            // found no hold stored yet, which is what a check before placing would see) and waits behind it.
+            await connection.OpenAsync();
+            await using var transaction = await connection.BeginTransactionAsync();
+            await using (var lockRow = new NpgsqlCommand("UPDATE user_billing SET balance = balance WHERE \"user\" = $1", connection, transaction))
+            {
+                lockRow.Parameters.Add(new NpgsqlParameter { Value = user });
+                await lockRow.ExecuteNonQueryAsync();
+            }
+
+            var firstCopy = Place();
+            await LockWaits.UntilBlockedByAsync(fixture.ConnectionString, connection);
+            var secondCopy = Place();
+            Assert.NotSame(secondCopy, await Task.WhenAny(secondCopy, Task.Delay(TimeSpan.FromSeconds(1))));
+            await transaction.RollbackAsync();
+            (first, second) = (await firstCopy, await secondCopy);
+        }
+
+        Assert.Equal((HttpStatusCode.Created, HttpStatusCode.OK), (first.Status, second.Status)); // the first placed it
+        Assert.Equal(first.Body, second.Body);
         Assert.Equal(8.0000m, (await http.GetAsync($"/v1/users/{user}/billing", Tokens.Service())).Json.GetProperty("available").GetDecimal());
     }
 

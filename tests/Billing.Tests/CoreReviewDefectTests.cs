@@ -103,6 +103,18 @@ public sealed class CoreReviewDefectTests(ClusterFixture fixture) : BillingTestB
     }
 
     [Fact]
+    public async Task ReviewDefect07_AHoldPlacementFromAClientIsForbiddenThroughEitherMethod()
+    {
+        var model = await NewModel(1_000_000m, 1_000_000m);
+        var user = await NewUser();
+        var placement = new HoldPlacement(new HoldRequest(Guid.NewGuid(), null, user, model, 1, 1), 2m, "USD", 1_000_000m, 1_000_000m);
+
+        Assert.Equal(BillingStatus.Forbidden, (await Grains.GetGrain<IUserGrain>(user).PlaceHold(placement)).Problem?.Status);
+        Assert.Equal(BillingStatus.Forbidden, (await Grains.GetGrain<IUserGrain>(user).PlaceHoldOnce(placement)).Problem?.Status);
+        Assert.Equal((10m, 0m), ((await View(AccountKind.User, user)).Balance, (await View(AccountKind.User, user)).Held));
+    }
+
+    [Fact]
     public async Task ReviewDefect08_PoisonOperationFailsAloneAndTheOthersCommit()
     {
         await Poison.InstallAsync(Fixture);

@@ -337,6 +337,46 @@ public sealed class HoldTests(ClusterFixture fixture) : BillingTestBase(fixture)
     }
 
     [Fact]
+    public async Task ReviewDefect_Of_copies_of_a_placement_sent_at_once_only_the_one_that_placed_it_answers_created()
+    {
+        // The gateway's 201 or 200 comes from Created: copies that meet in the account's queue, or find the hold
+        // stored after the first placed it (here the last copy, then a retry later), are copies, never the creator.
+        var model = await NewModel(1_000_000m, 1_000_000m);
+        var project = await NewProject(); // pays: it covers the hold
+        var user = await NewUser();
+        var id = Guid.NewGuid();
+
+        var copies = await Task.WhenAll(Enumerable.Range(0, 20).Select(_ => Usage.PlaceHoldOnce(new HoldRequest(id, project, user, model, 1, 2))));
+        var later = await Usage.PlaceHoldOnce(new HoldRequest(id, project, user, model, 1, 2));
+        var viaOldMethod = await Usage.PlaceHold(new HoldRequest(id, project, user, model, 1, 2));
+
+        Assert.All(copies, c => Assert.True(c.IsOk, c.Problem?.Detail));
+        Assert.Equal(1, copies.Count(c => c.Value!.Created));
+        Assert.All(copies, c => Assert.Equal(copies[0].Value!.Hold, c.Value!.Hold));
+        Assert.False(later.Value!.Created);
+        Assert.Equal(copies[0].Value!.Hold, viaOldMethod.Value);
+        Assert.Equal(3m, (await View(AccountKind.Project, project)).Held);
+    }
+
+    [Fact]
+    public async Task A_placement_of_an_ended_hold_or_a_refused_id_never_answers_created()
+    {
+        var model = await NewModel(1_000_000m, 1_000_000m);
+        var user = await NewUser(); // 10
+        var placedId = Guid.NewGuid();
+        var refusedId = Guid.NewGuid();
+
+        Assert.True((await Usage.PlaceHoldOnce(new HoldRequest(placedId, null, user, model, 1, 2))).Value!.Created);
+        Assert.True((await Usage.VoidHold(placedId)).IsOk);
+        var afterVoid = await Usage.PlaceHoldOnce(new HoldRequest(placedId, null, user, model, 1, 2));
+        var refused = await Usage.PlaceHoldOnce(new HoldRequest(refusedId, null, user, model, 1, 100));
+
+        Assert.Equal((HoldStatus.Voided, false), (afterVoid.Value!.Hold.Status, afterVoid.Value.Created));
+        Assert.Equal(BillingStatus.InsufficientBalance, refused.Problem!.Status);
+        Assert.Equal(BillingStatus.InsufficientBalance, (await Usage.PlaceHoldOnce(new HoldRequest(refusedId, null, user, model, 1, 100))).Problem!.Status);
+    }
+
+    [Fact]
     public async Task Capture_below_the_hold_charges_the_cost_and_releases_the_rest()
     {
         var model = await NewModel(1_000_000m, 1_000_000m);

@@ -27,13 +27,15 @@ public abstract partial class AccountGrain
 
     private ILogger HoldLogger => holdLogger ??= ServiceProvider.GetRequiredService<ILoggerFactory>().CreateLogger(GetType());
 
-    public async Task<BillingResult<HoldView>> PlaceHold(HoldPlacement placement)
+    public async Task<BillingResult<HoldView>> PlaceHold(HoldPlacement placement) => (await PlaceHoldOnce(placement)).Select(placed => placed.Hold);
+
+    public async Task<BillingResult<HoldPlaced>> PlaceHoldOnce(HoldPlacement placement)
     {
-        if (ValidatePlacement(placement) is { } invalid) return Invalid<HoldView>(invalid);
+        if (ValidatePlacement(placement) is { } invalid) return Invalid<HoldPlaced>(invalid);
         await Commits.ReloadIfNeeded();
-        if (State is null) return NotFound<HoldView>();
+        if (State is null) return NotFound<HoldPlaced>();
         var result = await Commits.Submit(new PlaceHoldOperation(placement));
-        if (result.Value is { Status: HoldStatus.Active } hold) ExpiryQueue.Expect(Table.Kind, AccountId, hold.ExpiresAt);
+        if (result.Value?.Hold is { Status: HoldStatus.Active } hold) ExpiryQueue.Expect(Table.Kind, AccountId, hold.ExpiresAt);
         return result;
     }
 

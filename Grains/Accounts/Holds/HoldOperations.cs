@@ -2,8 +2,11 @@ using Billing.Storage;
 
 namespace Billing.Accounts;
 
-/// <summary>A new hold on this account, decided against its available; a hold id already in the account answers as a retry or a conflict.</summary>
-internal sealed class PlaceHoldOperation(HoldPlacement placement) : PendingOperation<BillingResult<HoldView>>
+/// <summary>
+/// A new hold on this account, decided against its available; a hold id already in the account answers as a retry or a
+/// conflict. Only the operation that inserts the hold answers <see cref="HoldPlaced.Created"/>.
+/// </summary>
+internal sealed class PlaceHoldOperation(HoldPlacement placement) : PendingOperation<BillingResult<HoldPlaced>>
 {
     public HoldPlacement Placement { get; } = placement;
 
@@ -23,15 +26,15 @@ internal sealed class PlaceHoldOperation(HoldPlacement placement) : PendingOpera
         var (hold, problem) = HoldLedger.Place(batch.State, Placement, batch.Now);
         if (hold is null)
         {
-            Result = BillingResult<HoldView>.Fail(problem!);
+            Result = BillingResult<HoldPlaced>.Fail(problem!);
             return;
         }
 
         batch.ChangeHold(hold, inserted: true);
-        Result = BillingResult<HoldView>.Ok(hold);
+        Result = BillingResult<HoldPlaced>.Ok(new HoldPlaced(hold, Created: true));
     }
 
-    public override void Refuse(BillingProblem problem) => Result = BillingResult<HoldView>.Fail(problem);
+    public override void Refuse(BillingProblem problem) => Result = BillingResult<HoldPlaced>.Fail(problem);
 
     /// <summary>The hold id is stored already (a retry, or this id taken by another request): that hold is the answer.</summary>
     public void Settle(HoldView stored, DateTimeOffset now)
@@ -43,13 +46,13 @@ internal sealed class PlaceHoldOperation(HoldPlacement placement) : PendingOpera
     /// <summary>A refusal of this hold id was stored first (a copy of this placement): it is the answer, as for a usage id.</summary>
     public void Settle(RefusedHoldPlacement refusal)
     {
-        Result = BillingResult<HoldView>.Fail(refusal.ProblemFor(Placement.Request));
+        Result = BillingResult<HoldPlaced>.Fail(refusal.ProblemFor(Placement.Request));
         Settled = true;
     }
 
-    private BillingResult<HoldView> Answer(HoldView existing, DateTimeOffset now) => existing.SameRequest(Placement.Request)
-        ? BillingResult<HoldView>.Ok(existing.AsSeenAt(now))
-        : BillingResult<HoldView>.Fail(BillingStatus.HoldConflict, $"Hold {existing.HoldId} exists with another request; use a new hold id.");
+    private BillingResult<HoldPlaced> Answer(HoldView existing, DateTimeOffset now) => existing.SameRequest(Placement.Request)
+        ? BillingResult<HoldPlaced>.Ok(new HoldPlaced(existing.AsSeenAt(now), Created: false))
+        : BillingResult<HoldPlaced>.Fail(BillingStatus.HoldConflict, $"Hold {existing.HoldId} exists with another request; use a new hold id.");
 }
 
 /// <summary>
