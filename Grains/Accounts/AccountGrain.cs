@@ -101,7 +101,7 @@ public abstract partial class AccountGrain(LedgerStore ledger, LedgerWriter writ
 
     public async Task<BillingResult<AccountView>> Credit(AccountCredit credit)
     {
-        if (credit.Amount <= 0) return Invalid<AccountView>("amount must be positive.");
+        if (MoneyAmounts.Refusal(credit.Amount, "amount") is { } badAmount) return Invalid<AccountView>(badAmount);
         if (!HistoryReasons.CreditReasons.Contains(credit.Reason))
             return Invalid<AccountView>($"reason must be one of: {string.Join(", ", HistoryReasons.CreditReasons)}.");
         if (credit.CreditId == Guid.Empty) return Invalid<AccountView>("creditId must not be the nil UUID.");
@@ -111,7 +111,7 @@ public abstract partial class AccountGrain(LedgerStore ledger, LedgerWriter writ
 
     public Task<BillingResult<AccountView>> ChangePlan(PlanChange plan)
     {
-        if (plan.MonthlyQuota < 0) return Task.FromResult(Invalid<AccountView>("monthlyQuota must not be negative."));
+        if (MoneyAmounts.QuotaRefusal(plan.MonthlyQuota) is { } badQuota) return Task.FromResult(Invalid<AccountView>(badQuota));
         if (!plan.IsPro && plan.MonthlyQuota != 0) return Task.FromResult(Invalid<AccountView>("monthlyQuota applies to pro accounts only; use 0."));
         if (State is null) return Task.FromResult(NotFound<AccountView>());
         return Commits.Submit(new PlanChangeOperation(plan));

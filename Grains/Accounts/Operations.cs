@@ -81,12 +81,21 @@ internal sealed class CreditOperation(AccountCredit credit) : PendingOperation<B
         Result = BillingResult<AccountView>.Ok(batch.State.ToView());
     }
 
+    private BillingProblem? storedConflict;
+
     public void Settle() => Settled = true;
+
+    /// <summary>Its credit id is held by a row of another kind (a grant's): answered with <paramref name="problem"/>, nothing written.</summary>
+    public void SettleRefused(BillingProblem problem)
+    {
+        storedConflict = problem;
+        Settled = true;
+    }
 
     public override void Complete(AccountState? committed)
     {
         // A credit found already applied answers with the account as it is now.
-        if (Settled) Result = BillingResult<AccountView>.Ok(committed!.ToView());
+        if (Settled) Result = storedConflict is { } conflict ? BillingResult<AccountView>.Fail(conflict) : BillingResult<AccountView>.Ok(committed!.ToView());
         base.Complete(committed);
     }
 }

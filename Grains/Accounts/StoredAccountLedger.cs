@@ -51,12 +51,27 @@ internal sealed class StoredAccountLedger(
         var markedUsages = await ledger.ExistingUsageIdsAsync(table, accountId, markers.Select(m => m.UsageId).ToArray());
         foreach (var marker in markers.Where(m => markedUsages.Contains(m.UsageId))) marker.Settle();
 
+        // Top-ups and grants share the history's credit ids (a grant's row names its grant id there): an id that a
+        // row of the other kind holds is a conflict, not this request applied before.
         var credits = operations.OfType<CreditOperation>().Where(c => c.Credit.CreditId is not null).ToList();
-        var applied = await ledger.ExistingCreditIdsAsync(table, accountId, credits.Select(c => c.Credit.CreditId!.Value).ToArray());
-        foreach (var credit in credits.Where(c => applied.Contains(c.Credit.CreditId!.Value))) credit.Settle();
+        var grants = operations.OfType<GrantOperation>().ToList();
+        var reasons = await ledger.CreditIdReasonsAsync(table, accountId,
+            credits.Select(c => c.Credit.CreditId!.Value).Concat(grants.Select(g => g.Input.GrantId)).Distinct().ToArray());
+        foreach (var credit in credits)
+        {
+            if (!reasons.TryGetValue(credit.Credit.CreditId!.Value, out var reason)) continue;
+            if (reason == GrantReasons.GrantCredit) credit.SettleRefused(new BillingProblem(BillingStatus.InvalidInput,
+                $"creditId {credit.Credit.CreditId} is the id of a grant of this account; a top-up needs an id of its own."));
+            else credit.Settle();
+        }
 
         await HoldSettling.SettleAsync(holds, usageRecords, clock, operations);
         await GrantOperation.SettleStoredAsync(operations, ledger.Grants, table, accountId);
+        foreach (var grant in grants.Where(g => !g.Settled && reasons.TryGetValue(g.Input.GrantId, out var reason) && reason != GrantReasons.GrantCredit))
+        {
+            grant.Settle(BillingResult<GrantIssued>.Fail(BillingStatus.InvalidInput,
+                $"grantId {grant.Input.GrantId} is the creditId of a top-up of this account; a grant needs an id of its own."));
+        }
     }
 
     public void OnCommitted(LedgerBatch written, IReadOnlyList<PendingOperation> decided)

@@ -108,9 +108,22 @@ public sealed class LedgerStore(NpgsqlDataSource dataSource) : IAsyncDisposable
     public Task<HashSet<Guid>> ExistingUsageIdsAsync(AccountTable table, Guid id, Guid[] usageIds, CancellationToken cancellationToken = default) =>
         ExistingAsync(table, id, "usage_id", usageIds, cancellationToken);
 
-    /// <summary>Which of <paramref name="creditIds"/> already have a row in this account's history.</summary>
-    public Task<HashSet<Guid>> ExistingCreditIdsAsync(AccountTable table, Guid id, Guid[] creditIds, CancellationToken cancellationToken = default) =>
-        ExistingAsync(table, id, "credit_id", creditIds, cancellationToken);
+    /// <summary>
+    /// The reason of the history row each of <paramref name="creditIds"/> already names in this account: a top-up's
+    /// (its credit id) or a grant's <c>grant_credit</c> (its grant id). Ids without a row are absent.
+    /// </summary>
+    public async Task<Dictionary<Guid, string>> CreditIdReasonsAsync(AccountTable table, Guid id, Guid[] creditIds, CancellationToken cancellationToken = default)
+    {
+        var found = new Dictionary<Guid, string>();
+        if (creditIds.Length == 0) return found;
+        await using var command = dataSource.CreateCommand(
+            $"SELECT credit_id, reason FROM {table.History} WHERE {table.Key} = $1 AND credit_id = ANY($2)");
+        command.Parameters.Add(new NpgsqlParameter<Guid> { TypedValue = id });
+        command.Parameters.Add(new NpgsqlParameter<Guid[]> { TypedValue = creditIds });
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken)) found[reader.GetGuid(0)] = reader.GetString(1);
+        return found;
+    }
 
     public async Task<HistoryPage> ReadHistoryAsync(AccountTable table, Guid id, HistoryQuery query, CancellationToken cancellationToken = default)
     {

@@ -206,6 +206,83 @@ public sealed class GrantTests(GrantClusterFixture fixture) : BillingTestBase(fi
     }
 
     [Fact]
+    public async Task ReviewDefect_Amounts_above_a_trillion_a_scheduled_grant_the_balance_cannot_hold_and_a_quota_with_more_decimals_than_a_cost_are_refused()
+    {
+        // Each was accepted before, and each could later fail every write of the account (a 500 for good) or every
+        // usage (a 400 for the quota's 28 decimals).
+        var user = await NewUser();
+        var account = Grains.GetGrain<IUserGrain>(user);
+        var tiny = 0.0000000000000000000000000001m;
+        GrantInput Scheduled(decimal amount) => new(Guid.NewGuid(), amount, GrantCategory.Paid, 50, Now.AddHours(1), null, null);
+
+        var refused = new BillingProblem?[]
+        {
+            (await account.Grant(Scheduled(tiny))).Problem, // 10 + it has 30 digits
+            (await account.Grant(Scheduled(1_000_000_000_000.01m))).Problem,
+            (await account.Credit(new AccountCredit(tiny, HistoryReasons.TopUp, Guid.NewGuid()))).Problem,
+            (await account.Credit(new AccountCredit(30_000_000_000_000_000_000_000_000_000m, HistoryReasons.TopUp, Guid.NewGuid()))).Problem,
+            (await account.ChangePlan(new PlanChange(true, tiny))).Problem,
+            (await account.ChangePlan(new PlanChange(true, 50_000_000_000_000_000_000_000_000_000m))).Problem,
+        };
+
+        Assert.All(refused, p => Assert.Equal(BillingStatus.InvalidInput, p?.Status));
+        Assert.Contains("fewer decimals", refused[0]!.Detail);
+        Assert.Contains("at most 18 decimals", refused[4]!.Detail);
+        Fixture.Clock.Advance(TimeSpan.FromHours(2));
+        var view = await View(AccountKind.User, user);
+        Assert.Equal((10m, false, 0m), (view.Balance, view.IsPro, view.MonthlyQuota));
+        Assert.Single(await History(AccountKind.User, user));
+        Assert.True((await account.Credit(new AccountCredit(1_000_000_000_000m, HistoryReasons.TopUp, Guid.NewGuid()))).IsOk); // the limit itself
+    }
+
+    [Fact]
+    public async Task ReviewDefect_A_top_up_with_a_grants_id_and_a_grant_with_a_top_ups_id_are_refused_not_answered_as_applied()
+    {
+        // A grant's history row names its grant id as its credit id: a top-up sent with that id was answered 200 and
+        // credited nothing; a grant sent with a top-up's credit id failed as a fault after eight tries.
+        var user = await NewUser(); // 10
+        var account = Grains.GetGrain<IUserGrain>(user);
+        var grant = await Grant(user, 5m, GrantCategory.Paid); // 15
+        var creditId = Guid.NewGuid();
+        Assert.True((await account.Credit(new AccountCredit(3m, HistoryReasons.TopUp, creditId))).IsOk); // 18
+
+        var topUpWithTheGrantsId = await account.Credit(new AccountCredit(7m, HistoryReasons.TopUp, grant));
+        var grantWithTheTopUpsId = await account.Grant(new GrantInput(creditId, 4m, GrantCategory.Paid, 50, null, null, null));
+
+        Assert.Equal(BillingStatus.InvalidInput, topUpWithTheGrantsId.Problem?.Status);
+        Assert.Contains("id of its own", topUpWithTheGrantsId.Problem!.Detail);
+        Assert.Equal(BillingStatus.InvalidInput, grantWithTheTopUpsId.Problem?.Status);
+        Assert.Contains("id of its own", grantWithTheTopUpsId.Problem!.Detail);
+        Assert.Equal(18m, (await View(AccountKind.User, user)).Balance);
+        // Each id still answers its own request as applied once.
+        Assert.True((await account.Credit(new AccountCredit(3m, HistoryReasons.TopUp, creditId))).IsOk);
+        Assert.False((await account.Grant(new GrantInput(grant, 5m, GrantCategory.Paid, 50, null, null, null))).Value!.Created);
+        Assert.Equal(18m, await StoredBalance(user));
+    }
+
+    [Fact]
+    public async Task ReviewDefect_A_scheduled_grant_the_balance_can_no_longer_hold_exactly_is_voided_and_the_account_goes_on()
+    {
+        var model = await NewModel(1_000_000m, 0m); // 1 per input token
+        var user = await NewUser(); // 10
+        var effectiveAt = Now.AddHours(1);
+        // 29 digits: 10 + this still fits a decimal exactly when it is granted …
+        var grant = await Grant(user, 70_000_000_000.000000000000000001m, GrantCategory.Paid, effectiveAt: effectiveAt);
+        // … and no longer once the balance has grown by ten billion.
+        for (var i = 0; i < 10; i++)
+            Assert.True((await Grains.GetGrain<IUserGrain>(user).Credit(new AccountCredit(1_000_000_000m, HistoryReasons.TopUp, Guid.NewGuid()))).IsOk);
+
+        Fixture.Clock.Advance(TimeSpan.FromHours(2));
+
+        await Eventually(async () => (await Grants(AccountKind.User, user)).Single(g => g.GrantId == grant).Status == GrantStatus.Voided);
+        Assert.Equal(10_000_000_010m, (await View(AccountKind.User, user)).Balance);
+        var usage = await Usage.RecordPersonalUsage(new PersonalUsage(Guid.NewGuid(), user, model, 3, 0));
+        Assert.True(usage.IsOk, usage.Problem?.Detail);
+        Assert.Equal(10_000_000_007m, await StoredBalance(user));
+        Assert.DoesNotContain(await History(AccountKind.User, user), r => r.Reason == GrantReasons.GrantCredit && r.Grants![0].GrantId == grant);
+    }
+
+    [Fact]
     public async Task A_void_takes_back_what_is_left_once_and_a_scheduled_grant_is_voided_without_a_row()
     {
         var model = await NewModel(1_000_000m, 0.0001m);

@@ -74,7 +74,7 @@ public abstract partial class AccountGrain
     private string? ValidateGrant(GrantInput grant)
     {
         if (grant.GrantId == Guid.Empty) return "grantId must not be the nil UUID.";
-        if (grant.Amount <= 0) return "amount must be above zero.";
+        if (MoneyAmounts.Refusal(grant.Amount, "amount") is { } badAmount) return badAmount;
         if (!Enum.IsDefined(grant.Category)) return "category must be promotional or paid.";
         if (grant.Priority is < 0 or > 100) return "priority must be from 0 to 100.";
         if (grant.ExpiresAt is { } expiry && expiry <= (grant.EffectiveAt ?? Clock.GetDatabaseNow()))

@@ -151,6 +151,15 @@ public static class CreditGrants
         {
             var current = batch.State.Grants.FirstOrDefault(g => g.GrantId == grant.GrantId);
             if (current is null) continue; // depleted by an earlier event of this batch
+            if (kind == 0 && ExactDecimal.TryAdd(batch.State.Balance, current.Amount) is null)
+            {
+                // The balance has grown since the grant was accepted (which checked it) so far that the sum no longer
+                // fits a decimal exactly. Time events have no caller to refuse, and one that failed would fail every
+                // later batch of the account: the grant is voided before it counts, and the account goes on.
+                batch.PutGrant(current with { Remaining = 0m, Status = GrantStatus.Voided }, created: false);
+                continue;
+            }
+
             var row = kind == 0
                 ? Row(batch.State, now, current.Amount, GrantReasons.GrantCredit, current.CreditId ?? current.GrantId, current,
                     current with { Status = GrantStatus.Active }, new { grantId = current.GrantId, effectiveAt = current.EffectiveAt })

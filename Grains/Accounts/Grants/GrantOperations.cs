@@ -37,6 +37,13 @@ internal sealed class GrantOperation(GrantInput input) : PendingOperation<Billin
             effectiveAt, Input.ExpiresAt?.ToDatabasePrecision(), GrantStatus.Scheduled, Input.Description, null, batch.Now);
         if (effectiveAt > batch.Now)
         {
+            // Checked now as if it counted now, as an immediate grant is: one the balance cannot hold exactly is refused.
+            if (ExactDecimal.TryAdd(state.Balance, grant.Amount) is null)
+            {
+                Result = BillingResult<GrantIssued>.Fail(BillingStatus.InvalidInput, "amount has more significant digits than the account can hold exactly; use fewer decimals.");
+                return;
+            }
+
             batch.PutGrant(grant, created: true);
             Result = BillingResult<GrantIssued>.Ok(new GrantIssued(grant.ToView(state.Id, state.Kind), Created: true));
             return;
