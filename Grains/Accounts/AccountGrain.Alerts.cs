@@ -23,9 +23,15 @@ public abstract partial class AccountGrain : IBalanceAlertsGrain
         if (State is null) return NotFound<AlertSettings>();
 
         var ordered = thresholds.OrderDescending().ToArray();
-        // From the account's version now on, every change is evaluated against these thresholds.
-        await ServiceProvider.GetRequiredService<EventStore>().SaveAlertsAsync(Table.Scope, AccountId, ordered, State.Version, Clock.GetDatabaseNow());
-        Events.Alerts.Replace(ordered);
+        // Between two writes of the account: every change after the version it has then is judged against these
+        // thresholds (stored with that version, which the E1 check reads), and no batch judged against the old ones
+        // can commit after it. Saved first, replaced in memory once saved: a reload meanwhile cannot bring back the old.
+        await Commits.Submit(new StepBetweenWrites("alert thresholds change", async committed =>
+        {
+            if (committed is null) return;
+            await ServiceProvider.GetRequiredService<EventStore>().SaveAlertsAsync(Table.Scope, AccountId, ordered, committed.Version, Clock.GetDatabaseNow());
+            Events.Alerts.Replace(ordered);
+        }));
         return BillingResult<AlertSettings>.Ok(Settings());
     }
 

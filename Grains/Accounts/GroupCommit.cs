@@ -152,8 +152,15 @@ internal sealed partial class GroupCommit(IAccountLedgerPort ledger, AccountTabl
     {
         while (queue.Count > 0)
         {
+            if (queue.Peek() is StepBetweenWrites step)
+            {
+                queue.Dequeue();
+                await RunBetweenWrites(step);
+                continue;
+            }
+
             var batch = new List<PendingOperation>(Math.Min(queue.Count, MaxBatch));
-            while (queue.Count > 0 && batch.Count < MaxBatch) batch.Add(queue.Dequeue());
+            while (queue.Count > 0 && batch.Count < MaxBatch && queue.Peek() is not StepBetweenWrites) batch.Add(queue.Dequeue());
             try
             {
                 await CommitIsolating(batch);
@@ -173,6 +180,25 @@ internal sealed partial class GroupCommit(IAccountLedgerPort ledger, AccountTabl
                     if (operation.RequestId is { } id) inFlight.Remove((operation.GetType(), id));
                 }
             }
+        }
+    }
+
+    /// <summary>
+    /// A step that must see no write in flight and let none start until it ends (changing what batches are judged
+    /// against, such as the alert thresholds): it runs in arrival order between two batches, on the committed state.
+    /// </summary>
+    private async Task RunBetweenWrites(StepBetweenWrites step)
+    {
+        try
+        {
+            await ReloadIfNeeded();
+            await step.RunAsync(Committed);
+            step.Complete(Committed);
+        }
+        catch (Exception exception)
+        {
+            logger.LogError(exception, "{Step} on {AccountKind} account {AccountId} failed", step.Kind, table.Kind, accountId);
+            step.Fail(exception);
         }
     }
 
@@ -270,7 +296,9 @@ internal sealed partial class GroupCommit(IAccountLedgerPort ledger, AccountTabl
 
                 if (!committed)
                 {
-                    if (attempt >= MaxAttempts) throw new InvalidOperationException($"{table.Kind} account {accountId}: version conflict persisted after {attempt} attempts.");
+                    // Nothing of this batch was written, so it is safe to send again: a 503 naming the id, not a 500.
+                    if (attempt >= MaxAttempts)
+                        throw new BillingUnavailableException($"{table.Kind} account {accountId} was being written by another activation ({attempt} version conflicts in a row); nothing was done. Retry with the same id.");
                     // Another activation of this account wrote first (it happens during membership changes).
                     logger.LogWarning("Version conflict on {AccountKind} account {AccountId} at version {Version}; reloading", table.Kind, accountId, decided.Start.Version);
                     reloadNeeded = true;

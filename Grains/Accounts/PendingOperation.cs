@@ -151,3 +151,24 @@ internal abstract class PendingOperation<T> : PendingOperation
     /// <summary>The answer of a copy that arrived while this operation was queued or being written (same id).</summary>
     public virtual Task<T> CopyAnswer() => Task;
 }
+
+/// <summary>
+/// Not a ledger operation but a step the group commit runs alone, between two batches (<see cref="GroupCommit"/>):
+/// no batch is decided or written while it runs, and the ones queued after it are decided after it.
+/// </summary>
+internal sealed class StepBetweenWrites(string kind, Func<AccountState?, Task> run) : PendingOperation<bool>
+{
+    public override string Kind => kind;
+
+    public Task RunAsync(AccountState? committed) => run(committed);
+
+    public override void Decide(LedgerBatch batch) => throw new InvalidOperationException($"{kind} is not decided into a batch.");
+
+    public override void Refuse(BillingProblem problem) => Fail(new BillingUnavailableException(problem.Detail));
+
+    public override void Complete(AccountState? committed)
+    {
+        Result = true;
+        base.Complete(committed);
+    }
+}

@@ -47,8 +47,10 @@ public sealed partial class UsageGrain(UsageRecordStore usageRecords, TimeProvid
         // The error is the project's (its creator sees it): it names the project's amounts and the cost, never the
         // member's personal balance.
         var message = $"{byProject.Problem.Detail} The user's personal account could not cover it.";
-        return await Refuse(usage.UsageId, BillingScopes.Project, usage.ProjectId, priced, usage.InputTokens, usage.OutputTokens, message,
+        var refused = await Refuse(usage.UsageId, BillingScopes.Project, usage.ProjectId, priced, usage.InputTokens, usage.OutputTokens, message,
             SeedErrorDetails(usage.UserId, usage.ModelId, usage.InputTokens, usage.OutputTokens, priced, personal: false));
+        // Charged before after all (a retry): when the user paid, the project's zero-amount row may be what that call did not finish.
+        return refused.IsOk ? await WithFallbackMarker(project, refused, usage.ModelId) : refused;
     }
 
     public async Task<BillingResult<UsageReceipt>> RecordPersonalUsage(PersonalUsage usage)

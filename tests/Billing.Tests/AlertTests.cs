@@ -54,6 +54,39 @@ public sealed class AlertTests(ClusterFixture fixture) : BillingTestBase(fixture
     }
 
     [Fact]
+    public async Task ReviewDefect_A_usage_sent_during_a_threshold_change_is_judged_against_the_new_thresholds()
+    {
+        var model = await NewModel(1_000_000m, 0.0001m); // 1 input token costs exactly 1
+        var user = await NewUser(); // 10
+        Assert.True((await Alerts(AccountKind.User, user).SetAlerts([100m])).IsOk);
+
+        Task<BillingResult<AlertSettings>> change;
+        Task<BillingResult<UsageReceipt>> usage;
+        await using (var connection = Fixture.OpenDatabase())
+        {
+            // The change's save waits on the thresholds' row; a usage sent meanwhile must wait for the change, not
+            // commit judged against the old thresholds while the new ones are stored as applying from before it.
+            await using var transaction = await connection.BeginTransactionAsync();
+            await using (var lockRow = new NpgsqlCommand("SELECT 1 FROM account_alert WHERE scope_id = $1 FOR UPDATE", connection, transaction))
+            {
+                lockRow.Parameters.Add(new NpgsqlParameter { Value = user });
+                await lockRow.ExecuteNonQueryAsync();
+            }
+
+            change = Alerts(AccountKind.User, user).SetAlerts([5m]);
+            await Billing.Testing.LockWaits.UntilBlockedByAsync(Fixture.ConnectionString, connection);
+            usage = Usage.RecordPersonalUsage(new PersonalUsage(Guid.NewGuid(), user, model, 7, 0)); // 10 → 3: crosses 5
+            Assert.NotSame(usage, await Task.WhenAny(usage, Task.Delay(TimeSpan.FromMilliseconds(500))));
+            await transaction.RollbackAsync();
+        }
+
+        Assert.Equal([5m], (await change).Value!.Thresholds);
+        Assert.True((await usage).IsOk);
+        Assert.Equal([(BillingEventTypes.BalanceLow, 5m)], await Events(user));
+        Assert.Equal([5m], (await Alerts(AccountKind.User, user).GetAlerts()).Value!.Crossed);
+    }
+
+    [Fact]
     public async Task Thresholds_under_concurrent_usage_fire_exactly_once_per_crossing()
     {
         var model = await NewModel(1_000_000m, 0.0001m);

@@ -112,6 +112,29 @@ public sealed class DurabilityTests(ClusterFixture fixture) : BillingTestBase(fi
     }
 
     [Fact]
+    public async Task ReviewDefect_A_retried_project_usage_that_both_accounts_now_refuse_finishes_the_projects_fallback_row()
+    {
+        var model = await NewModel(1_000_000m, 0m); // 1 per input token
+        var project = await NewProject(balance: 0m);
+        var user = await NewUser(); // 10
+        var usageId = Guid.NewGuid();
+        // The first call: the user paid 6 for the project, and the call was lost before the project's zero-amount row.
+        var paid = await Grains.GetGrain<ITestChargerGrain>(0).Charge(AccountKind.User, user,
+            new AccountCharge(usageId, HistoryReasons.AiUsageUserFallback, 6m, "USD", model, 6, 0, project));
+        Assert.True(paid.IsOk, paid.Problem?.Detail);
+
+        // The retry: the user's new activation no longer remembers the receipt, and its 4 left cannot pay again.
+        await Fixture.Cluster.DeactivateAsync(Grains.GetGrain<IUserGrain>(user));
+        var retried = await Usage.RecordAiUsage(new AiUsage(usageId, project, user, model, 6, 0));
+
+        Assert.True(retried.IsOk, retried.Problem?.Detail);
+        Assert.Equal((PayingAccount.User, 4m), (retried.Value!.DeductedFrom, retried.Value.BalanceAfter));
+        var marker = Assert.Single(await History(AccountKind.Project, project), r => r.UsageId == usageId);
+        Assert.Equal((HistoryReasons.AiUsageUserFallback, 0m), (marker.Reason, marker.Amount));
+        Assert.Equal(0, await BillingErrorCount(project));
+    }
+
+    [Fact]
     public async Task ReviewDefect_A_retried_personal_usage_charged_before_answers_its_receipt_not_a_422_after_the_price_changed_currency()
     {
         var model = await NewModel(1_000_000m, 0.0001m);

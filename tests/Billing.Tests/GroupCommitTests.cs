@@ -174,13 +174,16 @@ public sealed class GroupCommitTests
     }
 
     [Fact]
-    public async Task A_conflict_that_persists_fails_as_a_fault_after_MaxAttempts()
+    public async Task ReviewDefect_A_conflict_that_persists_fails_as_retryable_unavailable_after_MaxAttempts_not_as_a_500()
     {
+        // Nothing was written, so the caller may retry with the same id: the gateway answers BillingUnavailableException
+        // with a 503 naming it; it answered the InvalidOperationException thrown before with a 500.
         var commits = NewGroupCommit();
         ledger.Answer = write => write.Conflict();
         var charge = thread.Run(() => commits.Submit(Charge(1m)));
 
-        await Assert.ThrowsAsync<InvalidOperationException>(() => charge);
+        var fault = await Assert.ThrowsAsync<BillingUnavailableException>(() => charge);
+        Assert.Contains("Retry with the same id", fault.Message);
         Assert.Equal(GroupCommit.MaxAttempts, ledger.Writes.Count);
         Assert.Equal(10m, ledger.Stored.Balance);
     }

@@ -252,6 +252,22 @@ public sealed class HoldExpiryTests(ClockClusterFixture fixture) : BillingTestBa
     }
 
     [Fact]
+    public async Task ReviewDefect_A_hold_captured_late_before_its_expiry_was_recorded_has_its_hold_expired_event()
+    {
+        var model = await NewModel(1_000_000m, 1_000_000m);
+        var user = await NewUser(); // 10
+        var hold = (await Place(user, model, 4, ttl: 30)).Value!;
+        Fixture.Clock.Advance(TimeSpan.FromSeconds(31));
+
+        // At once: the expiry queue calls the account on its next tick, up to a second later, so the capture records it.
+        var late = await Usage.CaptureHold(new HoldCapture(hold.HoldId, 0, 3));
+
+        Assert.True(late.IsOk && late.Value!.Late, late.Problem?.Detail);
+        Assert.Equal(1, await Scalar("SELECT count(*) FROM billing_event WHERE type = 'hold.expired' AND (data->>'holdId')::uuid = $1", hold.HoldId));
+        Assert.Equal((HoldStatus.Expired, true), ((await Usage.GetHold(hold.HoldId)).Value!.Status, (await Usage.GetHold(hold.HoldId)).Value!.Capture!.Late));
+    }
+
+    [Fact]
     public async Task A_late_capture_charges_the_pinned_payer_whole_or_is_refused_with_one_billing_error()
     {
         var model = await NewModel(1_000_000m, 1_000_000m);

@@ -17,7 +17,7 @@ internal static class HoldLoading
             // version) read later, while the version is unchanged, belong with this account.
             if (await holds.LoadActiveAsync(table, accountId, cancellationToken) is { } active && active.Version == account.Version)
                 return account with { Holds = active.Holds, HoldsVersion = active.HoldsVersion };
-            if (attempt >= MaxAttempts) throw new InvalidOperationException($"{table.Kind} account {accountId} kept changing while its holds were read.");
+            if (attempt >= MaxAttempts) throw new BillingUnavailableException($"{table.Kind} account {accountId} kept changing while its holds were read; nothing was done. Retry with the same id.");
         }
     }
 }

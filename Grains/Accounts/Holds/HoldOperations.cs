@@ -139,8 +139,15 @@ internal sealed class CaptureHoldOperation(HoldCapture capture, HoldView? stored
             return;
         }
 
+        if (receipt!.Late && hold.Status == HoldStatus.Active)
+        {
+            // Captured late before its expiry was recorded: this write records it, with the event the expiry would
+            // have written (every expired hold has one), at what the account had available then.
+            batch.Events.Add(Billing.Events.BillingEvents.HoldExpired(batch.State, HoldLedger.Available(batch.State, batch.Now), hold.HoldId, hold.Amount, batch.Now));
+        }
+
         batch.Append(row);
-        batch.Charges.Add(receipt!.ToUsageReceipt());
+        batch.Charges.Add(receipt.ToUsageReceipt());
         batch.ChangeHold(ended!, inserted: false);
         if (receipt.ShortfallErrorId is { } errorId)
         {
