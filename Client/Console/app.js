@@ -270,22 +270,45 @@
     return text; // goes into the JSON body as typed, digit for digit
   };
 
+  // A top-up whose outcome is unknown (no answer, or a 503) is sent again with the same creditId, so that submitting
+  // again credits it at most once; a new amount or account, an answer, or a refusal starts a new one.
+  let pendingTopUp = null;
+  const newCreditId = () => {
+    const b = crypto.getRandomValues(new Uint8Array(16)); // not randomUUID: it needs a secure context, and plain http is one only on loopback
+    b[6] = (b[6] & 0x0f) | 0x40; b[8] = (b[8] & 0x3f) | 0x80;
+    const h = [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
+    return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+  };
+
   $("topup-form").addEventListener("submit", (e) => {
     e.preventDefault();
     admin(async () => {
       needsAccount();
       const amount = decimal($("topup-amount").value.trim(), "The amount");
-      const account = await Api.post(`${accountPath()}/credits`, `{"amount":${amount},"reason":"top_up"}`);
+      const path = `${accountPath()}/credits`;
+      if (!pendingTopUp || pendingTopUp.path !== path || pendingTopUp.amount !== amount) pendingTopUp = { path, amount, creditId: newCreditId() };
+      let account;
+      try {
+        account = await Api.post(path, `{"amount":${amount},"reason":"top_up","creditId":"${pendingTopUp.creditId}"}`);
+      } catch (err) {
+        if (err.status === 0 || err.status === 503) throw new Error(`${err.message} Its outcome is unknown: submit again to retry it with the same creditId ${pendingTopUp.creditId}; it is credited at most once.`);
+        pendingTopUp = null;
+        throw err;
+      }
+      pendingTopUp = null;
       await loadAll();
       return `Topped up ${amount}: the balance is ${money(account.balance, account.currency)}.`;
     });
   });
 
+  $("plan-pro").addEventListener("change", () => { if (!$("plan-pro").checked) $("plan-quota").value = "0"; });
+
   $("plan-form").addEventListener("submit", (e) => {
     e.preventDefault();
     admin(async () => {
       needsAccount();
-      const quota = decimal($("plan-quota").value.trim() || "0", "The monthly quota");
+      // A quota applies to pro accounts only: going back to pay as you go sends 0, whatever the field still shows.
+      const quota = $("plan-pro").checked ? decimal($("plan-quota").value.trim() || "0", "The monthly quota") : "0";
       await Api.put(`${accountPath()}/plan`, `{"isPro":${$("plan-pro").checked},"monthlyQuota":${quota}}`);
       await loadAll();
       return "Plan changed.";

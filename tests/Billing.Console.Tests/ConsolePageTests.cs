@@ -201,6 +201,12 @@ public sealed class ConsolePageTests(ConsoleFixture fixture) : IAsyncLifetime
         await Expect(T(page, "plan")).ToContainTextAsync("pro, quota 50.00 USD");
         await Expect(T(page, "available")).ToHaveTextAsync(new System.Text.RegularExpressions.Regex("^(65\\.2500 USD|—)$"));
 
+        // Back to pay as you go, with the quota field still showing 50.00: the plan changes (a pro quota is not sent).
+        await page.UncheckAsync("#plan-pro");
+        await page.ClickAsync("#plan-submit");
+        await Expect(T(page, "plan")).ToHaveTextAsync("pay as you go");
+        await Expect(T(page, "admin-message")).ToContainTextAsync("Plan changed.");
+
         // A refusal of the API is shown as the API said it.
         await page.FillAsync("#price-model", Guid.NewGuid().ToString());
         await page.FillAsync("#price-input", "0");
@@ -209,6 +215,41 @@ public sealed class ConsolePageTests(ConsoleFixture fixture) : IAsyncLifetime
         await Expect(T(page, "admin-error")).ToContainTextAsync("400 ");
         await page.Locator("#admin").ScrollIntoViewIfNeededAsync();
         await ScreenshotAsync(page, "admin.png");
+    }
+
+    [Fact]
+    public async Task ReviewDefect_A_top_up_whose_answer_was_lost_is_credited_once_when_submitted_again()
+    {
+        var user = Guid.NewGuid();
+        await http.OkAsync(HttpMethod.Post, $"/v1/users/{user}/billing", Tokens.Service());
+        var page = await fixture.OpenConsoleAsync();
+        await SignInAsync(page, Tokens.Admin());
+        await LookUpAsync(page, "user", user);
+        await Expect(T(page, "balance")).ToHaveTextAsync("10.0000 USD");
+
+        // The first submit reaches the API and is credited, but the page gets a 503 instead of the answer.
+        var lost = 0;
+        await page.RouteAsync("**/credits", async route =>
+        {
+            var answer = await route.FetchAsync();
+            Assert.Equal(200, answer.Status);
+            Interlocked.Increment(ref lost);
+            await route.FulfillAsync(new() { Status = 503, ContentType = "application/problem+json", Body = "{\"title\":\"Service unavailable\",\"status\":503}" });
+        });
+        await page.FillAsync("#topup-amount", "5");
+        await page.ClickAsync("#topup-submit");
+        await Expect(T(page, "admin-error")).ToContainTextAsync("submit again");
+        Assert.Equal(1, lost);
+        await page.UnrouteAllAsync();
+
+        await page.ClickAsync("#topup-submit");
+        await Expect(T(page, "admin-message")).ToContainTextAsync("15.0000 USD");
+        var history = await http.OkAsync(HttpMethod.Get, $"/v1/users/{user}/history", Tokens.Service());
+        Assert.Equal(2, history.GetProperty("items").GetArrayLength()); // the signup credit and one top-up
+
+        // A new top-up afterwards is a new credit.
+        await page.ClickAsync("#topup-submit");
+        await Expect(T(page, "admin-message")).ToContainTextAsync("20.0000 USD");
     }
 
     [Fact]
