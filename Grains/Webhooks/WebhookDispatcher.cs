@@ -13,9 +13,10 @@ using Polly;
 namespace Billing.Webhooks;
 
 /// <summary>
-/// Delivers the outbox to webhook endpoints, at least once (E2), from every billing silo at the same time: each
-/// round fans new events out into deliveries, claims due ones (a lease), POSTs them signed the Standard Webhooks way,
-/// and records each outcome: delivered, retried on the schedule, given up, or the endpoint disabled on 410.
+/// Delivers the outbox to webhook endpoints, at least once (E2), from every billing silo at the same time: it fans new
+/// events out into deliveries, claims due ones (a lease) whenever a send slot is free, a few per endpoint at most,
+/// POSTs them signed the Standard Webhooks way, and records each outcome: delivered, retried on the schedule, given
+/// up, or the endpoint disabled on 410. An endpoint that never answers holds only its own slots, never the others'.
 /// The retry schedule is durable (rows), not in memory: a silo that dies loses no event, its claims pass to another
 /// silo when their lease runs out, and the receiver dedupes by <c>webhook-id</c>.
 /// </summary>
@@ -32,60 +33,91 @@ public sealed partial class WebhookDispatcher(
     {
         var settings = options.Value;
         if (!settings.Dispatch) return;
+        var lastFanOut = Stopwatch.GetTimestamp() - (long)(settings.PollInterval.TotalSeconds * Stopwatch.Frequency);
         var lastBacklog = Stopwatch.GetTimestamp() - (long)(BacklogEvery.TotalSeconds * Stopwatch.Frequency);
         var failuresInARow = 0;
-        while (!stoppingToken.IsCancellationRequested)
+
+        // The sends in flight, each with its delivery; only this loop reads or changes it. Slots are claimed again as
+        // soon as sends end, not once a whole batch has: a send waiting out the timeout holds back no other.
+        var sending = new Dictionary<Task, ClaimedDelivery>();
+        try
         {
-            var claimed = 0;
-            try
+            while (!stoppingToken.IsCancellationRequested)
             {
-                while (await store.FanOutAsync(500, stoppingToken) == 500)
-                {
-                }
-
-                var deliveries = await store.ClaimAsync(claimant, settings.Lease, settings.BatchSize, stoppingToken);
-                claimed = deliveries.Count;
-                await Task.WhenAll(deliveries.Select(d => DeliverAsync(d, settings, stoppingToken)));
-                if (Stopwatch.GetElapsedTime(lastBacklog) >= BacklogEvery)
-                {
-                    EventMetrics.SetBacklog(await store.BacklogAsync(stoppingToken));
-                    lastBacklog = Stopwatch.GetTimestamp();
-                }
-
-                failuresInARow = 0;
-            }
-            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
-            {
-                return;
-            }
-            catch (Exception exception)
-            {
-                // The database unreachable, the schema not applied yet: try again next round (quietly at first).
-                if (++failuresInARow > 3) LogRoundFailed(logger, exception, failuresInARow);
-            }
-
-            if (claimed < settings.BatchSize)
-            {
+                var slotsFilled = false;
                 try
                 {
-                    await Task.Delay(settings.PollInterval, stoppingToken);
+                    // Every poll interval, not at every send's end: new events wait for it as they did for a round.
+                    if (Stopwatch.GetElapsedTime(lastFanOut) >= settings.PollInterval)
+                    {
+                        while (await store.FanOutAsync(500, stoppingToken) == 500)
+                        {
+                        }
+
+                        lastFanOut = Stopwatch.GetTimestamp();
+                    }
+
+                    var free = settings.BatchSize - sending.Count;
+                    if (free > 0)
+                    {
+                        var endpoints = sending.Values.Select(d => d.EndpointId).ToArray();
+                        var deliveries = await store.ClaimAsync(claimant, settings.Lease, free, settings.MaxInFlightPerEndpoint, endpoints, stoppingToken);
+                        foreach (var delivery in deliveries) sending.Add(DeliverAsync(delivery, settings, stoppingToken), delivery);
+                        slotsFilled = deliveries.Count == free;
+                    }
+
+                    if (Stopwatch.GetElapsedTime(lastBacklog) >= BacklogEvery)
+                    {
+                        EventMetrics.SetBacklog(await store.BacklogAsync(stoppingToken));
+                        lastBacklog = Stopwatch.GetTimestamp();
+                    }
+
+                    failuresInARow = 0;
                 }
-                catch (OperationCanceledException)
+                catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
                 {
                     return;
                 }
+                catch (Exception exception)
+                {
+                    // The database unreachable, the schema not applied yet: try again next poll (quietly at first).
+                    if (++failuresInARow > 3) LogRoundFailed(logger, exception, failuresInARow);
+                }
+
+                // More may be due when every free slot was filled; otherwise a send's end frees a slot (and its
+                // endpoint's share), and the poll interval brings new events and due retries.
+                if (!slotsFilled) await SendEndsOrPollAsync(sending.Keys, settings.PollInterval, stoppingToken);
+                foreach (var (send, delivery) in sending.Where(s => s.Key.IsCompleted).ToArray())
+                {
+                    sending.Remove(send);
+                    if (send.Exception is { } exception) LogOutcomeNotRecorded(logger, exception, delivery.EventId, delivery.EndpointId);
+                }
             }
         }
+        finally
+        {
+            // Stopping cancels the sends (they end cancelled); an outcome not recorded is attempted again after its lease.
+            await Task.WhenAll(sending.Keys).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        }
+    }
+
+    /// <summary>Waits until a send ends or <paramref name="pollInterval"/> passes (or the silo stops).</summary>
+    private static async Task SendEndsOrPollAsync(IEnumerable<Task> sends, TimeSpan pollInterval, CancellationToken stoppingToken)
+    {
+        using var poll = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
+        poll.CancelAfter(pollInterval);
+        await Task.WhenAny(sends.Append(Task.Delay(Timeout.Infinite, poll.Token)));
+        await poll.CancelAsync(); // ends the wait's timer task when a send ended first
     }
 
     private async Task DeliverAsync(ClaimedDelivery delivery, WebhookOptions settings, CancellationToken stoppingToken)
     {
-        var body = Body(delivery);
         var timestamp = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
         int? status = null;
         string? error = null;
         try
         {
+            var body = Body(delivery);
             using var request = new HttpRequestMessage(HttpMethod.Post, delivery.Url)
             {
                 Content = new StringContent(body, Encoding.UTF8, "application/json"),
@@ -143,7 +175,7 @@ public sealed partial class WebhookDispatcher(
         return Encoding.UTF8.GetString(buffer.ToArray());
     }
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Webhook dispatch round failed ({FailuresInARow} in a row); retrying")]
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Webhook fan-out or claim failed ({FailuresInARow} in a row); retrying")]
     private static partial void LogRoundFailed(ILogger logger, Exception exception, int failuresInARow);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Webhook endpoint {EndpointId} ({Url}) answered 410 Gone: disabled")]

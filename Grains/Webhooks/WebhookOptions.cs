@@ -27,8 +27,14 @@ public sealed class WebhookOptions
     /// <summary>How often an idle dispatcher looks for new events and due retries.</summary>
     public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(1);
 
-    /// <summary>Deliveries one dispatcher claims (and sends concurrently) at a time.</summary>
+    /// <summary>Deliveries one dispatcher sends at once at most; it claims more as sends end.</summary>
     public int BatchSize { get; set; } = 32;
+
+    /// <summary>
+    /// Of those, at most this many to one endpoint: an endpoint that never answers holds this many sends for the
+    /// timeout, never the dispatcher's every one.
+    /// </summary>
+    public int MaxInFlightPerEndpoint { get; set; } = 4;
 
     public IReadOnlyList<TimeSpan> EffectiveRetrySchedule => RetrySchedule.Length > 0 ? RetrySchedule : DefaultRetrySchedule;
 }

@@ -85,18 +85,37 @@ public sealed class WebhookStore(NpgsqlDataSource dataSource)
     }
 
     /// <summary>
-    /// Claims up to <paramref name="limit"/> due deliveries of enabled endpoints for <paramref name="lease"/>: rows another
-    /// silo is claiming right now are skipped, rows whose lease ran out (a silo that died) are taken again.
+    /// Claims up to <paramref name="limit"/> due deliveries of enabled endpoints for <paramref name="lease"/>, oldest
+    /// first, but at most <paramref name="perEndpoint"/> in flight per endpoint counting the claimant's
+    /// <paramref name="sending"/> (one entry per send in flight, by endpoint): an endpoint that never answers keeps only
+    /// its own slots busy. Rows another silo is claiming right now are skipped, rows whose lease ran out (a silo that
+    /// died) are taken again.
     /// </summary>
-    public async Task<List<ClaimedDelivery>> ClaimAsync(string claimant, TimeSpan lease, int limit, CancellationToken cancellationToken = default)
+    public async Task<List<ClaimedDelivery>> ClaimAsync(string claimant, TimeSpan lease, int limit, int perEndpoint, IReadOnlyCollection<Guid> sending,
+        CancellationToken cancellationToken = default)
     {
+        // Each endpoint's oldest due rows through webhook_delivery_endpoint_due_idx (migration 0017): the work is per
+        // endpoint, not per due row, however many an unanswering endpoint has piled up.
         await using var command = dataSource.CreateCommand("""
-            WITH due AS (
+            WITH in_flight AS (
+                SELECT endpoint_id, count(*)::int AS sends FROM unnest($4::uuid[]) AS s(endpoint_id) GROUP BY endpoint_id),
+            candidate AS (
+                SELECT c.endpoint_id, c.event_id, c.next_attempt_at
+                FROM webhook_endpoint w
+                LEFT JOIN in_flight f ON f.endpoint_id = w.id
+                CROSS JOIN LATERAL (
+                    SELECT d.endpoint_id, d.event_id, d.next_attempt_at FROM webhook_delivery d
+                    WHERE d.endpoint_id = w.id AND d.status = 'pending' AND d.next_attempt_at <= now()
+                      AND (d.claimed_until IS NULL OR d.claimed_until < now())
+                    ORDER BY d.next_attempt_at
+                    LIMIT greatest($5 - coalesce(f.sends, 0), 0)) c
+                WHERE w.enabled
+                ORDER BY c.next_attempt_at
+                LIMIT $1),
+            due AS (
                 SELECT d.endpoint_id, d.event_id FROM webhook_delivery d
-                JOIN webhook_endpoint w ON w.id = d.endpoint_id AND w.enabled
-                WHERE d.status = 'pending' AND d.next_attempt_at <= now() AND (d.claimed_until IS NULL OR d.claimed_until < now())
-                ORDER BY d.next_attempt_at
-                LIMIT $1
+                JOIN candidate c ON c.endpoint_id = d.endpoint_id AND c.event_id = d.event_id
+                WHERE d.status = 'pending' AND (d.claimed_until IS NULL OR d.claimed_until < now())
                 FOR UPDATE OF d SKIP LOCKED)
             UPDATE webhook_delivery d
             SET claimed_by = $2, claimed_until = now() + make_interval(secs => $3), attempts = d.attempts + 1
@@ -107,6 +126,8 @@ public sealed class WebhookStore(NpgsqlDataSource dataSource)
         command.Parameters.Add(new NpgsqlParameter<int> { TypedValue = limit });
         command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = claimant });
         command.Parameters.Add(new NpgsqlParameter<double> { TypedValue = lease.TotalSeconds });
+        command.Parameters.Add(new NpgsqlParameter<Guid[]> { TypedValue = sending.ToArray() });
+        command.Parameters.Add(new NpgsqlParameter<int> { TypedValue = perEndpoint });
         var claimed = new List<ClaimedDelivery>();
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         while (await reader.ReadAsync(cancellationToken))

@@ -160,6 +160,56 @@ public sealed class WebhooksTests(WebhooksFixture fixture) : IClassFixture<Webho
     }
 
     [Fact]
+    public async Task ReviewDefect_A_receiver_that_never_answers_does_not_hold_back_deliveries_to_other_endpoints()
+    {
+        // Endpoint A accepts the connection and never answers (each attempt lasts the fixture's 5 s timeout); B is healthy.
+        var hanging = await RegisterAsync($"/hang/{Guid.NewGuid():N}", "billing_error.created");
+        var healthyPath = $"/ok/{Guid.NewGuid():N}";
+        var healthy = await RegisterAsync(healthyPath, "billing_error.created");
+        try
+        {
+            var user = await NewUserAsync(http);
+            var model = await NewDollarPerTokenModelAsync(http);
+            const int refusals = 100;
+            var started = DateTime.UtcNow;
+            for (var i = 0; i < refusals; i++)
+            {
+                (await http.PostAsync($"/v1/users/{user}/usage", Tokens.Service(), Json(new { modelId = model, inputTokens = 50, outputTokens = 0 })))
+                    .ShouldBe(HttpStatusCode.PaymentRequired);
+            }
+
+            // Each refusal is one billing_error.created; both endpoints have a delivery of each.
+            var events = await http.GetAsync($"/v1/events?scope=user&scopeId={user}&type=billing_error.created&limit=500", Tokens.Service());
+            events.ShouldBe(HttpStatusCode.OK);
+            var expected = events.Json.GetProperty("items").EnumerateArray().Select(e => e.GetProperty("id").GetString()!).ToHashSet();
+            Assert.Equal(refusals, expected.Count);
+
+            var within = TimeSpan.FromSeconds(20);
+            string[] delivered;
+            do
+            {
+                delivered = receiver.To(healthyPath).Where(r => r.Answered == 204).Select(r => r.Id).Where(expected.Contains).Distinct().ToArray();
+                if (delivered.Length == refusals) break;
+                await Task.Delay(100);
+            }
+            while (DateTime.UtcNow - started < within);
+
+            Assert.True(delivered.Length == refusals,
+                $"the healthy endpoint received {delivered.Length} of {refusals} events within {within.TotalSeconds:0} s of the first refusal, held back by the endpoint that never answers");
+            await Task.Delay(TimeSpan.FromSeconds(1)); // a second copy of any of them would have arrived by now
+            var copies = receiver.To(healthyPath).GroupBy(r => r.Id).Where(g => g.Count() > 1).Select(g => g.Key).ToArray();
+            Assert.True(copies.Length == 0, $"{copies.Length} events reached the healthy endpoint more than once: {string.Join(", ", copies.Take(5))}");
+            Assert.Equal(refusals, receiver.To(healthyPath).Count());
+        }
+        finally
+        {
+            // The hanging endpoint's retries would only slow this class's other tests.
+            await http.SendAsync(HttpMethod.Delete, $"/v1/webhooks/{hanging}", Tokens.Admin());
+            await http.SendAsync(HttpMethod.Delete, $"/v1/webhooks/{healthy}", Tokens.Admin());
+        }
+    }
+
+    [Fact]
     public async Task Alerts_and_events_routes_check_their_input_and_roles()
     {
         var (project, creator) = await NewProjectAsync(http);

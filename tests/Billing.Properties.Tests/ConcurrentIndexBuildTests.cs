@@ -10,15 +10,16 @@ namespace Billing.Properties.Tests;
 public sealed class ConcurrentIndexBuildTests
 {
     [Fact]
-    public void Only_the_open_errors_index_of_the_shipped_schema_is_built_outside_a_transaction()
+    public void Only_the_open_errors_and_due_webhook_deliveries_indexes_of_the_shipped_schema_are_built_outside_a_transaction()
     {
         var builds = Directory.GetFiles(Path.Combine(SqlParameterisationTests.RepoRoot(), "sql", "billing"), "*.sql").Order()
             .Select(path => ConcurrentIndexBuild.Of(Path.GetFileName(path), File.ReadAllText(path)))
             .OfType<ConcurrentIndexBuild>()
             .ToList();
 
-        var build = Assert.Single(builds);
-        Assert.Equal(("0016_open_billing_errors_index.sql", "billing_error_open_idx"), (build.File, build.Index));
+        Assert.Equal(
+            [("0016_open_billing_errors_index.sql", "billing_error_open_idx"), ("0017_webhook_deliveries_due_per_endpoint_index.sql", "webhook_delivery_endpoint_due_idx")],
+            builds.Select(build => (build.File, build.Index)).ToArray());
     }
 
     [Theory]

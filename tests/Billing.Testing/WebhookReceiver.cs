@@ -14,7 +14,8 @@ public sealed record ReceivedWebhook(string Path, string Id, long Timestamp, str
 
 /// <summary>
 /// A real webhook receiver on Kestrel (a free loopback port). Each path is one endpoint: <c>/ok/{name}</c> accepts,
-/// <c>/flaky/{n}/{name}</c> answers 500 to the first n attempts of each webhook-id, <c>/gone/{name}</c> answers 410.
+/// <c>/flaky/{n}/{name}</c> answers 500 to the first n attempts of each webhook-id, <c>/gone/{name}</c> answers 410,
+/// <c>/hang/{name}</c> accepts the request and never answers (until the sender gives up or the receiver stops).
 /// Every request's signature is verified the Standard Webhooks way with the secret registered for the path.
 /// </summary>
 public sealed class WebhookReceiver : IAsyncDisposable
@@ -60,6 +61,20 @@ public sealed class WebhookReceiver : IAsyncDisposable
     private async Task<IResult> Receive(HttpContext context)
     {
         var path = context.Request.Path.Value!;
+        if (path.StartsWith("/hang/", StringComparison.Ordinal))
+        {
+            using var stop = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, app.Lifetime.ApplicationStopping);
+            try
+            {
+                await Task.Delay(Timeout.Infinite, stop.Token);
+            }
+            catch (OperationCanceledException)
+            {
+            }
+
+            return Results.Empty;
+        }
+
         using var reader = new StreamReader(context.Request.Body, Encoding.UTF8);
         var body = await reader.ReadToEndAsync();
         var id = context.Request.Headers["webhook-id"].ToString();
