@@ -291,7 +291,7 @@
       try {
         account = await Api.post(path, `{"amount":${amount},"reason":"top_up","creditId":"${pendingTopUp.creditId}"}`);
       } catch (err) {
-        if (err.status === 0 || err.status === 503) throw new Error(`${err.message} Its outcome is unknown: submit again to retry it with the same creditId ${pendingTopUp.creditId}; it is credited at most once.`);
+        if ([0, 502, 503, 504].includes(err.status)) throw new Error(`${err.message} Its outcome is unknown: submit again to retry it with the same creditId ${pendingTopUp.creditId}; it is credited at most once.`);
         pendingTopUp = null;
         throw err;
       }

@@ -91,6 +91,8 @@ internal sealed partial class GatewayExceptionHandler(IProblemDetailsService pro
             // JsonException messages name the path and position only, never our internals.
             JsonException json when json.Message.StartsWith("The JSON value could not be converted", StringComparison.Ordinal) =>
                 $"The value at {json.Path ?? "$"} has the wrong type or format for that field (ids are UUID strings, money and token counts are JSON numbers, token counts are whole numbers).",
+            JsonException json when UnmappedMember().Match(json.Message) is { Success: true } member =>
+                $"The request body has a member this route does not take: '{member.Groups[1].Value}' (members are camelCase, as API.md names them; nothing was done).",
             JsonException json => $"The request body is not valid JSON for this route: {json.Message}",
             _ => bad.Message,
         };
@@ -121,4 +123,8 @@ internal sealed partial class GatewayExceptionHandler(IProblemDetailsService pro
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Unexpected fault handling {Method} {Path} ({IdMember} {OperationId})")]
     private static partial void LogFault(ILogger logger, Exception exception, string method, PathString path, string? idMember, Guid? operationId);
+
+    // System.Text.Json's message for JsonUnmappedMemberHandling.Disallow; it also names our type, which is not shown.
+    [System.Text.RegularExpressions.GeneratedRegex("^The JSON property '(.*)' could not be mapped to any \\.NET member")]
+    private static partial System.Text.RegularExpressions.Regex UnmappedMember();
 }

@@ -79,6 +79,9 @@ public static class ServerDefaults
         options.AllowTrailingCommas = false;
         options.ReadCommentHandling = JsonCommentHandling.Disallow;
         options.AllowDuplicateProperties = false;
+        // A member the route does not take is refused, not ignored: a misspelt id ("credit_id") would otherwise be
+        // dropped, a new id generated, and a retry applied twice.
+        options.UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow;
         options.Converters.Add(new JsonStringEnumConverter(JsonNamingPolicy.CamelCase, allowIntegerValues: false));
         options.TypeInfoResolverChain.Insert(0, Contracts.UsageJsonContext.Default);
     }

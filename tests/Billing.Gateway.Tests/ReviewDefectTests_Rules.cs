@@ -37,6 +37,31 @@ public sealed class ReviewDefectTests_Rules(GatewayFixture fixture)
     }
 
     [Fact]
+    public async Task ReviewDefect_A_member_a_route_does_not_take_is_a_400_and_changes_nothing_so_a_misspelt_id_cannot_credit_twice()
+    {
+        var user = await NewUserAsync(http);
+        var (project, member) = await NewProjectAsync(http);
+        var model = await NewDollarPerTokenModelAsync(http);
+        var id = Guid.NewGuid();
+
+        // Sent twice each, as a client retrying would: with the id ignored, each copy was a new top-up or usage.
+        var answers = new List<ApiResponse>();
+        for (var copy = 0; copy < 2; copy++)
+        {
+            answers.Add(await http.PostAsync($"/v1/users/{user}/credits", Tokens.Admin(), $"{{\"amount\":5,\"credit_id\":\"{id}\"}}"));
+            answers.Add(await http.PostAsync("/v1/usage", Tokens.Service(),
+                $"{{\"usage_id\":\"{id}\",\"projectId\":\"{project}\",\"userId\":\"{member}\",\"modelId\":\"{model}\",\"inputTokens\":1,\"outputTokens\":0}}"));
+        }
+
+        Assert.All(answers, a => a.ShouldBe(HttpStatusCode.BadRequest));
+        Assert.Contains("'credit_id'", answers[0].Json.GetProperty("detail").GetString());
+        Assert.Contains("'usage_id'", answers[1].Json.GetProperty("detail").GetString());
+        Assert.DoesNotContain("Billing.", answers[0].Json.GetProperty("detail").GetString()); // no type names of ours
+        Assert.Equal(10.0000m, await BalanceAsync(http, "users", user));
+        Assert.Equal(20.0000m, await BalanceAsync(http, "projects", project));
+    }
+
+    [Fact]
     public async Task ReviewDefect04_The402OfAProjectDoesNotShowTheMembersPersonalBalance()
     {
         var (project, user) = await NewProjectAsync(http); // project 20.0000, user 10.0000
