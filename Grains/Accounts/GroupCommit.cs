@@ -197,7 +197,10 @@ internal sealed partial class GroupCommit(IAccountLedgerPort ledger, AccountTabl
         }
         catch (Exception exception)
         {
+            // Its outcome may be unknown (a save whose answer was lost): reload before the next decision, so the
+            // account judges its writes against what is stored.
             logger.LogError(exception, "{Step} on {AccountKind} account {AccountId} failed", step.Kind, table.Kind, accountId);
+            reloadNeeded = true;
             step.Fail(exception);
         }
     }

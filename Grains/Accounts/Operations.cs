@@ -69,6 +69,13 @@ internal sealed class CreditOperation(AccountCredit credit) : PendingOperation<B
 
     public override void Decide(LedgerBatch batch)
     {
+        // A grant's id names its history row when it counts (a scheduled one later): a top-up cannot take it.
+        if (Credit.CreditId is { } creditId && batch.State.Grants.Any(g => g.GrantId == creditId))
+        {
+            Result = BillingResult<AccountView>.Fail(BillingStatus.InvalidInput, $"creditId {creditId} is the id of a grant of this account; a top-up needs an id of its own.");
+            return;
+        }
+
         var (row, problem) = AccountLedger.Credit(batch.State, Credit, batch.Now);
         if (row is null)
         {

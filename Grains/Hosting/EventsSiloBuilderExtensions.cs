@@ -12,7 +12,9 @@ public static class EventsSiloBuilderExtensions
     {
         silo.Services.AddSingleton<EventStore>();
         silo.Services.AddSingleton<WebhookStore>();
-        silo.Services.AddOptions<WebhookOptions>().Bind(silo.Configuration.GetSection(WebhookOptions.Section));
+        silo.Services.AddOptions<WebhookOptions>().Bind(silo.Configuration.GetSection(WebhookOptions.Section))
+            .Validate(o => o.BatchSize >= 1 && o.MaxInFlightPerEndpoint >= 1, $"{WebhookOptions.Section}: BatchSize and MaxInFlightPerEndpoint must be at least 1 (0 would send nothing).")
+            .ValidateOnStart();
         silo.Services.AddWebhookDispatcher();
         return silo;
     }

@@ -31,10 +31,10 @@ public sealed class WebhookOptions
     public int BatchSize { get; set; } = 32;
 
     /// <summary>
-    /// Of those, at most this many to one endpoint: an endpoint that never answers holds this many sends for the
-    /// timeout, never the dispatcher's every one.
+    /// Of those, at most this many to one endpoint (per silo): an endpoint that never answers holds this many sends for
+    /// the timeout, never the dispatcher's every one; half the batch by default, so one receiver alone still gets 16 at once.
     /// </summary>
-    public int MaxInFlightPerEndpoint { get; set; } = 4;
+    public int MaxInFlightPerEndpoint { get; set; } = 16;
 
     public IReadOnlyList<TimeSpan> EffectiveRetrySchedule => RetrySchedule.Length > 0 ? RetrySchedule : DefaultRetrySchedule;
 }

@@ -108,15 +108,14 @@ public sealed class WebhookStore(NpgsqlDataSource dataSource)
                     WHERE d.endpoint_id = w.id AND d.status = 'pending' AND d.next_attempt_at <= now()
                       AND (d.claimed_until IS NULL OR d.claimed_until < now())
                     ORDER BY d.next_attempt_at
-                    LIMIT greatest($5 - coalesce(f.sends, 0), 0)) c
+                    LIMIT greatest($5 - coalesce(f.sends, 0), 0)
+                    -- Locked here, under each endpoint's limit: rows another silo is claiming are passed over for the
+                    -- next ones, not counted against this claim (the conditions are checked again on the locked row).
+                    FOR UPDATE OF d SKIP LOCKED) c
                 WHERE w.enabled
                 ORDER BY c.next_attempt_at
                 LIMIT $1),
-            due AS (
-                SELECT d.endpoint_id, d.event_id FROM webhook_delivery d
-                JOIN candidate c ON c.endpoint_id = d.endpoint_id AND c.event_id = d.event_id
-                WHERE d.status = 'pending' AND (d.claimed_until IS NULL OR d.claimed_until < now())
-                FOR UPDATE OF d SKIP LOCKED)
+            due AS (SELECT endpoint_id, event_id FROM candidate)
             UPDATE webhook_delivery d
             SET claimed_by = $2, claimed_until = now() + make_interval(secs => $3), attempts = d.attempts + 1
             FROM due, webhook_endpoint w, billing_event e

@@ -258,6 +258,18 @@ public sealed class GrantTests(GrantClusterFixture fixture) : BillingTestBase(fi
         Assert.True((await account.Credit(new AccountCredit(3m, HistoryReasons.TopUp, creditId))).IsOk);
         Assert.False((await account.Grant(new GrantInput(grant, 5m, GrantCategory.Paid, 50, null, null, null))).Value!.Created);
         Assert.Equal(18m, await StoredBalance(user));
+
+        // The same with a grant scheduled for later, which has no history row until it counts: refused now, and the
+        // account's writes go on when it comes due.
+        var scheduled = await Grant(user, 2m, GrantCategory.Paid, effectiveAt: Now.AddHours(1));
+        var topUpWithTheScheduledGrantsId = await account.Credit(new AccountCredit(1m, HistoryReasons.TopUp, scheduled));
+        var scheduledWithTheTopUpsId = await account.Grant(new GrantInput(creditId, 4m, GrantCategory.Paid, 50, Now.AddHours(1), null, null));
+        Assert.Equal(BillingStatus.InvalidInput, topUpWithTheScheduledGrantsId.Problem?.Status);
+        Assert.Equal(BillingStatus.InvalidInput, scheduledWithTheTopUpsId.Problem?.Status);
+        Fixture.Clock.Advance(TimeSpan.FromHours(2));
+        await Eventually(async () => await StoredBalance(user) == 20m);
+        Assert.True((await account.Credit(new AccountCredit(1m, HistoryReasons.TopUp, Guid.NewGuid()))).IsOk);
+        Assert.Equal(21m, await StoredBalance(user));
     }
 
     [Fact]

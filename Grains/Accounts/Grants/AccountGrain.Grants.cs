@@ -22,6 +22,12 @@ public abstract partial class AccountGrain
         }
 
         if (State is null) return NotFound<GrantIssued>();
+        // A grant for later writes its history row (credit id = grant id) only when it comes due, where a top-up's
+        // credit id taken meanwhile would fail every write of the account: refused now instead. (A grant in effect now
+        // meets the same id in its own statement, settled in StoredAccountLedger.)
+        if (grant.EffectiveAt > Clock.GetDatabaseNow()
+            && (await Ledger.CreditIdReasonsAsync(Table, AccountId, [grant.GrantId])).TryGetValue(grant.GrantId, out var reason) && reason != GrantReasons.GrantCredit)
+            return Invalid<GrantIssued>($"grantId {grant.GrantId} is the creditId of a top-up of this account; a grant needs an id of its own.");
         return await TopUp(new GrantOperation(grant));
     }
 
