@@ -25,6 +25,8 @@ public enum BillingStatus
     HoldConflict = 11,
     /// <summary>No account has a grant with this id.</summary>
     GrantNotFound = 12,
+    /// <summary>The webhook endpoint id was created with another url or other events.</summary>
+    WebhookConflict = 13,
 }
 
 /// <summary>

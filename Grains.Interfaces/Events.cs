@@ -58,8 +58,13 @@ public interface IBillingEventsGrain : IGrainWithIntegerKey
     Task<BillingResult<BillingEventPage>> List(BillingEventQuery query);
 }
 
+/// <summary>An endpoint to create; <see cref="Id"/> makes the creation idempotent (the same id again answers that endpoint).</summary>
 [GenerateSerializer, Immutable, Alias("Billing.WebhookEndpointInput")]
-public sealed record WebhookEndpointInput(string Url, string[] Events);
+public sealed record WebhookEndpointInput(string Url, string[] Events, Guid? Id = null);
+
+/// <summary>The endpoint a creation answers with, and whether this call created it (false: its id was created before, with the same url and events).</summary>
+[GenerateSerializer, Immutable, Alias("Billing.WebhookEndpointCreated")]
+public sealed record WebhookEndpointCreated(WebhookEndpointView Endpoint, bool Created);
 
 /// <summary>A webhook endpoint; <see cref="Secret"/> only in the answer that created it.</summary>
 [GenerateSerializer, Immutable, Alias("Billing.WebhookEndpointView")]
@@ -74,6 +79,13 @@ public interface IWebhooksGrain : IGrainWithIntegerKey
 {
     [Alias("Create")]
     Task<BillingResult<WebhookEndpointView>> Create(WebhookEndpointInput input);
+
+    /// <summary>
+    /// As <see cref="Create"/>, idempotent by <see cref="WebhookEndpointInput.Id"/>: the same id with the same url and
+    /// events answers the endpoint, with its secret (the caller whose answer was lost needs it); with others, a conflict.
+    /// </summary>
+    [Alias("CreateOnce")]
+    Task<BillingResult<WebhookEndpointCreated>> CreateOnce(WebhookEndpointInput input);
 
     [Alias("List")]
     Task<WebhookEndpointList> List();

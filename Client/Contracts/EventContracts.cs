@@ -10,7 +10,7 @@ public sealed record AlertsResponse(decimal[] Thresholds, decimal[] Crossed)
     public static AlertsResponse From(AlertSettings s) => new(s.Thresholds, s.Crossed);
 }
 
-public sealed record WebhookRequest(string? Url, string[]? Events);
+public sealed record WebhookRequest(string? Url, string[]? Events, Guid? Id = null);
 
 public sealed record WebhookResponse(
     Guid Id,

@@ -12,7 +12,7 @@ internal static class ApiProblems
         BillingStatus.AccountNotFound or BillingStatus.BillingErrorNotFound or BillingStatus.GrantNotFound => StatusCodes.Status404NotFound,
         BillingStatus.NoPriceInEffect or BillingStatus.CurrencyMismatch => StatusCodes.Status422UnprocessableEntity,
         BillingStatus.InsufficientBalance => StatusCodes.Status402PaymentRequired,
-        BillingStatus.CreatorConflict or BillingStatus.HoldConflict => StatusCodes.Status409Conflict,
+        BillingStatus.CreatorConflict or BillingStatus.HoldConflict or BillingStatus.WebhookConflict => StatusCodes.Status409Conflict,
         BillingStatus.HoldNotFound => StatusCodes.Status404NotFound,
         BillingStatus.Overloaded => StatusCodes.Status503ServiceUnavailable,
         _ => StatusCodes.Status500InternalServerError,
@@ -30,6 +30,7 @@ internal static class ApiProblems
         BillingStatus.HoldNotFound => "Hold not found",
         BillingStatus.HoldConflict => "Hold conflict",
         BillingStatus.GrantNotFound => "Grant not found",
+        BillingStatus.WebhookConflict => "Webhook conflict",
         BillingStatus.Overloaded => "Billing is overloaded",
         _ => "Billing refused the request",
     };
@@ -46,6 +47,7 @@ internal static class ApiProblems
         BillingStatus.HoldNotFound => "hold_not_found",
         BillingStatus.HoldConflict => "hold_conflict",
         BillingStatus.GrantNotFound => "grant_not_found",
+        BillingStatus.WebhookConflict => "webhook_conflict",
         BillingStatus.Overloaded => "overloaded",
         _ => "billing_refused",
     };

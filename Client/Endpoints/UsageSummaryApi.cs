@@ -7,7 +7,7 @@ using Microsoft.AspNetCore.Http.HttpResults;
 namespace Billing.Client.Endpoints;
 
 /// <summary>The usage summary: what one account spent per UTC hour or day (and model), read from its usage history rows.</summary>
-public static class UsageSummaryApi
+public static partial class UsageSummaryApi
 {
     /// <summary>The default range when neither from nor to is given (API.md: the last 30 days); hourly summaries default to 48 hours.</summary>
     private static readonly TimeSpan DefaultDays = TimeSpan.FromDays(30);
@@ -60,7 +60,9 @@ public static class UsageSummaryApi
         problem = null!;
         value = null;
         if (string.IsNullOrEmpty(raw)) return true;
-        if (DateTimeOffset.TryParse(raw, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out var parsed)
+        // The shape first: DateTimeOffset.TryParse alone also takes "11/01/2026" or "Nov 1" and reads them its own way.
+        if (IsoInstant().IsMatch(raw)
+            && DateTimeOffset.TryParse(raw, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out var parsed)
             && parsed.Year is > 1 and < 9999)
         {
             value = parsed.ToUniversalTime();
@@ -76,6 +78,10 @@ public static class UsageSummaryApi
         var ticks = now.UtcTicks - now.UtcTicks % size.Ticks;
         return new DateTimeOffset(ticks, TimeSpan.Zero) + size;
     }
+
+    /// <summary>A date, or a date and time (seconds and fraction optional), with Z or an offset or neither (UTC).</summary>
+    [System.Text.RegularExpressions.GeneratedRegex(@"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,7})?)?(Z|[+-]\d{2}:\d{2})?)?$")]
+    private static partial System.Text.RegularExpressions.Regex IsoInstant();
 }
 
 public sealed record UsageBucketResponse(

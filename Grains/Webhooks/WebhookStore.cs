@@ -17,22 +17,31 @@ public sealed class WebhookStore(NpgsqlDataSource dataSource)
 {
     private const string EndpointColumns = "id, url, events, enabled, created_at";
 
-    /// <summary>Creates an endpoint that receives the events committed from now on.</summary>
-    public async Task<WebhookEndpointView> CreateAsync(Guid id, string url, string[] events, string secret, CancellationToken cancellationToken = default)
+    /// <summary>
+    /// Creates an endpoint that receives the events committed from now on; when <paramref name="id"/> exists already,
+    /// answers that endpoint as stored, with its own secret, and false.
+    /// </summary>
+    public async Task<(WebhookEndpointView Endpoint, bool Created)> CreateAsync(Guid id, string url, string[] events, string secret, CancellationToken cancellationToken = default)
     {
         // Start below the oldest transaction running now: every event not yet visible is after the cursor.
         await using var command = dataSource.CreateCommand($"""
-            INSERT INTO webhook_endpoint (id, url, events, secret, cursor_txid, cursor_seq, created_at)
-            VALUES ($1, $2, $3, $4, pg_snapshot_xmin(pg_current_snapshot())::text::bigint - 1, 9223372036854775807, now())
-            RETURNING {EndpointColumns}
+            WITH inserted AS (
+                INSERT INTO webhook_endpoint (id, url, events, secret, cursor_txid, cursor_seq, created_at)
+                VALUES ($1, $2, $3, $4, pg_snapshot_xmin(pg_current_snapshot())::text::bigint - 1, 9223372036854775807, now())
+                ON CONFLICT (id) DO NOTHING
+                RETURNING {EndpointColumns}, secret, true AS created)
+            SELECT * FROM inserted
+            UNION ALL
+            SELECT {EndpointColumns}, secret, false FROM webhook_endpoint WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM inserted)
             """);
         command.Parameters.Add(new NpgsqlParameter<Guid> { TypedValue = id });
         command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = url });
         command.Parameters.Add(new NpgsqlParameter<string[]> { TypedValue = events });
         command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = secret });
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        await reader.ReadAsync(cancellationToken);
-        return ReadEndpoint(reader) with { Secret = secret };
+        if (!await reader.ReadAsync(cancellationToken))
+            throw new BillingUnavailableException($"Webhook endpoint {id} was being created or deleted at the same time; retry with the same id.");
+        return (ReadEndpoint(reader) with { Secret = reader.Get<string>("secret") }, reader.Get<bool>("created"));
     }
 
     public async Task<WebhookEndpointView[]> ListAsync(CancellationToken cancellationToken = default)

@@ -7,7 +7,9 @@ namespace Billing.Webhooks;
 [StatelessWorker, Reentrant]
 public sealed class WebhooksGrain(WebhookStore store, ILogger<WebhooksGrain> logger) : Grain, IWebhooksGrain
 {
-    public async Task<BillingResult<WebhookEndpointView>> Create(WebhookEndpointInput input)
+    public async Task<BillingResult<WebhookEndpointView>> Create(WebhookEndpointInput input) => (await CreateOnce(input)).Select(created => created.Endpoint);
+
+    public async Task<BillingResult<WebhookEndpointCreated>> CreateOnce(WebhookEndpointInput input)
     {
         if (!Uri.TryCreate(input.Url, UriKind.Absolute, out var url) || url.Scheme is not ("http" or "https"))
             return Invalid("url must be an absolute http or https URL.");
@@ -17,14 +19,25 @@ public sealed class WebhooksGrain(WebhookStore store, ILogger<WebhooksGrain> log
         if (input.Events.FirstOrDefault(e => !BillingEventTypes.All.Contains(e)) is { } unknown)
             return Invalid($"Unknown event type '{unknown}'; one of: {string.Join(", ", BillingEventTypes.All.Order())}.");
 
-        var created = await store.CreateAsync(Guid.NewGuid(), url.ToString(), input.Events.Distinct().ToArray(), WebhookSignature.NewSecret());
-        logger.LogInformation("Webhook endpoint {EndpointId} created for {Url} ({Events})", created.Id, created.Url, string.Join(", ", created.Events));
-        return BillingResult<WebhookEndpointView>.Ok(created);
+        if (input.Id == Guid.Empty) return Invalid("id must not be the nil UUID.");
+
+        var events = input.Events.Distinct().ToArray();
+        var (endpoint, created) = await store.CreateAsync(input.Id ?? Guid.NewGuid(), url.ToString(), events, WebhookSignature.NewSecret());
+        if (created)
+        {
+            logger.LogInformation("Webhook endpoint {EndpointId} created for {Url} ({Events})", endpoint.Id, endpoint.Url, string.Join(", ", endpoint.Events));
+            return BillingResult<WebhookEndpointCreated>.Ok(new WebhookEndpointCreated(endpoint, Created: true));
+        }
+
+        // The id was created before: the same request again (its answer lost) gets the endpoint as created, secret too.
+        return endpoint.Url == url.ToString() && endpoint.Events.Order().SequenceEqual(events.Order())
+            ? BillingResult<WebhookEndpointCreated>.Ok(new WebhookEndpointCreated(endpoint, Created: false))
+            : BillingResult<WebhookEndpointCreated>.Fail(BillingStatus.WebhookConflict, $"Webhook endpoint {endpoint.Id} exists with another url or other events; use a new id.");
     }
 
     public async Task<WebhookEndpointList> List() => new(await store.ListAsync());
 
     public Task<bool> Delete(Guid id) => store.DeleteAsync(id);
 
-    private static BillingResult<WebhookEndpointView> Invalid(string detail) => BillingResult<WebhookEndpointView>.Fail(BillingStatus.InvalidInput, detail);
+    private static BillingResult<WebhookEndpointCreated> Invalid(string detail) => BillingResult<WebhookEndpointCreated>.Fail(BillingStatus.InvalidInput, detail);
 }

@@ -174,6 +174,8 @@ public sealed class UsageSummaryTests(GatewayFixture fixture)
     [InlineData("&bucket=week")]
     [InlineData("&groupBy=user")]
     [InlineData("&from=yesterday")]
+    [InlineData("&from=11/01/2026")]                                                     // ReviewDefect: read as a US date before
+    [InlineData("&to=Nov%201%202026")]
     [InlineData("&to=2026-13-01T00:00:00Z")]
     public async Task Bad_ranges_and_parameters_are_400(string extra)
     {

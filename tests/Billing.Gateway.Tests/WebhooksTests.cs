@@ -87,6 +87,30 @@ public sealed class WebhooksTests(WebhooksFixture fixture) : IClassFixture<Webho
     }
 
     [Fact]
+    public async Task ReviewDefect_A_webhook_created_again_with_its_id_is_the_same_endpoint_with_its_secret_not_a_second_one()
+    {
+        // Before, a retried creation (its answer lost) made a second endpoint, and every event went out twice.
+        var id = Guid.NewGuid();
+        var url = receiver.Url($"/ok/{Guid.NewGuid():N}");
+        var body = Json(new { url, events = new[] { "balance.low", "hold.expired" } });
+        var key = new Dictionary<string, string> { ["Idempotency-Key"] = id.ToString() };
+
+        var first = await http.PostAsync("/v1/webhooks", Tokens.Admin(), body, key);
+        var again = await http.PostAsync("/v1/webhooks", Tokens.Admin(), Json(new { id, url, events = new[] { "hold.expired", "balance.low" } }));
+        var other = await http.PostAsync("/v1/webhooks", Tokens.Admin(), Json(new { id, url, events = new[] { "balance.low" } }));
+
+        first.ShouldBe(HttpStatusCode.Created);
+        again.ShouldBe(HttpStatusCode.OK);
+        Assert.Equal(id, first.Json.GetProperty("id").GetGuid());
+        Assert.Equal(first.Json.GetProperty("secret").GetString(), again.Json.GetProperty("secret").GetString());
+        other.ShouldBe(HttpStatusCode.Conflict);
+        Assert.Equal("webhook_conflict", other.Json.GetProperty("code").GetString());
+        var list = await http.GetAsync("/v1/webhooks", Tokens.Admin());
+        Assert.Single(list.Json.GetProperty("items").EnumerateArray(), i => i.GetProperty("url").GetString() == url);
+        (await http.SendAsync(HttpMethod.Delete, $"/v1/webhooks/{id}", Tokens.Admin())).ShouldBe(HttpStatusCode.NoContent);
+    }
+
+    [Fact]
     public async Task ReviewDefect_A_null_event_type_does_not_let_an_unknown_one_through()
     {
         var url = receiver.Url($"/null/{Guid.NewGuid():N}");
