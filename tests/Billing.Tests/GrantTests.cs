@@ -340,6 +340,8 @@ public sealed class GrantTests(GrantClusterFixture fixture) : BillingTestBase(fi
         Assert.Equal((GrantReasons.GrantCredit, 7m, 17m), (credit.Reason, credit.Amount, credit.BalanceAfter));
         Assert.Equal([new GrantDraw(grant, 7m)], credit.Grants!);
         Assert.Equal(GrantStatus.Active, (await Grants(AccountKind.User, user)).Single(g => g.GrantId == grant).Status);
+        // Its row takes no credit id: none that a top-up took meanwhile can make it (and the account's writes) fail.
+        Assert.Equal(0L, await Scalar("SELECT count(*) FROM user_billing_history WHERE \"user\" = $1 AND reason = 'grant_credit' AND credit_id IS NOT NULL", user));
     }
 
     [Fact]

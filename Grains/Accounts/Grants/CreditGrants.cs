@@ -160,8 +160,11 @@ public static class CreditGrants
                 continue;
             }
 
+            // A grant that comes due names no credit id in its row (an admin grant has none; only a top-up's grant does,
+            // and that one counts at once): a credit id a top-up took since the grant was given can never make this
+            // row, and with it every later write of the account, fail on the history's unique credit ids.
             var row = kind == 0
-                ? Row(batch.State, now, current.Amount, GrantReasons.GrantCredit, current.CreditId ?? current.GrantId, current,
+                ? Row(batch.State, now, current.Amount, GrantReasons.GrantCredit, current.CreditId, current,
                     current with { Status = GrantStatus.Active }, new { grantId = current.GrantId, effectiveAt = current.EffectiveAt })
                 : Row(batch.State, now, -current.Remaining, GrantReasons.GrantExpired, null, current,
                     current with { Remaining = 0m, Status = GrantStatus.Expired }, new { grantId = current.GrantId, expiresAt = current.ExpiresAt });
