@@ -69,10 +69,10 @@ internal sealed class CreditOperation(AccountCredit credit) : PendingOperation<B
 
     public override void Decide(LedgerBatch batch)
     {
-        // A grant's id names its history row when it counts (a scheduled one later): a top-up cannot take it.
+        // Top-ups and grants keep apart ids: an open grant's (a scheduled one has no history row yet) is refused here.
         if (Credit.CreditId is { } creditId && batch.State.Grants.Any(g => g.GrantId == creditId))
         {
-            Result = BillingResult<AccountView>.Fail(BillingStatus.InvalidInput, $"creditId {creditId} is the id of a grant of this account; a top-up needs an id of its own.");
+            Result = BillingResult<AccountView>.Fail(GrantsIdTaken(creditId));
             return;
         }
 
@@ -87,6 +87,14 @@ internal sealed class CreditOperation(AccountCredit credit) : PendingOperation<B
         TopUp(batch);
         Result = BillingResult<AccountView>.Ok(batch.State.ToView());
     }
+
+    /// <summary>A top-up sent with the id of one of the account's grants.</summary>
+    public static BillingProblem GrantsIdTaken(Guid creditId) =>
+        new(BillingStatus.InvalidInput, $"creditId {creditId} is the id of a grant of this account; a top-up needs an id of its own.");
+
+    /// <summary>A grant sent with the credit id of one of the account's top-ups.</summary>
+    public static BillingProblem TopUpsIdTaken(Guid grantId) =>
+        new(BillingStatus.InvalidInput, $"grantId {grantId} is the creditId of a top-up of this account; a grant needs an id of its own.");
 
     private BillingProblem? storedConflict;
 

@@ -51,8 +51,8 @@ internal sealed class StoredAccountLedger(
         var markedUsages = await ledger.ExistingUsageIdsAsync(table, accountId, markers.Select(m => m.UsageId).ToArray());
         foreach (var marker in markers.Where(m => markedUsages.Contains(m.UsageId))) marker.Settle();
 
-        // Top-ups and grants share the history's credit ids (a grant's row names its grant id there): an id that a
-        // row of the other kind holds is a conflict, not this request applied before.
+        // Top-ups and grants share the history's credit ids (a grant given in effect names its grant id there): an id
+        // that a row of the other kind holds is a conflict, not this request applied before.
         var credits = operations.OfType<CreditOperation>().Where(c => c.Credit.CreditId is not null).ToList();
         var grants = operations.OfType<GrantOperation>().ToList();
         var reasons = await ledger.CreditIdReasonsAsync(table, accountId,
@@ -60,8 +60,7 @@ internal sealed class StoredAccountLedger(
         foreach (var credit in credits)
         {
             if (!reasons.TryGetValue(credit.Credit.CreditId!.Value, out var reason)) continue;
-            if (reason == GrantReasons.GrantCredit) credit.SettleRefused(new BillingProblem(BillingStatus.InvalidInput,
-                $"creditId {credit.Credit.CreditId} is the id of a grant of this account; a top-up needs an id of its own."));
+            if (reason == GrantReasons.GrantCredit) credit.SettleRefused(CreditOperation.GrantsIdTaken(credit.Credit.CreditId!.Value));
             else credit.Settle();
         }
 
@@ -69,8 +68,7 @@ internal sealed class StoredAccountLedger(
         await GrantOperation.SettleStoredAsync(operations, ledger.Grants, table, accountId);
         foreach (var grant in grants.Where(g => !g.Settled && reasons.TryGetValue(g.Input.GrantId, out var reason) && reason != GrantReasons.GrantCredit))
         {
-            grant.Settle(BillingResult<GrantIssued>.Fail(BillingStatus.InvalidInput,
-                $"grantId {grant.Input.GrantId} is the creditId of a top-up of this account; a grant needs an id of its own."));
+            grant.Settle(BillingResult<GrantIssued>.Fail(CreditOperation.TopUpsIdTaken(grant.Input.GrantId)));
         }
     }
 

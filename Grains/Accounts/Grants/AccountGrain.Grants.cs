@@ -22,12 +22,12 @@ public abstract partial class AccountGrain
         }
 
         if (State is null) return NotFound<GrantIssued>();
-        // A grant for later writes its history row (credit id = grant id) only when it comes due, where a top-up's
-        // credit id taken meanwhile would fail every write of the account: refused now instead. (A grant in effect now
-        // meets the same id in its own statement, settled in StoredAccountLedger.)
+        // Top-ups and grants keep apart ids. A grant for later writes no row now (nor a credit id when it comes due),
+        // so no unique index would meet a top-up's id: looked up here. A grant in effect now meets it in its own
+        // statement (StoredAccountLedger settles it).
         if (grant.EffectiveAt > Clock.GetDatabaseNow()
             && (await Ledger.CreditIdReasonsAsync(Table, AccountId, [grant.GrantId])).TryGetValue(grant.GrantId, out var reason) && reason != GrantReasons.GrantCredit)
-            return Invalid<GrantIssued>($"grantId {grant.GrantId} is the creditId of a top-up of this account; a grant needs an id of its own.");
+            return BillingResult<GrantIssued>.Fail(CreditOperation.TopUpsIdTaken(grant.GrantId));
         return await TopUp(new GrantOperation(grant));
     }
 
