@@ -25,6 +25,12 @@ public sealed partial class WebhookDispatcher(
 {
     public const string HttpClientName = "billing-webhooks";
 
+    /// <summary>
+    /// Claims of one delivery that may end without an outcome (each silo that took it died first) before it is given
+    /// up unsent: a delivery whose send brings its silo down would otherwise be retried, and bring silos down, forever.
+    /// </summary>
+    public const int MaxLostClaims = 3;
+
     private static readonly TimeSpan BacklogEvery = TimeSpan.FromSeconds(5);
 
     private readonly string claimant = $"{Environment.MachineName}/{Environment.ProcessId}/{Guid.NewGuid():N}";
@@ -96,7 +102,7 @@ public sealed partial class WebhookDispatcher(
         }
         finally
         {
-            // Stopping cancels the sends (they end cancelled); an outcome not recorded is attempted again after its lease.
+            // Stopping cancels the sends, which give their claims back; one not given back is attempted again after its lease.
             await Task.WhenAll(sending.Keys).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         }
     }
@@ -112,6 +118,16 @@ public sealed partial class WebhookDispatcher(
 
     private async Task DeliverAsync(ClaimedDelivery delivery, WebhookOptions settings, CancellationToken stoppingToken)
     {
+        if (delivery.LostClaims >= MaxLostClaims)
+        {
+            await store.CompleteAsync(delivery, claimant, delivered: false, null,
+                $"claimed {delivery.LostClaims} times without an outcome: each silo that took it stopped before recording one; given up unsent",
+                retryAfter: null, gone: false, CancellationToken.None, sent: false);
+            EventMetrics.RecordFailed("gave_up");
+            LogGivenUpUnsent(logger, delivery.EventId, delivery.EndpointId, delivery.LostClaims);
+            return;
+        }
+
         var timestamp = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
         int? status = null;
         string? error = null;
@@ -127,6 +143,13 @@ public sealed partial class WebhookDispatcher(
             request.Headers.TryAddWithoutValidation("webhook-signature", WebhookSignature.Sign(delivery.Secret, delivery.EventId.ToString(), timestamp, body));
             using var response = await httpClients.CreateClient(HttpClientName).SendAsync(request, HttpCompletionOption.ResponseHeadersRead, stoppingToken);
             status = (int)response.StatusCode;
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+            // The silo is stopping: the claim goes back at once for another silo, neither an attempt nor a lost claim
+            // (the receiver may still have got it: at least once, deduped by webhook-id).
+            await ReleaseAsync(delivery);
+            return;
         }
         catch (Exception exception) when (!stoppingToken.IsCancellationRequested)
         {
@@ -157,6 +180,20 @@ public sealed partial class WebhookDispatcher(
         }
     }
 
+    private async Task ReleaseAsync(ClaimedDelivery delivery)
+    {
+        try
+        {
+            using var shutdown = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+            await store.ReleaseAsync(delivery, claimant, shutdown.Token);
+        }
+        catch (Exception exception)
+        {
+            // Not given back: another silo takes it when its lease runs out, one lost claim.
+            LogOutcomeNotRecorded(logger, exception, delivery.EventId, delivery.EndpointId);
+        }
+    }
+
     /// <summary>The event as delivered: <c>{ "id", "type", "createdAt", "data" }</c>, data exactly as stored.</summary>
     public static string Body(ClaimedDelivery delivery)
     {
@@ -183,6 +220,9 @@ public sealed partial class WebhookDispatcher(
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Webhook event {EventId} to endpoint {EndpointId}: attempt {Attempt} failed (status {Status}, {Error}); next in {RetryAfter}")]
     private static partial void LogAttemptFailed(ILogger logger, Guid eventId, Guid endpointId, int attempt, int? status, string? error, TimeSpan? retryAfter);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Webhook event {EventId} to endpoint {EndpointId}: claimed {LostClaims} times without an outcome (its silos stopped while sending it); given up unsent")]
+    private static partial void LogGivenUpUnsent(ILogger logger, Guid eventId, Guid endpointId, int lostClaims);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Webhook event {EventId} to endpoint {EndpointId}: outcome not recorded; it will be attempted again after its lease")]
     private static partial void LogOutcomeNotRecorded(ILogger logger, Exception exception, Guid eventId, Guid endpointId);

@@ -4,8 +4,13 @@ using NpgsqlTypes;
 
 namespace Billing.Webhooks;
 
-/// <summary>A delivery a dispatcher has claimed: the event, the endpoint, and which attempt this is.</summary>
-public sealed record ClaimedDelivery(Guid EndpointId, Guid EventId, int Attempt, string Url, string Secret, string Type, DateTimeOffset CreatedAt, string Data);
+/// <summary>
+/// A delivery a dispatcher has claimed: the event, the endpoint, which attempt a send now would be, which claim this is
+/// (the claim's identity when its outcome is recorded), and how many earlier claims ended with no outcome recorded
+/// (their silo died with them).
+/// </summary>
+public sealed record ClaimedDelivery(Guid EndpointId, Guid EventId, int Attempt, string Url, string Secret, string Type, DateTimeOffset CreatedAt, string Data,
+    int Claim, int LostClaims);
 
 /// <summary>
 /// Webhook endpoints and deliveries. Dispatchers on any number of silos share the work through the database:
@@ -98,7 +103,7 @@ public sealed class WebhookStore(NpgsqlDataSource dataSource)
     /// first, but at most <paramref name="perEndpoint"/> in flight per endpoint counting the claimant's
     /// <paramref name="sending"/> (one entry per send in flight, by endpoint): an endpoint that never answers keeps only
     /// its own slots busy. Rows another silo is claiming right now are skipped, rows whose lease ran out (a silo that
-    /// died) are taken again.
+    /// died) are taken again. A claim is not an attempt: the attempts count the outcomes recorded (migration 0018).
     /// </summary>
     public async Task<List<ClaimedDelivery>> ClaimAsync(string claimant, TimeSpan lease, int limit, int perEndpoint, IReadOnlyCollection<Guid> sending,
         CancellationToken cancellationToken = default)
@@ -126,10 +131,11 @@ public sealed class WebhookStore(NpgsqlDataSource dataSource)
                 LIMIT $1),
             due AS (SELECT endpoint_id, event_id FROM candidate)
             UPDATE webhook_delivery d
-            SET claimed_by = $2, claimed_until = now() + make_interval(secs => $3), attempts = d.attempts + 1
+            SET claimed_by = $2, claimed_until = now() + make_interval(secs => $3), claims = d.claims + 1
             FROM due, webhook_endpoint w, billing_event e
             WHERE d.endpoint_id = due.endpoint_id AND d.event_id = due.event_id AND w.id = d.endpoint_id AND e.id = d.event_id
-            RETURNING d.endpoint_id, d.event_id, d.attempts, w.url, w.secret, e.type, e.created_at, e.data::text AS data
+            RETURNING d.endpoint_id, d.event_id, d.attempts + 1 AS attempt, w.url, w.secret, e.type, e.created_at, e.data::text AS data,
+                d.claims AS claim, greatest(d.claims - 1 - d.attempts, 0) AS lost_claims
             """);
         command.Parameters.Add(new NpgsqlParameter<int> { TypedValue = limit });
         command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = claimant });
@@ -140,20 +146,22 @@ public sealed class WebhookStore(NpgsqlDataSource dataSource)
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         while (await reader.ReadAsync(cancellationToken))
         {
-            claimed.Add(new ClaimedDelivery(reader.Get<Guid>("endpoint_id"), reader.Get<Guid>("event_id"), reader.Get<int>("attempts"),
-                reader.Get<string>("url"), reader.Get<string>("secret"), reader.Get<string>("type"), reader.Get<DateTimeOffset>("created_at"), reader.Get<string>("data")));
+            claimed.Add(new ClaimedDelivery(reader.Get<Guid>("endpoint_id"), reader.Get<Guid>("event_id"), reader.Get<int>("attempt"),
+                reader.Get<string>("url"), reader.Get<string>("secret"), reader.Get<string>("type"), reader.Get<DateTimeOffset>("created_at"), reader.Get<string>("data"),
+                reader.Get<int>("claim"), reader.Get<int>("lost_claims")));
         }
 
         return claimed;
     }
 
     /// <summary>
-    /// Records an attempt's outcome, if the claim is still this one's (same claimant, same attempt): delivered; or
+    /// Records a claim's outcome, if the claim is still this one's (same claimant, same claim): delivered; or
     /// retried after <paramref name="retryAfter"/>; or failed for good (<paramref name="retryAfter"/> null). A
-    /// <paramref name="gone"/> answer (410) also disables the endpoint.
+    /// <paramref name="gone"/> answer (410) also disables the endpoint. An outcome <paramref name="sent"/> counts as an
+    /// attempt; a delivery given up without a send does not.
     /// </summary>
     public async Task CompleteAsync(ClaimedDelivery delivery, string claimant, bool delivered, int? httpStatus, string? error, TimeSpan? retryAfter, bool gone,
-        CancellationToken cancellationToken = default)
+        CancellationToken cancellationToken = default, bool sent = true)
     {
         await using var command = dataSource.CreateCommand("""
             WITH upd AS (
@@ -161,8 +169,9 @@ public sealed class WebhookStore(NpgsqlDataSource dataSource)
                 SET status = CASE WHEN $3 THEN 'delivered' WHEN $6::double precision IS NULL THEN 'failed' ELSE 'pending' END,
                     delivered_at = CASE WHEN $3 THEN now() END,
                     next_attempt_at = CASE WHEN $6::double precision IS NULL THEN next_attempt_at ELSE now() + make_interval(secs => $6) END,
-                    claimed_by = NULL, claimed_until = NULL, last_status = $4, last_error = $5
-                WHERE endpoint_id = $1 AND event_id = $2 AND claimed_by = $8 AND attempts = $9
+                    claimed_by = NULL, claimed_until = NULL, last_status = $4, last_error = $5,
+                    attempts = attempts + CASE WHEN $10 THEN 1 ELSE 0 END
+                WHERE endpoint_id = $1 AND event_id = $2 AND claimed_by = $8 AND claims = $9
                 RETURNING endpoint_id)
             UPDATE webhook_endpoint SET enabled = false, disabled_reason = '410 Gone answered at ' || now()::text
             FROM upd WHERE $7 AND webhook_endpoint.id = upd.endpoint_id
@@ -176,7 +185,25 @@ public sealed class WebhookStore(NpgsqlDataSource dataSource)
         p.Add(new NpgsqlParameter { Value = (object?)retryAfter?.TotalSeconds ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Double });
         p.Add(new NpgsqlParameter<bool> { TypedValue = gone });
         p.Add(new NpgsqlParameter<string> { TypedValue = claimant });
-        p.Add(new NpgsqlParameter<int> { TypedValue = delivery.Attempt });
+        p.Add(new NpgsqlParameter<int> { TypedValue = delivery.Claim });
+        p.Add(new NpgsqlParameter<bool> { TypedValue = sent });
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    /// <summary>
+    /// Gives a claim back unused, if it is still this one's (a silo stopping with sends in flight): another silo may
+    /// claim the delivery at once instead of after the lease, and the claim counts neither as an attempt nor as lost.
+    /// </summary>
+    public async Task ReleaseAsync(ClaimedDelivery delivery, string claimant, CancellationToken cancellationToken = default)
+    {
+        await using var command = dataSource.CreateCommand("""
+            UPDATE webhook_delivery SET claimed_by = NULL, claimed_until = NULL, claims = claims - 1
+            WHERE endpoint_id = $1 AND event_id = $2 AND claimed_by = $3 AND claims = $4 AND status = 'pending'
+            """);
+        command.Parameters.Add(new NpgsqlParameter<Guid> { TypedValue = delivery.EndpointId });
+        command.Parameters.Add(new NpgsqlParameter<Guid> { TypedValue = delivery.EventId });
+        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = claimant });
+        command.Parameters.Add(new NpgsqlParameter<int> { TypedValue = delivery.Claim });
         await command.ExecuteNonQueryAsync(cancellationToken);
     }
 
