@@ -1,12 +1,26 @@
+using Billing.Accounts;
 using Billing.Events;
 using Billing.Storage;
+using Microsoft.Extensions.Logging;
 using Orleans.Concurrency;
 
 namespace Billing.Errors;
 
 [StatelessWorker, Reentrant]
-public sealed class BillingErrorsGrain(BillingErrorStore store, TimeProvider clock) : Grain, IBillingErrorsGrain
+public sealed class BillingErrorsGrain(BillingErrorStore store, TimeProvider clock, ILogger<BillingErrorsGrain> logger) : Grain, IBillingErrorsGrain, IIncomingGrainCallFilter
 {
+    /// <summary>Lists for anyone; resolving only from the gateway or the billing grains (<see cref="OperatorCalls"/>).</summary>
+    public async Task Invoke(IIncomingGrainCallContext context)
+    {
+        if (context.InterfaceMethod.Name != nameof(Resolve) || OperatorCalls.Allowed(context, ServiceProvider, logger, out var detail))
+        {
+            await context.Invoke();
+            return;
+        }
+
+        context.Result = BillingResult<BillingErrorView>.Fail(BillingStatus.Forbidden, detail);
+    }
+
     public async Task<BillingResult<BillingErrorPage>> List(BillingErrorQuery query)
     {
         if (query.Scope is not (BillingScopes.Project or BillingScopes.User))

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Billing.Accounts;
 using Billing.Hosting;
 using Orleans.Concurrency;
 using System.Text.RegularExpressions;
@@ -20,7 +21,7 @@ public sealed partial class ModelPricingGrain(
     IClusterMembershipService membership,
     IClusterManifestProvider manifests,
     ILogger<ModelPricingGrain> logger)
-    : Grain, IModelPricingGrain
+    : Grain, IModelPricingGrain, IIncomingGrainCallFilter
 {
     private const decimal MaxPricePerMillion = 1_000_000_000m;
 
@@ -38,6 +39,18 @@ public sealed partial class ModelPricingGrain(
             LogActivationFailed(logger, exception, this.GetPrimaryKey());
             throw fault;
         }
+    }
+
+    /// <summary>Reads for anyone; a new price only from the gateway or the billing grains (<see cref="OperatorCalls"/>).</summary>
+    public async Task Invoke(IIncomingGrainCallContext context)
+    {
+        if (context.InterfaceMethod.Name != nameof(AddPrice) || OperatorCalls.Allowed(context, ServiceProvider, logger, out var detail))
+        {
+            await context.Invoke();
+            return;
+        }
+
+        context.Result = BillingResult<ModelPrice>.Fail(BillingStatus.Forbidden, detail);
     }
 
     public async Task<BillingResult<ModelPrice>> AddPrice(ModelPriceInput input)

@@ -1,3 +1,4 @@
+using Billing.Accounts;
 using Microsoft.Extensions.Logging;
 using Orleans.Concurrency;
 
@@ -5,8 +6,25 @@ namespace Billing.Webhooks;
 
 /// <summary>Webhook endpoints: created with a secret shown once, listed, deleted (admin routes of the gateway).</summary>
 [StatelessWorker, Reentrant]
-public sealed class WebhooksGrain(WebhookStore store, ILogger<WebhooksGrain> logger) : Grain, IWebhooksGrain
+public sealed class WebhooksGrain(WebhookStore store, ILogger<WebhooksGrain> logger) : Grain, IWebhooksGrain, IIncomingGrainCallFilter
 {
+    /// <summary>Every call is the operator's: from the gateway or the billing grains only (<see cref="OperatorCalls"/>).</summary>
+    public async Task Invoke(IIncomingGrainCallContext context)
+    {
+        if (OperatorCalls.Allowed(context, ServiceProvider, logger, out var detail))
+        {
+            await context.Invoke();
+            return;
+        }
+
+        context.Result = context.InterfaceMethod.Name switch
+        {
+            nameof(Create) => BillingResult<WebhookEndpointView>.Fail(BillingStatus.Forbidden, detail),
+            nameof(CreateOnce) => BillingResult<WebhookEndpointCreated>.Fail(BillingStatus.Forbidden, detail),
+            _ => throw new BillingOperationFailedException(detail), // List and Delete answer no result to refuse with
+        };
+    }
+
     public async Task<BillingResult<WebhookEndpointView>> Create(WebhookEndpointInput input) => (await CreateOnce(input)).Select(created => created.Endpoint);
 
     public async Task<BillingResult<WebhookEndpointCreated>> CreateOnce(WebhookEndpointInput input)

@@ -93,6 +93,45 @@ public sealed class CoreReviewDefectTests(ClusterFixture fixture) : BillingTestB
     }
 
     [Fact]
+    public async Task ReviewDefect_An_agent_grain_cannot_reprice_a_model_touch_webhook_endpoints_or_resolve_billing_errors()
+    {
+        var model = await NewModel(1_000_000m, 0.0001m);
+        var user = await NewUser(balance: 0m);
+        var agent = Grains.GetGrain<IRogueAgentGrain>(Guid.NewGuid());
+
+        // A price near nothing would make every tenant's usage of the model free.
+        var repriced = await agent.PriceModel(model, new ModelPriceInput(0.000000000001m, 0m, "USD", DateTimeOffset.UtcNow.AddMinutes(-1)));
+        Assert.Equal(BillingStatus.Forbidden, repriced.Problem?.Status);
+        var pricing = await agent.ReadModelPricing(model); // reading is allowed, and only the operator's price is there
+        Assert.Equal(1_000_000m, pricing.Current!.InputPricePerMillion);
+        Assert.Empty(pricing.Scheduled);
+
+        // An endpoint of its own would receive every account's events (and its secret); the operator's could be deleted.
+        var hook = new WebhookEndpointInput("http://127.0.0.1:9/exfil", ["balance.low"], Guid.NewGuid());
+        Assert.Equal(BillingStatus.Forbidden, (await agent.CreateWebhook(hook)).Problem?.Status);
+        var operatorHook = await Grains.GetGrain<IWebhooksGrain>(0).CreateOnce(hook with { Url = "http://127.0.0.1:9/operator", Id = Guid.NewGuid() });
+        Assert.True(operatorHook.IsOk, operatorHook.Problem?.Detail);
+        var operatorHookId = operatorHook.Value!.Endpoint.Id;
+        await Assert.ThrowsAsync<BillingOperationFailedException>(() => agent.DeleteWebhook(operatorHookId));
+        await Assert.ThrowsAsync<BillingOperationFailedException>(() => agent.ListWebhooks());
+        Assert.Contains((await Grains.GetGrain<IWebhooksGrain>(0).List()).Items, e => e.Id == operatorHookId);
+        Assert.DoesNotContain((await Grains.GetGrain<IWebhooksGrain>(0).List()).Items, e => e.Id == hook.Id);
+
+        // A refused usage's billing error stays open for the operator.
+        var refused = await Usage.RecordPersonalUsage(new PersonalUsage(Guid.NewGuid(), user, model, 1, 0));
+        Assert.Equal(BillingStatus.InsufficientBalance, refused.Problem?.Status);
+        var errors = await agent.ListBillingErrors(new BillingErrorQuery(BillingScopes.User, user, null, 10, null));
+        var error = Assert.Single(errors.Value!.Items);
+        Assert.Equal(BillingStatus.Forbidden, (await agent.ResolveBillingError(error.Id)).Problem?.Status);
+        Assert.False(Assert.Single((await Grains.GetGrain<IBillingErrorsGrain>(0).List(new BillingErrorQuery(BillingScopes.User, user, null, 10, null))).Value!.Items).Resolved);
+
+        // The gateway (a cluster client) still does all of it.
+        Assert.True((await Grains.GetGrain<IBillingErrorsGrain>(0).Resolve(error.Id)).IsOk);
+        Assert.True(await Grains.GetGrain<IWebhooksGrain>(0).Delete(operatorHookId));
+        Assert.True((await Grains.GetGrain<IModelPricingGrain>(model).AddPrice(new ModelPriceInput(2_000_000m, 0.0001m, "USD", null))).IsOk);
+    }
+
+    [Fact]
     public async Task ReviewDefect07_ChargeFromAClientIsForbidden()
     {
         var model = await NewModel();

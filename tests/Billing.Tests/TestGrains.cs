@@ -31,6 +31,27 @@ public interface IRogueAgentGrain : IGrainWithGuidKey
 
     [Alias("RecordUsage")]
     Task<BillingResult<UsageReceipt>> RecordUsage(PersonalUsage usage);
+
+    [Alias("PriceModel")]
+    Task<BillingResult<ModelPrice>> PriceModel(Guid modelId, ModelPriceInput price);
+
+    [Alias("ReadModelPricing")]
+    Task<ModelPricing> ReadModelPricing(Guid modelId);
+
+    [Alias("CreateWebhook")]
+    Task<BillingResult<WebhookEndpointCreated>> CreateWebhook(WebhookEndpointInput input);
+
+    [Alias("ListWebhooks")]
+    Task<WebhookEndpointList> ListWebhooks();
+
+    [Alias("DeleteWebhook")]
+    Task<bool> DeleteWebhook(Guid id);
+
+    [Alias("ResolveBillingError")]
+    Task<BillingResult<BillingErrorView>> ResolveBillingError(Guid billingErrorId);
+
+    [Alias("ListBillingErrors")]
+    Task<BillingResult<BillingErrorPage>> ListBillingErrors(BillingErrorQuery query);
 }
 
 public sealed class RogueAgentGrain : Grain, IRogueAgentGrain
@@ -58,6 +79,20 @@ public sealed class RogueAgentGrain : Grain, IRogueAgentGrain
     public Task<BillingResult<AccountView>> ReadUser(Guid userId) => GrainFactory.GetGrain<IUserGrain>(userId).GetAccount();
 
     public Task<BillingResult<UsageReceipt>> RecordUsage(PersonalUsage usage) => GrainFactory.GetGrain<IUsageGrain>(0).RecordPersonalUsage(usage);
+
+    public Task<BillingResult<ModelPrice>> PriceModel(Guid modelId, ModelPriceInput price) => GrainFactory.GetGrain<IModelPricingGrain>(modelId).AddPrice(price);
+
+    public Task<ModelPricing> ReadModelPricing(Guid modelId) => GrainFactory.GetGrain<IModelPricingGrain>(modelId).GetPricing();
+
+    public Task<BillingResult<WebhookEndpointCreated>> CreateWebhook(WebhookEndpointInput input) => GrainFactory.GetGrain<IWebhooksGrain>(0).CreateOnce(input);
+
+    public Task<WebhookEndpointList> ListWebhooks() => GrainFactory.GetGrain<IWebhooksGrain>(0).List();
+
+    public Task<bool> DeleteWebhook(Guid id) => GrainFactory.GetGrain<IWebhooksGrain>(0).Delete(id);
+
+    public Task<BillingResult<BillingErrorView>> ResolveBillingError(Guid billingErrorId) => GrainFactory.GetGrain<IBillingErrorsGrain>(0).Resolve(billingErrorId);
+
+    public Task<BillingResult<BillingErrorPage>> ListBillingErrors(BillingErrorQuery query) => GrainFactory.GetGrain<IBillingErrorsGrain>(0).List(query);
 }
 
 /// <summary>
