@@ -32,6 +32,51 @@ public sealed class HoldTests(ClusterFixture fixture) : BillingTestBase(fixture)
     }
 
     [Fact]
+    public async Task ReviewDefect_Retried_captures_and_voids_of_ended_holds_are_answered_on_an_account_whose_holds_keep_changing()
+    {
+        var model = await NewModel(1_000m, 0m); // 0.001 per input token
+        var user = await NewUser(); // 10
+        var captured = (await Place(null, user, model, 5, 0)).Value!;
+        var receipt = await Usage.CaptureHold(new HoldCapture(captured.HoldId, 3, 0));
+        Assert.True(receipt.IsOk, receipt.Problem?.Detail);
+        var voided = (await Place(null, user, model, 5, 0)).Value!;
+        Assert.True((await Usage.VoidHold(voided.HoldId)).IsOk);
+
+        // Agents keep placing and capturing holds on the same account: its holds change with every write.
+        using var stop = new CancellationTokenSource();
+        var agents = Enumerable.Range(0, 8).Select(_ => Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                var hold = await Place(null, user, model, 1, 0);
+                if (hold.IsOk) await Usage.CaptureHold(new HoldCapture(hold.Value!.HoldId, 1, 0));
+            }
+        })).ToArray();
+
+        try
+        {
+            // Meanwhile the first capture is retried (its answer lost) and the void too. Before, most retries ran out
+            // of reads of the stored hold (BillingUnavailableException, a 503) while the account stayed busy.
+            for (var i = 0; i < 20; i++)
+            {
+                var again = await Usage.CaptureHold(new HoldCapture(captured.HoldId, 3, 0));
+                Assert.True(again.IsOk, again.Problem?.Detail);
+                Assert.Equal(receipt.Value, again.Value);
+                var voidedAgain = await Usage.VoidHold(voided.HoldId);
+                Assert.True(voidedAgain.IsOk, voidedAgain.Problem?.Detail);
+                Assert.Equal(HoldStatus.Voided, voidedAgain.Value!.Status);
+            }
+        }
+        finally
+        {
+            await stop.CancelAsync();
+            await Task.WhenAll(agents);
+        }
+
+        Assert.Equal(1, await Scalar("SELECT count(*) FROM usage_record WHERE usage_id = $1", receipt.Value!.UsageId));
+    }
+
+    [Fact]
     public async Task Hundred_concurrent_holds_on_a_balance_covering_forty_grant_exactly_forty()
     {
         var model = await NewModel(250_000m, 250_000m); // 0.25 per token
