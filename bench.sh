@@ -8,7 +8,10 @@ cd "$(dirname "$0")"
 source scripts/prereqs.sh
 ensure_prereqs
 
-for project in Silo/Silo.csproj Client/Client.csproj tests/Billing.Bench/Billing.Bench.csproj; do
+projects=(Silo/Silo.csproj Client/Client.csproj tests/Billing.Bench/Billing.Bench.csproj)
+# --help needs only the bench program (its text is there), not the silo and gateway it would start.
+for arg in "$@"; do [[ "$arg" = --help || "$arg" = -h ]] && projects=(tests/Billing.Bench/Billing.Bench.csproj); done
+for project in "${projects[@]}"; do
   echo "building $project (Release)…"
   dotnet build "$project" -c Release --nologo -v quiet -clp:ErrorsOnly
 done

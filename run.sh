@@ -243,7 +243,12 @@ for i in $(seq 0 $((SILOS - 1))); do
 done
 if [ "$GATEWAY" = 1 ]; then
   echo "  HTTP API        http://127.0.0.1:$HTTP_PORT   (health /health/ready, OpenAPI /openapi/v1.json)"
-  echo "  console         http://127.0.0.1:$HTTP_PORT/console/   (sign in with a token below)"
+  if [ "$LOCAL_PG" = 1 ]; then
+    echo "  console         http://127.0.0.1:$HTTP_PORT/console/   (sign in with a token below)"
+  else
+    echo "  console         http://127.0.0.1:$HTTP_PORT/console/   (sign in with a token minted with your Auth__SigningKey:"
+    echo "                  dotnet Client/bin/Release/net10.0/Billing.Client.dll token --role admin --sub <uuid>)"
+  fi
 fi
 # A development token only for run.sh's own throwaway database: with an external one the operator mints tokens
 # with their own key (dotnet Billing.Client.dll token --role admin --sub <uuid>, with Auth__SigningKey set).

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 source scripts/prereqs.sh
-ensure_prereqs
+ensure_prereqs --browser
 
 dotnet build Billing.sln -c Release -warnaserror --nologo -v minimal
 

@@ -1,5 +1,6 @@
 using Billing.Client.Endpoints;
 using Billing.Client.Hosting;
+using Microsoft.Extensions.Options;
 
 namespace Billing.Client;
 
@@ -13,9 +14,20 @@ public static class Program
     {
         if (TokenCommand.IsTokenCommand(args)) return TokenCommand.Run(args, Console.Out, Console.Error);
 
-        await using var app = BuildGateway(args);
-        await app.RunAsync();
-        return 0;
+        try
+        {
+            await using var app = BuildGateway(args);
+            // The settings validated now, not inside the host's start, which would log them as a crash first.
+            app.Services.GetService<IStartupValidator>()?.Validate();
+            await app.RunAsync();
+            return 0;
+        }
+        catch (Exception exception) when (exception is StartupConfigurationException or OptionsValidationException)
+        {
+            // A setting that cannot work: said in one line, exit code 1, no stack trace.
+            await Console.Error.WriteLineAsync($"Billing gateway not started: {exception.Message}");
+            return 1;
+        }
     }
 
     /// <summary>

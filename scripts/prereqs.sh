@@ -1,4 +1,5 @@
 # Sourced by test.sh, run.sh and bench.sh: installs what the project needs on a fresh machine.
+# `ensure_prereqs --browser` (test.sh) also wants chromium, which only the console's browser tests use.
 ensure_prereqs() {
   if ! command -v pg_ctl >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then
     echo "Installing PostgreSQL (Debian packages)…"
@@ -17,7 +18,9 @@ ensure_prereqs() {
   # browser downloads are not used). Each is installed only when missing.
   local missing=()
   command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
-  [ -x "${BILLING_CHROMIUM:-/usr/bin/chromium}" ] || missing+=(chromium)
+  if [ "${1:-}" = --browser ]; then
+    [ -x "${BILLING_CHROMIUM:-/usr/bin/chromium}" ] || missing+=(chromium)
+  fi
   if [ "${#missing[@]}" -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
       echo "Installing ${missing[*]} (Debian packages)…"

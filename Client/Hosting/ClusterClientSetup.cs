@@ -14,7 +14,7 @@ public static partial class ClusterClientSetup
         var connectionString = builder.Configuration.GetConnectionString("Billing");
         if (string.IsNullOrWhiteSpace(connectionString))
         {
-            throw new InvalidOperationException(
+            throw new StartupConfigurationException(
                 "ConnectionStrings:Billing is not set. Set it in configuration or as the environment variable ConnectionStrings__Billing " +
                 "(the Development environment has a default).");
         }

@@ -27,13 +27,13 @@ public static class DashboardSetup
         var dashboard = Options(builder.Configuration);
         if (!builder.Environment.IsDevelopment() && dashboard.Port is not null && !dashboard.RequiresCredentials && !dashboard.AllowAnonymous)
         {
-            throw new InvalidOperationException(
+            throw new StartupConfigurationException(
                 "Silo:Dashboard:Port is set outside Development without credentials: set Silo:Dashboard:Username and Silo:Dashboard:Password " +
                 "(or Silo:Dashboard:AllowAnonymous=true when the port is reachable from a private network only).");
         }
 
         if (dashboard.Port is { } port && port == SiloWebOptions.From(builder.Configuration).DashboardPort)
-            throw new InvalidOperationException($"Silo:Dashboard:Port ({port}) must differ from the health port Silo:DashboardPort.");
+            throw new StartupConfigurationException($"Silo:Dashboard:Port ({port}) must differ from the health port Silo:DashboardPort.");
 
         builder.Services.AddOptions<SiloDashboardOptions>().BindConfiguration(SiloDashboardOptions.SectionName);
         builder.Services.AddAuthentication().AddScheme<AuthenticationSchemeOptions, BasicCredentialsHandler>(SchemeName, null);

@@ -103,7 +103,7 @@ public static class SiloHostingExtensions
         if (string.IsNullOrWhiteSpace(silo.AdvertisedIPAddress)) return environment.IsDevelopment() ? IPAddress.Loopback : null;
         if (IPAddress.TryParse(silo.AdvertisedIPAddress, out var address)) return address;
         return Dns.GetHostAddresses(silo.AdvertisedIPAddress).FirstOrDefault(a => a.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork)
-               ?? throw new InvalidOperationException($"Orleans:AdvertisedIPAddress '{silo.AdvertisedIPAddress}' resolves to no IPv4 address.");
+               ?? throw new StartupConfigurationException($"Orleans:AdvertisedIPAddress '{silo.AdvertisedIPAddress}' resolves to no IPv4 address.");
     }
 
     /// <summary>
@@ -113,7 +113,7 @@ public static class SiloHostingExtensions
     public static string GetBillingConnectionString(this IHostApplicationBuilder builder) =>
         builder.Configuration.GetConnectionString(ConnectionStringName) is { Length: > 0 } cs
             ? cs
-            : throw new InvalidOperationException(
+            : throw new StartupConfigurationException(
                 "ConnectionStrings:Billing is not set. Set it in configuration or as the environment variable ConnectionStrings__Billing " +
                 "(only the Development environment has a default).");
 

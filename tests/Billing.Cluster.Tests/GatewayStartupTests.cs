@@ -1,0 +1,27 @@
+namespace Billing.Cluster.Tests;
+
+/// <summary>The gateway as a process: a setting that cannot work stops it in one line, as it does the silo.</summary>
+public sealed class GatewayStartupTests
+{
+    [Theory]
+    [InlineData(null, "ConnectionStrings:Billing is not set")]
+    [InlineData("Host=127.0.0.1;Port=1;Username=billing;Database=billing", "Auth:SigningKey is not set")]
+    public async Task ReviewDefect_Outside_Development_the_gateway_refuses_to_start_without_its_settings_in_one_line(string? connectionString, string message)
+    {
+        await using var gateway = ChildProcess.StartDotnet("gateway-unconfigured", Artifacts.GatewayDll, ["--urls", $"http://127.0.0.1:{PostgresServer.FreePort()}"],
+            new Dictionary<string, string?>
+            {
+                ["ASPNETCORE_ENVIRONMENT"] = "Production",
+                ["DOTNET_ENVIRONMENT"] = "Production",
+                ["ConnectionStrings__Billing"] = connectionString,
+                ["Auth__SigningKey"] = null,
+            });
+        Assert.True(await gateway.WaitForExitAsync(TimeSpan.FromSeconds(60)), gateway.Tail());
+
+        Assert.Contains(message, gateway.Output);
+        // Before: an unhandled exception, its stack trace and an abort (134).
+        Assert.Equal(1, gateway.ExitCode);
+        Assert.DoesNotContain("Unhandled exception", gateway.Output);
+        Assert.DoesNotContain("   at ", gateway.Output);
+    }
+}
