@@ -109,10 +109,15 @@ public static class AccountLedger
         return row is null ? (null, Inexact) : (row with { GrantChanges = draws }, null);
     }
 
-    /// <summary>A credit: its row creates the grant that holds it (promotional or paid by reason), expiring at <paramref name="expiresAt"/>.</summary>
+    /// <summary>
+    /// A credit: its row creates the grant that holds it (promotional or paid by reason), expiring at <paramref name="expiresAt"/>.
+    /// Refused when the balance could not then give back every grant exactly (<see cref="CreditGrants.CanGiveBack"/>).
+    /// </summary>
     public static (LedgerRow? Row, BillingProblem? Problem) Credit(AccountState state, AccountCredit credit, DateTimeOffset now, DateTimeOffset? expiresAt = null) =>
         Row(state, now, credit.Amount, 0m, credit.Reason, extra: null, creditId: credit.CreditId) is { } row
-            ? (row with { GrantChanges = [CreditGrants.FromCredit(state, credit, now, expiresAt)] }, null)
+        && row with { GrantChanges = [CreditGrants.FromCredit(state, credit, now, expiresAt)] } is var credited
+        && CreditGrants.CanGiveBack(state, credited)
+            ? (credited, null)
             : (null, Inexact);
 
     private static readonly BillingProblem Inexact = new(BillingStatus.InvalidInput,

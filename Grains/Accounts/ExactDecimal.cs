@@ -45,6 +45,26 @@ public static class ExactDecimal
         return new decimal(BitConverter.ToInt32(bytes, 0), BitConverter.ToInt32(bytes, 4), BitConverter.ToInt32(bytes, 8), mantissa.Sign < 0, (byte)scale);
     }
 
+    /// <summary>How many decimals <paramref name="value"/> needs: its scale without trailing zeros.</summary>
+    public static int Decimals(decimal value)
+    {
+        var (mantissa, scale) = Split(value);
+        while (scale > 0 && mantissa % 10 == 0)
+        {
+            mantissa /= 10;
+            scale--;
+        }
+
+        return scale;
+    }
+
+    /// <summary>Whether a decimal can hold <paramref name="value"/> written with <paramref name="decimals"/> decimals (or with the more it has).</summary>
+    public static bool FitsWith(decimal value, int decimals)
+    {
+        var (mantissa, scale) = Split(value);
+        return decimals <= scale || (decimals <= 28 && BigInteger.Abs(mantissa) * BigInteger.Pow(10, decimals - scale) <= MaxMantissa);
+    }
+
     public static (BigInteger Mantissa, int Scale) Split(decimal value)
     {
         Span<int> bits = stackalloc int[4];

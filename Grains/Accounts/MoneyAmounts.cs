@@ -7,8 +7,9 @@ namespace Billing.Accounts;
 /// a call, so no sum of them overflows a decimal. A quota also has at most <see cref="QuotaScale"/> decimals, as many
 /// as a cost can have (a price's 12 over a million tokens): a usage takes what it can from the quota and the rest
 /// from the balance, and with a quota of more decimals that split would not be exact and every usage would be refused.
-/// Credits and grants may have more: whether the balance holds them exactly is checked when they count (a grant
-/// scheduled for later also when it is given; CreditGrants.AppendDue for the rare one that no longer fits).
+/// Credits and grants may have more: whether the balance holds them exactly, and can later give back every grant it
+/// holds exactly (CreditGrants.CanGiveBack), is checked when they count (a grant scheduled for later also when it is
+/// given; CreditGrants.AppendDue for the rare one that no longer fits).
 /// </summary>
 internal static class MoneyAmounts
 {

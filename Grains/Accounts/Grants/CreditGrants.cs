@@ -151,15 +151,6 @@ public static class CreditGrants
         {
             var current = batch.State.Grants.FirstOrDefault(g => g.GrantId == grant.GrantId);
             if (current is null) continue; // depleted by an earlier event of this batch
-            if (kind == 0 && ExactDecimal.TryAdd(batch.State.Balance, current.Amount) is null)
-            {
-                // The balance has grown since the grant was accepted (which checked it) so far that the sum no longer
-                // fits a decimal exactly. Time events have no caller to refuse, and one that failed would fail every
-                // later batch of the account: the grant is voided before it counts, and the account goes on.
-                batch.PutGrant(current with { Remaining = 0m, Status = GrantStatus.Voided }, created: false);
-                continue;
-            }
-
             // A grant that comes due names no credit id in its row (an admin grant has none; only a top-up's grant does,
             // and that one counts at once): a credit id a top-up took since the grant was given can never make this
             // row, and with it every later write of the account, fail on the history's unique credit ids.
@@ -168,8 +159,18 @@ public static class CreditGrants
                     current with { Status = GrantStatus.Active }, new { grantId = current.GrantId, effectiveAt = current.EffectiveAt })
                 : Row(batch.State, now, -current.Remaining, GrantReasons.GrantExpired, null, current,
                     current with { Remaining = 0m, Status = GrantStatus.Expired }, new { grantId = current.GrantId, expiresAt = current.ExpiresAt });
-            // A decimal that cannot hold the sum exactly is a fault here: time events are not refusable requests.
-            batch.Append(row ?? throw new InvalidOperationException($"Grant {current.GrantId}: the balance cannot hold its {kind switch { 0 => "credit", _ => "expiry" }} exactly."));
+            if (row is null)
+            {
+                // Time events have no caller to refuse, and one that failed would fail every later batch of the account.
+                // A grant coming due: the balance has grown since the grant was accepted (which checked it) so far that
+                // it can no longer hold it exactly (CanGiveBack); it is voided before it counts, and the account goes on.
+                // An expiry: never for an account whose additions all passed CanGiveBack; one whose balance an older
+                // version shortened keeps the grant open (spent first, as the soonest to expire) rather than fail.
+                if (kind == 0) batch.PutGrant(current with { Remaining = 0m, Status = GrantStatus.Voided }, created: false);
+                continue;
+            }
+
+            batch.Append(row);
             // A grant in the open set that expires always has something left (a depleted one left the set), so every
             // grant_expired row has its one event, written by the same statement.
             if (kind == 1)
@@ -182,23 +183,43 @@ public static class CreditGrants
         }
     }
 
-    /// <summary>The <c>grant_credit</c> row of a grant in effect now (an admin grant), or null when the balance cannot hold it exactly.</summary>
+    /// <summary>The <c>grant_credit</c> row of a grant in effect now (an admin grant), or null when the balance cannot hold it exactly (<see cref="CanGiveBack"/>).</summary>
     public static LedgerRow? CreditRow(AccountState state, DateTimeOffset now, CreditGrant grant) =>
         Row(state, now, grant.Amount, GrantReasons.GrantCredit, grant.GrantId, grant, grant, new { grantId = grant.GrantId, effectiveAt = grant.EffectiveAt }, created: true);
 
-    /// <summary>The <c>grant_voided</c> row taking back what is left of an active grant.</summary>
+    /// <summary>The <c>grant_voided</c> row taking back what is left of an active grant (null only for a balance an older version shortened: <see cref="CanGiveBack"/>).</summary>
     public static LedgerRow? VoidRow(AccountState state, DateTimeOffset now, CreditGrant grant) =>
         Row(state, now, -grant.Remaining, GrantReasons.GrantVoided, null, grant, grant with { Remaining = 0m, Status = GrantStatus.Voided },
             new { grantId = grant.GrantId });
+
+    /// <summary>
+    /// Whether the balance <paramref name="row"/> leaves can give back exactly what is left of the active grants after it,
+    /// one after another, whichever expires or is voided first. It holds their sum (G1), so each such step leaves a sum
+    /// of some of them: never more than the balance, never with more decimals than the finest of them. All of those fit
+    /// a decimal when the balance does with that many decimals. Checked for every row that adds to the balance (a row
+    /// that takes from it keeps this true); without it a sum shortened to fit (<see cref="ExactDecimal.TryAdd"/> drops
+    /// trailing zeros) could leave a later expiry with more digits than a decimal has, and the account stuck.
+    /// </summary>
+    public static bool CanGiveBack(AccountState state, LedgerRow row)
+    {
+        var decimals = 0;
+        foreach (var grant in Apply(state.Grants, row.GrantChanges))
+        {
+            if (grant.Status == GrantStatus.Active) decimals = Math.Max(decimals, ExactDecimal.Decimals(grant.Remaining));
+        }
+
+        return ExactDecimal.FitsWith(row.BalanceAfter, decimals);
+    }
 
     private static LedgerRow? Row(AccountState state, DateTimeOffset now, decimal amount, string reason, Guid? creditId,
         CreditGrant before, CreditGrant after, object details, bool created = false)
     {
         if (ExactDecimal.TryAdd(state.Balance, amount) is not { } balanceAfter) return null;
-        return new LedgerRow(RowIds.New(), state.Version + 1, amount, 0m, state.Currency, reason, balanceAfter, state.MonthUsed,
+        var row = new LedgerRow(RowIds.New(), state.Version + 1, amount, 0m, state.Currency, reason, balanceAfter, state.MonthUsed,
             null, null, null, null, null, creditId, JsonSerializer.Serialize(details), now)
         {
             GrantChanges = [new GrantChange(before.GrantId, amount, after, created)],
         };
+        return amount <= 0 || CanGiveBack(state, row) ? row : null;
     }
 }

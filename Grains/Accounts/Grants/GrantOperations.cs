@@ -35,24 +35,18 @@ internal sealed class GrantOperation(GrantInput input) : PendingOperation<Billin
 
         var grant = new CreditGrant(Input.GrantId, Input.Category, Input.Priority, Input.Amount, Input.Amount, state.Currency,
             effectiveAt, Input.ExpiresAt?.ToDatabasePrecision(), GrantStatus.Scheduled, Input.Description, null, batch.Now);
-        if (effectiveAt > batch.Now)
-        {
-            // Checked now as if it counted now, as an immediate grant is: one the balance cannot hold exactly is refused.
-            if (ExactDecimal.TryAdd(state.Balance, grant.Amount) is null)
-            {
-                Result = BillingResult<GrantIssued>.Fail(BillingStatus.InvalidInput, "amount has more significant digits than the account can hold exactly; use fewer decimals.");
-                return;
-            }
-
-            batch.PutGrant(grant, created: true);
-            Result = BillingResult<GrantIssued>.Ok(new GrantIssued(grant.ToView(state.Id, state.Kind), Created: true));
-            return;
-        }
-
+        // Checked now as if it counted now, also for a grant scheduled for later: one the balance cannot hold exactly is refused.
         var active = grant with { Status = GrantStatus.Active };
         if (CreditGrants.CreditRow(state, batch.Now, active) is not { } row)
         {
             Result = BillingResult<GrantIssued>.Fail(BillingStatus.InvalidInput, "amount has more significant digits than the account can hold exactly; use fewer decimals.");
+            return;
+        }
+
+        if (effectiveAt > batch.Now)
+        {
+            batch.PutGrant(grant, created: true);
+            Result = BillingResult<GrantIssued>.Ok(new GrantIssued(grant.ToView(state.Id, state.Kind), Created: true));
             return;
         }
 
@@ -126,7 +120,14 @@ internal sealed class VoidGrantOperation(Guid grantId) : PendingOperation<Billin
             return;
         }
 
-        var row = CreditGrants.VoidRow(state, batch.Now, grant)!; // a subtraction of what the balance holds is exact
+        if (CreditGrants.VoidRow(state, batch.Now, grant) is not { } row)
+        {
+            // Only a balance that an older version shortened below the grant's decimals (CreditGrants.CanGiveBack) gets here.
+            Result = BillingResult<GrantView>.Fail(BillingStatus.InvalidInput,
+                $"The balance cannot give back what is left of grant {grantId} ({grant.Remaining}) exactly; nothing was changed.");
+            return;
+        }
+
         batch.Append(row);
         Result = BillingResult<GrantView>.Ok(row.GrantChanges[0].After.ToView(state.Id, state.Kind));
     }
