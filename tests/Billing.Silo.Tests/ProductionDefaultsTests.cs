@@ -58,7 +58,7 @@ public sealed class ProductionDefaultsTests(ITestOutputHelper output)
     public void Outside_Development_a_dashboard_port_without_credentials_fails_start_up()
     {
         var builder = SiloConfigurationTests.SiloBuilder(["--Silo:Dashboard:Port=18090"], "Production");
-        var failure = Assert.Throws<InvalidOperationException>(() => builder.AddBillingDashboardAccess());
+        var failure = Assert.Throws<StartupConfigurationException>(() => builder.AddBillingDashboardAccess()); // one line and exit code 1 (Program.cs)
         Assert.Contains("Silo:Dashboard:Username", failure.Message);
     }
 
