@@ -128,6 +128,15 @@ public sealed partial class WebhookDispatcher(
             return;
         }
 
+        if (!settings.AllowsHost(new Uri(delivery.Url)))
+        {
+            // An endpoint created before its host was left out of AllowedHosts: nothing is sent to it.
+            await store.CompleteAsync(delivery, claimant, delivered: false, null,
+                $"host not in {WebhookOptions.Section}:AllowedHosts; given up unsent", retryAfter: null, gone: false, CancellationToken.None, sent: false);
+            EventMetrics.RecordFailed("gave_up");
+            return;
+        }
+
         var timestamp = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
         int? status = null;
         string? error = null;

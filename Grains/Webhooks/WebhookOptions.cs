@@ -36,5 +36,19 @@ public sealed class WebhookOptions
     /// </summary>
     public int MaxInFlightPerEndpoint { get; set; } = 16;
 
+    /// <summary>
+    /// The hosts endpoints may be on (<c>Billing:Webhooks:AllowedHosts:0=hooks.example.com</c>, <c>…:1=*.example.net</c>
+    /// for any subdomain); empty, as by default: any host (API.md: operators reach receivers on private networks and
+    /// loopback). Checked when an endpoint is created and again before every send, so an endpoint created before the list
+    /// was set is not sent to either.
+    /// </summary>
+    public string[] AllowedHosts { get; set; } = [];
+
     public IReadOnlyList<TimeSpan> EffectiveRetrySchedule => RetrySchedule.Length > 0 ? RetrySchedule : DefaultRetrySchedule;
+
+    /// <summary>Whether <paramref name="url"/>'s host is one endpoints may be on (<see cref="AllowedHosts"/>).</summary>
+    public bool AllowsHost(Uri url) => AllowedHosts.Length == 0 || AllowedHosts.Any(allowed =>
+        allowed.StartsWith("*.", StringComparison.Ordinal)
+            ? url.Host.EndsWith(allowed[1..], StringComparison.OrdinalIgnoreCase) && url.Host.Length > allowed.Length - 1
+            : string.Equals(url.Host, allowed, StringComparison.OrdinalIgnoreCase));
 }

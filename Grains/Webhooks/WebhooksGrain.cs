@@ -1,12 +1,13 @@
 using Billing.Accounts;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 using Orleans.Concurrency;
 
 namespace Billing.Webhooks;
 
 /// <summary>Webhook endpoints: created with a secret shown once, listed, deleted (admin routes of the gateway).</summary>
 [StatelessWorker, Reentrant]
-public sealed class WebhooksGrain(WebhookStore store, ILogger<WebhooksGrain> logger) : Grain, IWebhooksGrain, IIncomingGrainCallFilter
+public sealed class WebhooksGrain(WebhookStore store, IOptions<WebhookOptions> options, ILogger<WebhooksGrain> logger) : Grain, IWebhooksGrain, IIncomingGrainCallFilter
 {
     /// <summary>Every call is the operator's: from the gateway or the billing grains only (<see cref="OperatorCalls"/>).</summary>
     public async Task Invoke(IIncomingGrainCallContext context)
@@ -31,6 +32,8 @@ public sealed class WebhooksGrain(WebhookStore store, ILogger<WebhooksGrain> log
     {
         if (!Uri.TryCreate(input.Url, UriKind.Absolute, out var url) || url.Scheme is not ("http" or "https"))
             return Invalid("url must be an absolute http or https URL.");
+        if (!options.Value.AllowsHost(url))
+            return Invalid($"url's host '{url.Host}' is not one this deployment sends webhooks to ({WebhookOptions.Section}:AllowedHosts: {string.Join(", ", options.Value.AllowedHosts)}).");
         if (input.Events is not { Length: > 0 }) return Invalid("events must name at least one event type.");
         // A null entry is refused by itself: FirstOrDefault's null would read as "none unknown" and let the rest through.
         if (input.Events.Any(string.IsNullOrEmpty)) return Invalid("events must not contain null or empty event types.");

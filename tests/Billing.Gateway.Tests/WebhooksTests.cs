@@ -35,6 +35,7 @@ public sealed class WebhooksFixture : IAsyncLifetime
             o.PollInterval = TimeSpan.FromMilliseconds(200);
             o.Timeout = TimeSpan.FromSeconds(5);
             o.Lease = TimeSpan.FromSeconds(10);
+            o.AllowedHosts = ["127.0.0.1", "*.example.com"]; // the receiver's, and a pattern (A_deployment_that_restricts_targets_…)
         }));
         var port = PostgresServer.FreePort();
         (gateway, Http) = await BillingStack.StartGatewayAsync(new Uri($"http://127.0.0.1:{port}"), GatewayFixture.GatewayArgs(port, ConnectionString, clusterId));
@@ -231,6 +232,21 @@ public sealed class WebhooksTests(WebhooksFixture fixture) : IClassFixture<Webho
             await http.SendAsync(HttpMethod.Delete, $"/v1/webhooks/{hanging}", Tokens.Admin());
             await http.SendAsync(HttpMethod.Delete, $"/v1/webhooks/{healthy}", Tokens.Admin());
         }
+    }
+
+    [Fact]
+    public async Task A_deployment_that_restricts_webhook_targets_refuses_other_hosts_at_creation()
+    {
+        // Billing:Webhooks:AllowedHosts = 127.0.0.1, *.example.com in this fixture (API.md: a deployment setting, off by default).
+        var refused = await http.PostAsync("/v1/webhooks", Tokens.Admin(), Json(new { url = "http://10.0.0.7/hooks", events = new[] { "balance.low" } }));
+        refused.ShouldBe(HttpStatusCode.BadRequest);
+        Assert.Contains("AllowedHosts", refused.Json.GetProperty("detail").GetString());
+        (await http.PostAsync("/v1/webhooks", Tokens.Admin(), Json(new { url = "https://example.com.evil.test/x", events = new[] { "balance.low" } }))).ShouldBe(HttpStatusCode.BadRequest);
+        (await http.PostAsync("/v1/webhooks", Tokens.Admin(), Json(new { url = "https://example.com/x", events = new[] { "balance.low" } }))).ShouldBe(HttpStatusCode.BadRequest);
+
+        var allowed = await http.PostAsync("/v1/webhooks", Tokens.Admin(), Json(new { url = "https://hooks.example.com/billing", events = new[] { "balance.low" } }));
+        allowed.ShouldBe(HttpStatusCode.Created);
+        (await http.SendAsync(HttpMethod.Delete, $"/v1/webhooks/{allowed.Json.GetProperty("id").GetString()}", Tokens.Admin())).ShouldBe(HttpStatusCode.NoContent);
     }
 
     [Fact]

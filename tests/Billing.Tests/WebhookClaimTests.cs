@@ -105,6 +105,25 @@ public sealed class WebhookClaimTests
     }
 
     [Fact]
+    public async Task A_delivery_to_a_host_left_out_of_the_allowed_hosts_is_given_up_unsent()
+    {
+        await using var receiver = await WebhookReceiver.StartAsync();
+        var database = await PostgresServer.Instance.CreateDatabaseAsync("hooks");
+        await using var dataSource = NpgsqlDataSource.Create(database);
+        var path = $"/ok/{Guid.NewGuid():N}";
+        // Created (on 127.0.0.1) before the deployment restricted its targets.
+        var delivery = await DueDeliveryAsync(dataSource, new WebhookStore(dataSource), receiver.Url(path));
+
+        using var silo = Dispatcher(database, o => o.AllowedHosts = ["hooks.example.com"]);
+        await silo.StartAsync();
+        await WaitUntilAsync(async () => (await AttemptsAsync(dataSource, delivery)).Status == "failed");
+        await silo.StopAsync();
+
+        Assert.Empty(receiver.To(path));
+        Assert.Contains("AllowedHosts", await ScalarAsync<string>(dataSource, "SELECT last_error FROM webhook_delivery WHERE event_id = $1", delivery));
+    }
+
+    [Fact]
     public async Task A_delivery_claimed_before_migration_0018_keeps_its_attempts_and_counts_the_claims_lost_after_it()
     {
         var database = await PostgresServer.Instance.CreateDatabaseAsync("hooks",
@@ -138,13 +157,17 @@ public sealed class WebhookClaimTests
     }
 
     /// <summary>A silo's webhook dispatcher alone, on <paramref name="database"/>, polling fast.</summary>
-    private static ServiceProvider Dispatcher(string database)
+    private static ServiceProvider Dispatcher(string database, Action<WebhookOptions>? configure = null)
     {
         var services = new ServiceCollection();
         services.AddLogging();
         services.AddSingleton(_ => NpgsqlDataSource.Create(database));
         services.AddSingleton<WebhookStore>();
-        services.AddOptions<WebhookOptions>().Configure(o => o.PollInterval = TimeSpan.FromMilliseconds(100));
+        services.AddOptions<WebhookOptions>().Configure(o =>
+        {
+            o.PollInterval = TimeSpan.FromMilliseconds(100);
+            configure?.Invoke(o);
+        });
         services.AddWebhookDispatcher();
         return services.BuildServiceProvider();
     }
