@@ -61,6 +61,7 @@ public static class ServerDefaults
             context.ProblemDetails.Extensions.TryAdd("traceId", context.HttpContext.TraceIdentifier);
             OperationIds.AddToRetryable(context);
         });
+        ProblemJsonWriter.Register(builder.Services); // problem+json whatever the Accept
         builder.Services.AddExceptionHandler<GatewayExceptionHandler>();
         return builder;
     }

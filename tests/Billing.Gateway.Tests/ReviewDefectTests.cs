@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Text;
+using System.Text.Json;
 using Billing.Client;
 using Billing.Hosting;
 using Billing.Testing;
@@ -91,7 +92,8 @@ public sealed class ReviewDefectTests(GatewayFixture fixture, ITestOutputHelper 
         {
             var user = await NewUserAsync(gatewayHttp);
             var refused = new List<ApiResponse>();
-            Task<ApiResponse> TopUp() => gatewayHttp.PostAsync($"/v1/users/{user}/credits", Tokens.Admin(), Json(new { amount = 1 }));
+            Task<ApiResponse> TopUp(string? accept = null) =>
+                gatewayHttp.PostAsync($"/v1/users/{user}/credits", Tokens.Admin(), Json(new { amount = 1 }), accept is null ? null : Accepting(accept));
             Task<ApiResponse>[] queued;
             await using (var connection = new NpgsqlConnection(database))
             {
@@ -106,7 +108,8 @@ public sealed class ReviewDefectTests(GatewayFixture fixture, ITestOutputHelper 
 
                 var stuck = TopUp();
                 await LockWaits.UntilBlockedByAsync(database, connection); // the stuck one is the write in flight
-                queued = Enumerable.Range(0, 4).Select(_ => TopUp()).ToArray();
+                // Half of them from a client that accepts no JSON: 3 of the 4 are refused, so both kinds are.
+                queued = Enumerable.Range(0, 4).Select(i => TopUp(i % 2 == 0 ? null : "text/html")).ToArray();
                 var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
                 while (queued.Count(t => t.IsCompleted) < 3 && DateTime.UtcNow < deadline) await Task.Delay(20);
                 refused.AddRange(queued.Where(t => t.IsCompleted).Select(t => t.Result));
@@ -304,6 +307,83 @@ public sealed class ReviewDefectTests(GatewayFixture fixture, ITestOutputHelper 
             await using var command = new NpgsqlCommand(sql, connection);
             await command.ExecuteNonQueryAsync();
         }
+    }
+
+    [Fact]
+    public async Task ReviewDefect_An_outage_answered_to_a_client_that_accepts_no_json_keeps_the_problem_and_the_id_to_retry_with()
+    {
+        // ASP.NET Core's problem writer declines an Accept with no JSON type: the 503 went out bare, without the id.
+        await using var down = await ClusterlessGateway.StartAsync(fixture.ConnectionString);
+        var (project, user, model) = (Guid.NewGuid(), Guid.NewGuid(), Guid.NewGuid());
+        foreach (var accept in NoJsonAccepts)
+        {
+            var charge = await down.Http.PostAsync("/v1/usage", Tokens.Service(), UsageBody(project, user, model, 10, 10), Accepting(accept));
+            AssertRetryableWithId(charge, "usageId");
+            Assert.NotNull(charge.Message.Headers.RetryAfter);
+            AssertSameProblemAsForJson(await down.Http.PostAsync("/v1/usage", Tokens.Service(), UsageBody(project, user, model, 10, 10)), charge);
+
+            var read = await down.Http.SendAsync(HttpMethod.Get, $"/v1/users/{user}/billing", Tokens.Service(), headers: Accepting(accept));
+            read.ShouldBe(HttpStatusCode.ServiceUnavailable);
+            Assert.NotNull(read.Message.Headers.RetryAfter);
+            AssertSameProblemAsForJson(await down.Http.GetAsync($"/v1/users/{user}/billing", Tokens.Service()), read);
+        }
+    }
+
+    [Fact]
+    public async Task ReviewDefect_Problems_answered_to_a_client_that_accepts_no_json_are_the_problems_a_json_client_gets()
+    {
+        var user = await NewUserAsync(http);
+        var unknown = Guid.NewGuid();
+        var cases = new List<(string Case, HttpStatusCode Expected, Func<IDictionary<string, string>?, Task<ApiResponse>> Send)>
+        {
+            ("no token", HttpStatusCode.Unauthorized, h => http.SendAsync(HttpMethod.Get, $"/v1/users/{user}/billing", null, headers: h)),
+            ("service token on an admin route", HttpStatusCode.Forbidden,
+                h => http.SendAsync(HttpMethod.Put, $"/v1/models/{unknown}/pricing", Tokens.Service(), "{\"inputPricePerMillion\":1,\"outputPricePerMillion\":1}", h)),
+            ("unreadable body", HttpStatusCode.BadRequest, h => http.PostAsync("/v1/usage", Tokens.Service(), "{\"inputTokens\":", h)),
+            ("refused by the endpoint", HttpStatusCode.BadRequest,
+                h => http.SendAsync(HttpMethod.Get, $"/v1/usage/summary?scope=nope&scopeId={user}", Tokens.Service(), headers: h)),
+            ("refused by billing", HttpStatusCode.NotFound, h => http.SendAsync(HttpMethod.Get, $"/v1/users/{unknown}/billing", Tokens.Service(), headers: h)),
+            ("unknown route", HttpStatusCode.NotFound, h => http.SendAsync(HttpMethod.Get, "/v1/nothing-here", Tokens.Service(), headers: h)),
+            ("wrong method", HttpStatusCode.MethodNotAllowed, h => http.SendAsync(HttpMethod.Delete, "/v1/usage", Tokens.Service(), headers: h)),
+        };
+
+        var failures = new List<string>(); // every path at once: which of them writes its problem its own way
+        foreach (var (name, expected, send) in cases)
+        {
+            var forJson = await send(null);
+            Assert.True(forJson.Status == expected, $"{name}: expected {(int)expected}, got {forJson}");
+            foreach (var accept in NoJsonAccepts)
+            {
+                var response = await send(Accepting(accept));
+                try
+                {
+                    AssertSameProblemAsForJson(forJson, response);
+                }
+                catch (Exception e) when (e is Xunit.Sdk.XunitException or JsonException)
+                {
+                    failures.Add($"{name}, Accept: {accept}: {response.ContentType ?? "no Content-Type"} {response.ToString().Trim()}; {e.Message}");
+                }
+            }
+        }
+
+        Assert.True(failures.Count == 0, string.Join(Environment.NewLine, failures));
+    }
+
+    private static readonly string[] NoJsonAccepts = ["text/html", "text/plain", "text/html, application/xhtml+xml, application/xml;q=0.9"];
+
+    private static Dictionary<string, string> Accepting(string accept) => new() { ["Accept"] = accept };
+
+    /// <summary>The same problem (status, members, code) and the same retry headers as the default Accept gets.</summary>
+    private static void AssertSameProblemAsForJson(ApiResponse forJson, ApiResponse response)
+    {
+        forJson.ShouldBe(forJson.Status);
+        response.ShouldBe(forJson.Status);
+        static string[] Members(ApiResponse r) => r.Json.EnumerateObject().Select(m => m.Name).Order(StringComparer.Ordinal).ToArray();
+        Assert.Equal(Members(forJson), Members(response));
+        Assert.Equal(forJson.Json.GetProperty("code").GetString(), response.Json.GetProperty("code").GetString());
+        static string[] Headers(ApiResponse r) => r.Message.Headers.Concat(r.Message.Content.Headers).Select(h => h.Key)
+            .Where(h => h is "Retry-After" or "Idempotency-Key" or "WWW-Authenticate" or "Allow").Order(StringComparer.Ordinal).ToArray();
+        Assert.Equal(Headers(forJson), Headers(response));
     }
 
     /// <summary>A 503 problem with the id in the body member and the Idempotency-Key header; returns the id.</summary>
