@@ -1,3 +1,4 @@
+using Billing.Hosting;
 using Billing.Silo.Hosting;
 using Microsoft.Extensions.Options;
 
@@ -13,10 +14,10 @@ try
 {
     return await RunSiloAsync(args);
 }
-catch (Exception exception) when (exception is StartupConfigurationException or OptionsValidationException)
+catch (Exception exception) when (StartupConfigurationException.Messages(exception) is { } messages)
 {
-    // A setting that cannot work: said in one line, exit code 1, no stack trace.
-    await Console.Error.WriteLineAsync($"Billing silo not started: {exception.Message}");
+    // A setting that cannot work: said in a line each, exit code 1, no stack trace.
+    foreach (var message in messages) await Console.Error.WriteLineAsync($"Billing silo not started: {message}");
     return 1;
 }
 

@@ -1,3 +1,4 @@
+using Billing.Hosting;
 using Orleans.Configuration;
 
 namespace Billing.Client.Hosting;

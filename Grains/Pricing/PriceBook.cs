@@ -63,6 +63,13 @@ public sealed partial class PriceBook(PricingStore store, ILogger<PriceBook> log
         lock (gate) models = Merge(models, [price]);
     }
 
+    /// <summary>Adds <paramref name="modelId"/>'s prices as stored now (a price committed before this call is among them).</summary>
+    public async Task ApplyStoredAsync(Guid modelId)
+    {
+        var rows = await store.LoadAsync(modelId);
+        lock (gate) models = Merge(models, rows);
+    }
+
     /// <summary>Loads the whole schedule; concurrent callers share one load.</summary>
     public Task ReloadAsync()
     {

@@ -9,7 +9,10 @@ namespace Billing.Pricing;
 [Alias("Billing.IPriceBookService")]
 public interface IPriceBookService : IGrainService
 {
-    /// <summary>Adds the price to this silo's book; returns once it prices with it.</summary>
+    /// <summary>
+    /// Adds the price to this silo's book, as stored: the model's prices are read from the database, the pushed copy
+    /// names only the model. Returns once the book prices with them.
+    /// </summary>
     [Alias("Apply")]
     Task Apply(ModelPrice price);
 }
@@ -47,9 +50,7 @@ internal sealed class PriceBookService(GrainId id, Silo silo, ILoggerFactory log
         await base.Stop();
     }
 
-    public Task Apply(ModelPrice price)
-    {
-        book.Apply(price);
-        return Task.CompletedTask;
-    }
+    // The pushed price itself is not trusted: a grain service takes calls from any grain of the cluster, and a price
+    // pushed by an agent grain would price every tenant's usage on this silo (the trust boundary of AddPrice).
+    public Task Apply(ModelPrice price) => book.ApplyStoredAsync(price.ModelId);
 }

@@ -1,3 +1,4 @@
+using Billing.Hosting;
 using System.Net.Http.Headers;
 using System.Security.Claims;
 using System.Security.Cryptography;

@@ -378,6 +378,8 @@ public sealed class ReviewDefectTests(GatewayFixture fixture, ITestOutputHelper 
     {
         forJson.ShouldBe(forJson.Status);
         response.ShouldBe(forJson.Status);
+        Assert.Equal("application/problem+json", forJson.ContentType);
+        Assert.Equal("application/problem+json", response.ContentType);
         static string[] Members(ApiResponse r) => r.Json.EnumerateObject().Select(m => m.Name).Order(StringComparer.Ordinal).ToArray();
         Assert.Equal(Members(forJson), Members(response));
         Assert.Equal(forJson.Json.GetProperty("code").GetString(), response.Json.GetProperty("code").GetString());

@@ -1,3 +1,4 @@
+using Billing.Hosting;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Text;

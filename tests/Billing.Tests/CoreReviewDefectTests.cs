@@ -125,6 +125,13 @@ public sealed class CoreReviewDefectTests(ClusterFixture fixture) : BillingTestB
         Assert.Equal(BillingStatus.Forbidden, (await agent.ResolveBillingError(error.Id)).Problem?.Status);
         Assert.False(Assert.Single((await Grains.GetGrain<IBillingErrorsGrain>(0).List(new BillingErrorQuery(BillingScopes.User, user, null, 10, null))).Value!.Items).Resolved);
 
+        // Past the pricing grain, straight to every silo's price book: the pushed copy is not taken, only what is stored.
+        await agent.PushPrice(new ModelPrice(Guid.NewGuid(), model, 0.000000000001m, 0m, "USD", DateTimeOffset.UtcNow.AddSeconds(-30), DateTimeOffset.UtcNow));
+        Assert.True((await Grains.GetGrain<IUserGrain>(user).Credit(new AccountCredit(10m, HistoryReasons.TopUp, Guid.NewGuid()))).IsOk);
+        var charged = await Usage.RecordPersonalUsage(new PersonalUsage(Guid.NewGuid(), user, model, 2, 0));
+        Assert.True(charged.IsOk, charged.Problem?.Detail);
+        Assert.Equal(2m, charged.Value!.Cost); // the operator's price (1 per input token), not 0.000000000000000002
+
         // The gateway (a cluster client) still does all of it.
         Assert.True((await Grains.GetGrain<IBillingErrorsGrain>(0).Resolve(error.Id)).IsOk);
         Assert.True(await Grains.GetGrain<IWebhooksGrain>(0).Delete(operatorHookId));

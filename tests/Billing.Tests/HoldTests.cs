@@ -41,6 +41,11 @@ public sealed class HoldTests(ClusterFixture fixture) : BillingTestBase(fixture)
         Assert.True(receipt.IsOk, receipt.Problem?.Detail);
         var voided = (await Place(null, user, model, 5, 0)).Value!;
         Assert.True((await Usage.VoidHold(voided.HoldId)).IsOk);
+        // Expired, then captured late: stored as expired with its capture, which can never change either.
+        var late = (await Place(null, user, model, 5, 0, ttl: 1)).Value!;
+        await Task.Delay(TimeSpan.FromSeconds(2));
+        var lateReceipt = await Usage.CaptureHold(new HoldCapture(late.HoldId, 2, 0));
+        Assert.True(lateReceipt.IsOk && lateReceipt.Value!.Late, lateReceipt.Problem?.Detail);
 
         // Agents keep placing and capturing holds on the same account: its holds change with every write.
         using var stop = new CancellationTokenSource();
@@ -62,6 +67,9 @@ public sealed class HoldTests(ClusterFixture fixture) : BillingTestBase(fixture)
                 var again = await Usage.CaptureHold(new HoldCapture(captured.HoldId, 3, 0));
                 Assert.True(again.IsOk, again.Problem?.Detail);
                 Assert.Equal(receipt.Value, again.Value);
+                var lateAgain = await Usage.CaptureHold(new HoldCapture(late.HoldId, 2, 0));
+                Assert.True(lateAgain.IsOk, lateAgain.Problem?.Detail);
+                Assert.Equal(lateReceipt.Value, lateAgain.Value);
                 var voidedAgain = await Usage.VoidHold(voided.HoldId);
                 Assert.True(voidedAgain.IsOk, voidedAgain.Problem?.Detail);
                 Assert.Equal(HoldStatus.Voided, voidedAgain.Value!.Status);

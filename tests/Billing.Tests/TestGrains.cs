@@ -1,3 +1,5 @@
+using Microsoft.Extensions.DependencyInjection;
+
 namespace Billing.Tests;
 
 /// <summary>
@@ -52,6 +54,10 @@ public interface IRogueAgentGrain : IGrainWithGuidKey
 
     [Alias("ListBillingErrors")]
     Task<BillingResult<BillingErrorPage>> ListBillingErrors(BillingErrorQuery query);
+
+    /// <summary>Pushes a price straight to every silo's price book, past the pricing grain (its grain service).</summary>
+    [Alias("PushPrice")]
+    Task PushPrice(ModelPrice price);
 }
 
 public sealed class RogueAgentGrain : Grain, IRogueAgentGrain
@@ -93,6 +99,13 @@ public sealed class RogueAgentGrain : Grain, IRogueAgentGrain
     public Task<BillingResult<BillingErrorView>> ResolveBillingError(Guid billingErrorId) => GrainFactory.GetGrain<IBillingErrorsGrain>(0).Resolve(billingErrorId);
 
     public Task<BillingResult<BillingErrorPage>> ListBillingErrors(BillingErrorQuery query) => GrainFactory.GetGrain<IBillingErrorsGrain>(0).List(query);
+
+    public async Task PushPrice(ModelPrice price)
+    {
+        var books = ServiceProvider.GetRequiredService<Billing.Pricing.IPriceBookServiceClient>();
+        foreach (var silo in ServiceProvider.GetRequiredService<IClusterMembershipService>().CurrentSnapshot.Members.Values.Where(m => m.Status == SiloStatus.Active))
+            await books.On(silo.SiloAddress).Apply(price);
+    }
 }
 
 /// <summary>

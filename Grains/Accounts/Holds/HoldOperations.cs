@@ -78,11 +78,11 @@ internal abstract class StoredHoldOperation<T>(Guid holdId, HoldView? stored, lo
         var hold = batch.FindHold(HoldId);
         if (hold is null)
         {
-            // A captured or voided hold never changes again: its stored copy stays true whatever other holds did since
-            // it was read. An expired one may still be captured late (by an operation decided before this one), so its
-            // copy is only trusted while no hold of the account changed: on a busy account, a retried capture would
-            // otherwise read again and again until it gave up (503).
-            if (stored is null || (batch.Start.HoldsVersion != StoredAt && stored.Status is not (HoldStatus.Captured or HoldStatus.Voided)))
+            // A captured or voided hold, or an expired one captured late, never changes again: its stored copy stays true
+            // whatever other holds did since it was read. An expired one not captured may still be captured late (by an
+            // operation decided before this one), so its copy is only trusted while no hold of the account changed: on a
+            // busy account, a retried capture would otherwise read again and again until it gave up (503).
+            if (stored is null || (batch.Start.HoldsVersion != StoredAt && !IsFinal(stored)))
             {
                 NeedsStored = true;
                 Result = BillingResult<T>.Fail(BillingStatus.HoldNotFound, $"Hold {HoldId} was not found.");
@@ -96,6 +96,8 @@ internal abstract class StoredHoldOperation<T>(Guid holdId, HoldView? stored, lo
     }
 
     protected abstract void Decide(LedgerBatch batch, HoldView hold);
+
+    private static bool IsFinal(HoldView hold) => hold.Status is HoldStatus.Captured or HoldStatus.Voided || hold.Capture is not null;
 
     public void Settle(BillingResult<T> stored)
     {
