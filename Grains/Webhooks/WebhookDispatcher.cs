@@ -118,22 +118,16 @@ public sealed partial class WebhookDispatcher(
 
     private async Task DeliverAsync(ClaimedDelivery delivery, WebhookOptions settings, CancellationToken stoppingToken)
     {
-        if (delivery.LostClaims >= MaxLostClaims)
+        // Given up without a send: a delivery whose sends keep bringing their silo down, or one to an endpoint created
+        // before its host was left out of AllowedHosts.
+        var unsent = delivery.LostClaims >= MaxLostClaims
+            ? $"claimed {delivery.LostClaims} times without an outcome: each silo that took it stopped before recording one; given up unsent"
+            : settings.AllowsHost(new Uri(delivery.Url)) ? null : $"host not in {WebhookOptions.Section}:AllowedHosts; given up unsent";
+        if (unsent is not null)
         {
-            await store.CompleteAsync(delivery, claimant, delivered: false, null,
-                $"claimed {delivery.LostClaims} times without an outcome: each silo that took it stopped before recording one; given up unsent",
-                retryAfter: null, gone: false, CancellationToken.None, sent: false);
+            await store.CompleteAsync(delivery, claimant, delivered: false, null, unsent, retryAfter: null, gone: false, CancellationToken.None, sent: false);
             EventMetrics.RecordFailed("gave_up");
-            LogGivenUpUnsent(logger, delivery.EventId, delivery.EndpointId, delivery.LostClaims);
-            return;
-        }
-
-        if (!settings.AllowsHost(new Uri(delivery.Url)))
-        {
-            // An endpoint created before its host was left out of AllowedHosts: nothing is sent to it.
-            await store.CompleteAsync(delivery, claimant, delivered: false, null,
-                $"host not in {WebhookOptions.Section}:AllowedHosts; given up unsent", retryAfter: null, gone: false, CancellationToken.None, sent: false);
-            EventMetrics.RecordFailed("gave_up");
+            LogGivenUpUnsent(logger, delivery.EventId, delivery.EndpointId, unsent);
             return;
         }
 
@@ -230,8 +224,8 @@ public sealed partial class WebhookDispatcher(
     [LoggerMessage(Level = LogLevel.Information, Message = "Webhook event {EventId} to endpoint {EndpointId}: attempt {Attempt} failed (status {Status}, {Error}); next in {RetryAfter}")]
     private static partial void LogAttemptFailed(ILogger logger, Guid eventId, Guid endpointId, int attempt, int? status, string? error, TimeSpan? retryAfter);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Webhook event {EventId} to endpoint {EndpointId}: claimed {LostClaims} times without an outcome (its silos stopped while sending it); given up unsent")]
-    private static partial void LogGivenUpUnsent(ILogger logger, Guid eventId, Guid endpointId, int lostClaims);
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Webhook event {EventId} to endpoint {EndpointId}: {Reason}")]
+    private static partial void LogGivenUpUnsent(ILogger logger, Guid eventId, Guid endpointId, string reason);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Webhook event {EventId} to endpoint {EndpointId}: outcome not recorded; it will be attempted again after its lease")]
     private static partial void LogOutcomeNotRecorded(ILogger logger, Exception exception, Guid eventId, Guid endpointId);

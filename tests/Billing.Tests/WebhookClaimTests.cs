@@ -67,9 +67,7 @@ public sealed class WebhookClaimTests
         var path = $"/ok/{Guid.NewGuid():N}";
         var delivery = await DueDeliveryAsync(dataSource, new WebhookStore(dataSource), receiver.Url(path));
         // Claimed three times, each silo dead before an outcome (kill -9 while sending), the last lease run out.
-        await ExecuteAsync(dataSource,
-            "UPDATE webhook_delivery SET claims = $2, claimed_by = 'dead-silo', claimed_until = now() - interval '1 second' WHERE event_id = $1",
-            delivery, WebhookDispatcher.MaxLostClaims);
+        await LoseClaimsAsync(dataSource, delivery, WebhookDispatcher.MaxLostClaims);
 
         using var silo = Dispatcher(database);
         await silo.StartAsync();
@@ -89,9 +87,7 @@ public sealed class WebhookClaimTests
         await using var dataSource = NpgsqlDataSource.Create(database);
         var path = $"/flaky/1/{Guid.NewGuid():N}";
         var delivery = await DueDeliveryAsync(dataSource, new WebhookStore(dataSource), receiver.Url(path));
-        await ExecuteAsync(dataSource,
-            "UPDATE webhook_delivery SET claims = $2, claimed_by = 'dead-silo', claimed_until = now() - interval '1 second' WHERE event_id = $1",
-            delivery, WebhookDispatcher.MaxLostClaims - 1);
+        await LoseClaimsAsync(dataSource, delivery, WebhookDispatcher.MaxLostClaims - 1);
 
         using var silo = Dispatcher(database);
         await silo.StartAsync();
@@ -155,6 +151,11 @@ public sealed class WebhookClaimTests
             endpoint.Id, eventId);
         return eventId;
     }
+
+    /// <summary>The delivery as <paramref name="claims"/> claims left it, each silo dead before an outcome, the last lease run out.</summary>
+    private static Task LoseClaimsAsync(NpgsqlDataSource dataSource, Guid eventId, int claims) => ExecuteAsync(dataSource,
+        "UPDATE webhook_delivery SET claims = $2, claimed_by = 'dead-silo', claimed_until = now() - interval '1 second' WHERE event_id = $1",
+        eventId, claims);
 
     /// <summary>A silo's webhook dispatcher alone, on <paramref name="database"/>, polling fast.</summary>
     private static ServiceProvider Dispatcher(string database, Action<WebhookOptions>? configure = null)
